@@ -1,0 +1,1 @@
+"""Code shared by the operator and the gateway: the Secret contract, token health, logging."""

@@ -1,0 +1,88 @@
+"""JSON logging for both processes, with a last-line defence against leaking secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable
+
+from pythonjsonlogger.json import JsonFormatter
+
+REDACTED = "[REDACTED]"
+
+# Shapes of credentials we never want in a log line even if a caller slips: Claude OAuth tokens,
+# Google access/refresh tokens, bearer headers, JWTs.
+_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"ya29\.[A-Za-z0-9_\-\.]{8,}"),
+    re.compile(r"1//[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9_\-\.=]{8,}"),
+    re.compile(r"eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}"),
+]
+
+
+class SecretRegistry:
+    """Exact secret values known at run time (tokens read from Key Vault or the environment)."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *values: str | None) -> None:
+        with self._lock:
+            self._values.update(v for v in values if v and len(v) >= 8)
+
+    def values(self) -> Iterable[str]:
+        with self._lock:
+            return tuple(self._values)
+
+
+secrets = SecretRegistry()
+
+
+def redact(text: str) -> str:
+    for value in secrets.values():
+        if value in text:
+            text = text.replace(value, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the rendered message (and exception text) of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(exc_text)
+            record.exc_info = None
+        return True
+
+
+def configure(level: str = "INFO", *, json_output: bool = True) -> None:
+    """Install one handler on the root logger; idempotent so tests may call it repeatedly."""
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for handler in list(root.handlers):
+        if getattr(handler, "_llmhub", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._llmhub = True  # type: ignore[attr-defined]
+    if json_output:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
+# redis-server and shellcheck (apt, needs root), and the pinned Gemini CLI (npm, project-local).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION="0.13.9"
+GEMINI_CLI_VERSION="0.61.0"
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet "uv==${UV_VERSION}"
+fi
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+uv sync --frozen --quiet
+
+# The real Gemini CLI, for the test that proves it fails cleanly without a route to Google.
+if [ ! -x .cache/gemini-cli/node_modules/.bin/gemini ]; then
+  npm install --silent --no-audit --no-fund --prefix .cache/gemini-cli \
+    "@google/gemini-cli@${GEMINI_CLI_VERSION}" >/dev/null 2>&1
+fi
