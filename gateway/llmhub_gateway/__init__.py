@@ -1,0 +1,1 @@
+"""The llm-mcp-hub gateway: REST, OpenAI-compatible and MCP front for Claude and Gemini."""

@@ -1,0 +1,1 @@
+"""Provider adapters: one small interface (base.py), one module per LLM backend."""

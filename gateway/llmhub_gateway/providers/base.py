@@ -1,0 +1,97 @@
+"""The whole adapter contract between the HTTP layer and an LLM backend.
+
+The HTTP layer knows only this module. An adapter turns one ``ChatRequest`` into a stream of
+text deltas; it owns its child processes and must kill them (the whole process group) when the
+stream is closed early (client disconnect, timeout), so nothing outlives the request.
+
+Errors form a small tree the API maps to status codes::
+
+    ProviderError                 502  provider failed (generic)
+    ├── ProviderNotConfigured     502  no credential / CLI missing
+    ├── ProviderAuthError         502  the provider rejected the credential
+    ├── ProviderCrashed           502  the CLI exited badly or spoke garbage
+    ├── ProviderTimeout           504  no answer within the provider's timeout
+    └── ProviderBusy              429  the per-pod concurrency cap is reached (has retry_after)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message of the session, replayed so any replica can continue it."""
+
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    prompt: str
+    model: str
+    session_id: str
+    history: Sequence[Turn] = field(default_factory=tuple)
+    system: str | None = None
+
+
+class ProviderError(Exception):
+    """Base of every provider failure; its message is safe to show to clients."""
+
+    status_code = 502
+    error_type = "provider_error"
+
+
+class ProviderNotConfigured(ProviderError):
+    error_type = "provider_not_configured"
+
+
+class ProviderAuthError(ProviderError):
+    error_type = "provider_auth_error"
+
+
+class ProviderCrashed(ProviderError):
+    error_type = "provider_crashed"
+
+
+class ProviderTimeout(ProviderError):
+    status_code = 504
+    error_type = "provider_timeout"
+
+
+class ProviderBusy(ProviderError):
+    status_code = 429
+    error_type = "provider_busy"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An LLM backend. Implementations: claude.py, gemini.py; tests may add their own."""
+
+    name: str  # "claude" | "gemini": the provider id clients use
+    default_model: str
+
+    def configured(self) -> bool:
+        """True when a credential is present, so the provider may be offered to clients."""
+        ...
+
+    def models(self) -> Sequence[str]:
+        """Model ids this provider serves (the default first)."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Yield text deltas of the answer; raise ProviderError subclasses on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release anything long-lived (pools, temp dirs). Called once at shutdown."""
+        ...
