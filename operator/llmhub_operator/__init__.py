@@ -1,0 +1,1 @@
+"""The llm-mcp-hub operator: Key Vault → Secret per LLMProvider → gateway rollout → status."""

@@ -1,0 +1,42 @@
+"""Prometheus metrics of the operator. Labels carry names, never values."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TOKEN_DAYS_REMAINING = Gauge(
+    "llmhub_operator_token_days_remaining",
+    "Whole days until the provider's credential expires (0 when expired).",
+    ["namespace", "name", "provider"],
+)
+TOKEN_EXPIRY_TIMESTAMP = Gauge(
+    "llmhub_operator_token_expiry_timestamp_seconds",
+    "Unix time at which the provider's credential expires.",
+    ["namespace", "name", "provider"],
+)
+SYNCS = Counter(
+    "llmhub_operator_syncs_total",
+    "Reconciliations of an LLMProvider against Key Vault, by result (ok|error).",
+    ["result"],
+)
+SYNC_ERRORS = Counter(
+    "llmhub_operator_sync_errors_total",
+    "Failed reconciliations by reason (auth, not_found, throttled, unavailable, invalid, ...).",
+    ["reason"],
+)
+KEYVAULT_REQUEST_SECONDS = Histogram(
+    "llmhub_operator_keyvault_request_duration_seconds",
+    "Duration of Key Vault secret reads, by outcome (ok or the error reason).",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+ROLLOUTS = Counter(
+    "llmhub_operator_rollouts_total",
+    "Gateway Deployment rollouts triggered by a credential change.",
+    ["namespace", "deployment"],
+)
+SECRET_WRITES = Counter(
+    "llmhub_operator_secret_writes_total",
+    "Creates or updates of a target Secret, by action (create|update|annotate).",
+    ["action"],
+)
