@@ -13,3 +13,12 @@ def event(data: Any, name: str | None = None) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     prefix = f"event: {name}\n" if name else ""
     return f"{prefix}data: {payload}\n\n"
+
+
+# OpenAPI description of one event, as clients (and schemathesis) parse it: JSON text in `data`.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
+SSE_RESPONSE = {"content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}}

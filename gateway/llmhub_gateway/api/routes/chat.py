@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep
-from llmhub_gateway.api.sse import SSE_HEADERS, event
+from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
 from llmhub_gateway.chat import ChatService, PreparedChat
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -47,7 +47,7 @@ SSE_DOC = (
     "/chat",
     response_model=ChatPublic,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: SSE_RESPONSE,
         **errors.responses(400, 404, 422, 429, 502, 503, 504),
     },
     description=SSE_DOC,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep
-from llmhub_gateway.api.sse import SSE_HEADERS, event
+from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
 from llmhub_gateway.chat import ChatService, PreparedChat
 from llmhub_gateway.providers.base import Turn
 
@@ -98,7 +98,7 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     "/chat/completions",
     response_model=Completion,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: SSE_RESPONSE,
         **errors.responses(400, 404, 422, 429, 502, 504),
     },
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
