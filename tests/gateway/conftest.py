@@ -131,20 +131,31 @@ def gateway() -> Iterator[ThreadedGateway]:
 
 
 class GatewayProcess:
-    """``python -m tests.gateway.serve``: a separate gateway process (a replica)."""
+    """A separate gateway process (a replica): ``python -m <module> --port N``; its stderr
+    (the JSON log) goes to ``log_path`` when given."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], module: str = "tests.gateway.serve", log_path: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
+        self.module = module
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.gateway.serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-        )
+        log = self.log_path.open("ab") if self.log_path else None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stderr=log,
+            )
+        finally:
+            if log is not None:
+                log.close()
         wait_until(lambda: _answers(f"{self.url}/health/live"), what="gateway process")
         return self
 
