@@ -21,12 +21,12 @@ from ptyprocess import PtyProcess, PtyProcessError
 
 from llmhub_gateway.providers.procs import kill_tree
 
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other two-byte ESC sequences, then the
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other ESC sequences (ESC =, ESC ( B), then the
 # remaining C0 controls except tab (newlines are handled by the line splitter).
 _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
-    r"|\x1b[@-Z\\-_]"
+    r"|\x1b[ -/]*[0-~]"
     r"|[\x00-\x08\x0b-\x1f\x7f]"
 )
 _READ_SIZE = 65536
