@@ -2,7 +2,8 @@
 
 Answers echo the provider, model, replayed history size, system text and prompt, so tests can
 prove what the gateway sent. Magic prompts select failures: ``!busy``, ``!timeout``, ``!crash``,
-``!auth``, and ``!slow`` (a long, slow stream, to test disconnects).
+``!auth``, ``!bug`` (a non-provider exception quoting a secret), and ``!slow`` (a long,
+slow stream, to test disconnects).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from llmhub_gateway.providers.base import (
     ProviderCrashed,
     ProviderTimeout,
 )
+
+LEAKY_SECRET = "sk-ant-oat01-ThisMustNeverReachAClient0123456789"
 
 
 class EchoProvider:
@@ -45,6 +48,8 @@ class EchoProvider:
                 raise ProviderTimeout("no answer within 300 s")
             if "!crash" in prompt:
                 raise ProviderCrashed("the CLI exited with status 1")
+            if "!bug" in prompt:
+                raise RuntimeError(f"unexpected failure near {LEAKY_SECRET}")
             if "!auth" in prompt:
                 raise ProviderAuthError("the provider rejected the credential")
             if "!slow" in prompt:

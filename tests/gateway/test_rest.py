@@ -7,7 +7,7 @@ import json
 import httpx
 
 from tests.gateway.conftest import ThreadedGateway
-from tests.gateway.fake_provider import expected_text
+from tests.gateway.fake_provider import LEAKY_SECRET, expected_text
 
 CLAUDE = "claude-sonnet-4-5-20250929"
 
@@ -163,3 +163,15 @@ def sse_events(gw: ThreadedGateway, body: dict[str, object]) -> list[tuple[str, 
                 events.append((name, json.loads(line.removeprefix("data: "))))
                 name = "message"
     return events
+
+
+def test_unexpected_errors_are_500_without_details(gateway: ThreadedGateway) -> None:
+    response = chat(gateway, provider="claude", prompt="!bug")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"type": "internal_error", "message": "internal error"}}
+    events = sse_events(gateway, {"provider": "claude", "prompt": "!bug", "stream": True})
+    assert events[-1] == (
+        "error",
+        {"error": {"type": "internal_error", "message": "internal error"}},
+    )
+    assert LEAKY_SECRET not in response.text

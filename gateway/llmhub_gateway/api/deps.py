@@ -1,4 +1,8 @@
-"""Request dependencies as Annotated aliases; routes never write ``Depends`` themselves."""
+"""Request dependencies as Annotated aliases; routes never write ``Depends`` themselves.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop
+per request for a mere attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -22,31 +26,31 @@ class Principal:
     name: str
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     return Principal("anonymous")
 
 
-def get_chat(request: Request) -> ChatService:
+async def get_chat(request: Request) -> ChatService:
     chat: ChatService = request.app.state.chat
     return chat
 
 
-def get_store(request: Request) -> SessionStore:
+async def get_store(request: Request) -> SessionStore:
     store: SessionStore = request.app.state.chat.store
     return store
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.chat.registry
     return registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
