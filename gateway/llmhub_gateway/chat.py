@@ -17,6 +17,7 @@ from llmhub_gateway.providers.base import (
     ChatRequest,
     Provider,
     ProviderError,
+    ProviderNotConfigured,
     ProviderTimeout,
     Turn,
 )
@@ -65,6 +66,8 @@ class ChatService:
     ) -> PreparedChat:
         """Find or create the session and build the provider request with its history."""
         adapter = self.registry.get(provider)
+        if not adapter.configured():  # before a session is created for nothing
+            raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
         history: Sequence[Turn] = ()
         if session_id is None:
             session_id = str(uuid.uuid4())

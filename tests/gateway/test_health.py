@@ -81,3 +81,20 @@ def test_metrics_count_requests_by_route_and_time_providers(gateway: ThreadedGat
         'llmhub_gateway_provider_latency_seconds_count{outcome="timeout",provider="claude"}' in text
     )
     assert 'llmhub_gateway_provider_in_flight{provider="claude"} 0.0' in text
+
+
+def test_unconfigured_provider_is_refused_without_a_session() -> None:
+    with ThreadedGateway(Settings(), echo_providers(gemini_configured=False)) as gw:
+        response = httpx.post(f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "x"})
+        models = httpx.get(f"{gw.url}/v1/models").json()
+        completion = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "x"}]},
+        )
+        stored = dict(gw.app.state.chat.store._sessions)
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "provider_not_configured"
+    assert gw.providers["gemini"].requests == []
+    assert stored == {}
+    assert {m["owned_by"] for m in models["data"]} == {"claude"}
+    assert completion.status_code == 404

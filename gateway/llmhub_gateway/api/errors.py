@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmhub_common.logging import redact
+from llmhub_gateway.api.disconnect import ClientGone
 from llmhub_gateway.chat import SessionConflict, SessionNotFound
 from llmhub_gateway.providers.base import ProviderBusy, ProviderError
 from llmhub_gateway.registry import UnknownProvider
@@ -61,6 +62,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         return 404, "model_not_found", str(exc), {}
     if isinstance(exc, SessionConflict):
         return 400, "session_provider_mismatch", str(exc), {}
+    if isinstance(exc, ClientGone):  # nginx's 499; only the metrics ever see it
+        return 499, "client_closed_request", str(exc), {}
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return 500, "internal_error", "internal error", {}
 
@@ -103,6 +106,7 @@ def install(app: FastAPI) -> None:
         SessionNotFound,
         SessionConflict,
         UnknownProvider,
+        ClientGone,
         Exception,
     ):
         app.add_exception_handler(exc_type, _known)

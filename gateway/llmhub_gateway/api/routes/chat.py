@@ -8,12 +8,13 @@ from contextlib import aclosing
 from dataclasses import asdict
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep
+from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
 from llmhub_gateway.chat import ChatService, PreparedChat
 
@@ -53,7 +54,7 @@ SSE_DOC = (
     description=SSE_DOC,
 )
 async def chat(
-    body: ChatCreate, chat: ChatDep, principal: PrincipalDep
+    body: ChatCreate, request: Request, chat: ChatDep, principal: PrincipalDep
 ) -> ChatPublic | StreamingResponse:
     prepared = await chat.prepare(
         provider=body.provider,
@@ -66,7 +67,7 @@ async def chat(
         return StreamingResponse(
             _sse(chat, prepared), media_type="text/event-stream", headers=SSE_HEADERS
         )
-    result = await chat.complete(prepared)
+    result = await unless_disconnected(request, chat.complete(prepared))
     return ChatPublic(**asdict(result))
 
 

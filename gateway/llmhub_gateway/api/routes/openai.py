@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep
+from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
 from llmhub_gateway.chat import ChatService, PreparedChat
 from llmhub_gateway.providers.base import Turn
@@ -104,7 +105,11 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
 )
 async def chat_completions(
-    body: CompletionCreate, chat: ChatDep, registry: RegistryDep, principal: PrincipalDep
+    body: CompletionCreate,
+    request: Request,
+    chat: ChatDep,
+    registry: RegistryDep,
+    principal: PrincipalDep,
 ) -> Completion | StreamingResponse:
     provider = registry.for_model(body.model)
     system, history, prompt = _split(body.messages)
@@ -118,7 +123,7 @@ async def chat_completions(
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    result = await chat.complete(prepared)
+    result = await unless_disconnected(request, chat.complete(prepared))
     return Completion(
         id=completion_id,
         created=int(time.time()),
