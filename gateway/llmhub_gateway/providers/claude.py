@@ -69,6 +69,7 @@ DENIED_TOOLS = [
     "Skill",
 ]
 _WORKER_GRACE_S = 10.0
+_GRACEFUL_EXIT_S = 2.0  # a CLI that answered gets this long to exit by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +106,34 @@ class ClaudeProvider:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
 
     async def aclose(self) -> None:
-        shutil.rmtree(self._scratch_root, ignore_errors=True)
+        """Per-request dirs are removed as requests end; drop the root if nothing is left."""
+        with contextlib.suppress(OSError):
+            self._scratch_root.rmdir()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         if self._token is None:
             raise ProviderNotConfigured("claude: no OAuth token configured")
         scratch = self._scratch_root / uuid.uuid4().hex
         scratch.mkdir(parents=True, mode=0o700)
+        stderr_tail = Tail()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        client = ClaudeSDKClient(self._options(request, scratch))
-        worker = asyncio.create_task(_drive(client, render_prompt(request), queue))
+        client = ClaudeSDKClient(self._options(request, scratch, stderr_tail))
+        worker = asyncio.create_task(_drive(client, render_prompt(request), queue, stderr_tail))
+        answered = False
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, _Done):
+                    answered = True
                     return
                 if isinstance(item, ProviderError):
                     raise item
                 yield item
         finally:
-            await _stop(client, worker)
+            await _stop(client, worker, graceful=answered)
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _options(self, request: ChatRequest, scratch: Path) -> ClaudeAgentOptions:
-        stderr_tail = Tail()
+    def _options(self, request: ChatRequest, scratch: Path, stderr: Tail) -> ClaudeAgentOptions:
         assert self._token is not None
         return ClaudeAgentOptions(
             model=request.model or self.default_model,
@@ -143,11 +148,13 @@ class ClaudeProvider:
             setting_sources=[],
             strict_mcp_config=True,
             include_partial_messages=True,
-            stderr=stderr_tail.add,
+            stderr=stderr.add,
         )
 
 
-async def _drive(client: ClaudeSDKClient, prompt: str, queue: asyncio.Queue[_Item]) -> None:
+async def _drive(
+    client: ClaudeSDKClient, prompt: str, queue: asyncio.Queue[_Item], stderr: Tail
+) -> None:
     """Run one exchange and put text deltas, then _Done or a ProviderError, on the queue."""
     try:
         await client.connect()
@@ -156,7 +163,7 @@ async def _drive(client: ClaudeSDKClient, prompt: str, queue: asyncio.Queue[_Ite
     except ProviderError as exc:
         queue.put_nowait(exc)
     except Exception as exc:  # everything the SDK raises ends as one of ours
-        queue.put_nowait(_map_sdk_error(exc))
+        queue.put_nowait(_map_sdk_error(exc, stderr.text()))
     finally:
         with contextlib.suppress(Exception):
             await client.disconnect()
@@ -202,14 +209,14 @@ def _result_failure(detail: str) -> ProviderError:
     return ProviderError(f"claude: {safe_detail(detail)}")
 
 
-def _map_sdk_error(exc: Exception) -> ProviderError:
+def _map_sdk_error(exc: Exception, stderr: str) -> ProviderError:
     """Sort SDK failures into the base.py tree; messages stay free of secrets and stderr."""
     if isinstance(exc, CLINotFoundError):
         return ProviderNotConfigured("claude: the Claude Code CLI was not found")
     if isinstance(exc, ProcessError):
-        if is_auth_failure(f"{exc.stderr or ''} {exc}"):
+        if is_auth_failure(f"{exc.stderr or ''} {exc} {stderr}"):
             return ProviderAuthError("claude: the CLI rejected the OAuth token")
-        log.warning("claude CLI failed: %s", safe_detail(str(exc)))
+        log.warning("claude CLI failed: %s | %s", safe_detail(str(exc)), safe_detail(stderr))
         return ProviderCrashed(f"claude: the CLI exited with status {exc.exit_code}")
     if isinstance(exc, CLIJSONDecodeError):
         return ProviderCrashed("claude: the CLI wrote output that is not valid JSON")
@@ -220,18 +227,23 @@ def _map_sdk_error(exc: Exception) -> ProviderError:
     return ProviderError("claude: unexpected failure")
 
 
-async def _stop(client: ClaudeSDKClient, worker: asyncio.Task[None]) -> None:
-    """Kill the CLI's process tree unless it finished, then let the worker unwind."""
-    if not worker.done():
+async def _stop(client: ClaudeSDKClient, worker: asyncio.Task[None], *, graceful: bool) -> None:
+    """Let a finished CLI exit on its own briefly; otherwise kill its tree, then the worker."""
+    loop = asyncio.get_running_loop()
+    if graceful:
+        await asyncio.wait([worker], timeout=_GRACEFUL_EXIT_S)
+    killed: set[int] = set()
+    deadline = loop.time() + _WORKER_GRACE_S
+    # Looping covers a close that comes before the SDK has even spawned the CLI.
+    while not worker.done() and loop.time() < deadline:
         pid = _cli_pid(client)
-        if pid is not None:
+        if pid is not None and pid not in killed:
+            killed.add(pid)
             await kill_tree(pid)
-    try:
-        await asyncio.wait_for(asyncio.shield(worker), _WORKER_GRACE_S)
-    except (TimeoutError, asyncio.CancelledError):
+        await asyncio.wait([worker], timeout=0.1)
+    if not worker.done():
         worker.cancel()
-        with contextlib.suppress(BaseException):
-            await worker
+        await asyncio.wait([worker], timeout=_WORKER_GRACE_S)
 
 
 def _cli_pid(client: ClaudeSDKClient) -> int | None:

@@ -38,6 +38,8 @@ SETTINGS: dict[str, Any] = {
     "security": {"auth": {"selectedType": "oauth-personal"}},
     "privacy": {"usageStatisticsEnabled": False},
 }
+# Hash of the mounted file last copied; kept in the home so a restart keeps refreshed tokens.
+SOURCE_HASH_FILE = ".llmhub-source-sha256"
 EXIT_AUTH = 41  # the CLI's FATAL_AUTHENTICATION_ERROR
 # Linux caps one argv string at 128 KiB; above this the prompt goes through a stdin pipe,
 # which the CLI reads when stdin is not a terminal (up to 8 MiB).
@@ -59,7 +61,6 @@ class GeminiProvider:
         self._auth_path = auth_path
         self._cli_path = resolve_executable(cli_path)
         self._cli_home = cli_home
-        self._copied_hash: str | None = None
 
     def configured(self) -> bool:
         return self._auth_path.is_file()
@@ -84,15 +85,13 @@ class GeminiProvider:
         else:
             argv += ["-p", prompt]
         try:
-            run = await PtyRun.start(argv, env=self._env(), cwd=workdir, stdin_data=stdin_data)
-        except (FileNotFoundError, PermissionError) as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
-        try:
-            async for text in _answer(run):
-                yield text
+            run = await _start(argv, self._env(), workdir, stdin_data)
+            try:
+                async for text in _answer(run):
+                    yield text
+            finally:
+                await run.terminate()
         finally:
-            await run.terminate()
             shutil.rmtree(workdir, ignore_errors=True)
 
     def prepare_home(self) -> None:
@@ -104,10 +103,12 @@ class GeminiProvider:
         gemini_dir = self._cli_home / ".gemini"
         gemini_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = gemini_dir / "oauth_creds.json"
+        marker = gemini_dir / SOURCE_HASH_FILE
         digest = hashlib.sha256(creds).hexdigest()
-        if digest != self._copied_hash or not target.exists():
+        copied = marker.read_text().strip() if marker.exists() else None
+        if digest != copied or not target.exists():
             _write_private(target, creds)
-            self._copied_hash = digest
+            _write_private(marker, digest.encode())
         settings = (json.dumps(SETTINGS, indent=2) + "\n").encode()
         settings_path = gemini_dir / "settings.json"
         if not settings_path.exists() or settings_path.read_bytes() != settings:
@@ -154,6 +155,18 @@ async def _answer(run: PtyRun) -> AsyncIterator[str]:
         log.warning("gemini CLI exited with %s: %s", status, safe_detail(noise.text()))
         raise ProviderCrashed(f"gemini: the CLI exited with status {status}")
     raise ProviderCrashed("gemini: the CLI ended without an answer")
+
+
+async def _start(
+    argv: list[str], env: dict[str, str], workdir: Path, stdin_data: bytes | None
+) -> PtyRun:
+    try:
+        return await PtyRun.start(argv, env=env, cwd=workdir, stdin_data=stdin_data)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
+    except OSError as exc:
+        log.warning("gemini CLI did not start: %s", safe_detail(str(exc)))
+        raise ProviderError("gemini: the CLI could not be started") from exc
 
 
 def _parse(line: str) -> dict[str, Any] | None:

@@ -84,6 +84,14 @@ async def test_creds_are_copied_private_with_settings_and_refreshes_survive(
     copy.write_text(json.dumps(refreshed))  # what the CLI does after a token refresh
     await collect(gemini, chat("hi"))
     assert json.loads(copy.read_text()) == refreshed
+    restarted = GeminiProvider(  # a restarted gateway on the same home keeps it too
+        auth_path=gemini_creds,
+        default_model="gemini-2.5-pro",
+        cli_path=str(FAKE_GEMINI),
+        cli_home=tmp_path / "gemini-home",
+    )
+    await collect(restarted, chat("hi"))
+    assert json.loads(copy.read_text()) == refreshed
 
     rotated = {**FAKE_GEMINI_CREDS, "refresh_token": "1//rotated-by-the-operator"}
     gemini_creds.parent.chmod(0o755)
