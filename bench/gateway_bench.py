@@ -174,12 +174,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run(quick: bool) -> int:
-    total, max_seconds = (400, 5.0) if quick else (5000, 20.0)
+    total, max_seconds = (250, 3.0) if quick else (5000, 20.0)
     servers = {kind: _start(kind) for kind in ("bare", "gateway")}
     try:
         rss = {kind: _rss_mb(proc.pid) for kind, (proc, _) in servers.items()}
         for _, url in servers.values():  # warm-up: imports, first-call paths
-            _run_load(url, 10, 100, 5.0)
+            _run_load(url, 10, 50 if quick else 500, 5.0)
         print(f"idle RSS: gateway {rss['gateway']:.1f} MiB, bare {rss['bare']:.1f} MiB "
               f"(x{rss['gateway'] / rss['bare']:.1f})")  # fmt: skip
         ok = True

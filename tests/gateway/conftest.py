@@ -145,6 +145,11 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
         log = self.log_path.open("ab") if self.log_path else None
         try:
             self.proc = subprocess.Popen(
@@ -156,8 +161,9 @@ class GatewayProcess:
         finally:
             if log is not None:
                 log.close()
+
+    def wait_ready(self) -> None:
         wait_until(lambda: _answers(f"{self.url}/health/live"), what="gateway process")
-        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -174,9 +180,28 @@ def gateway_process() -> Iterator[Callable[[dict[str, str]], GatewayProcess]]:
     started: list[GatewayProcess] = []
 
     def start(env: dict[str, str]) -> GatewayProcess:
-        proc = GatewayProcess(env).start()
+        proc = GatewayProcess(env)
         started.append(proc)
-        return proc
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def replicas() -> Iterator[Callable[[dict[str, str], int], list[GatewayProcess]]]:
+    """Several gateway processes on one configuration, started in parallel."""
+    started: list[GatewayProcess] = []
+
+    def start(env: dict[str, str], count: int) -> list[GatewayProcess]:
+        procs = [GatewayProcess(env) for _ in range(count)]
+        started.extend(procs)
+        for proc in procs:
+            proc.launch()
+        for proc in procs:
+            proc.wait_ready()
+        return procs
 
     yield start
     for proc in started:

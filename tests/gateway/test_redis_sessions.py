@@ -16,10 +16,10 @@ def _chat(gw: GatewayProcess, **body: object) -> httpx.Response:
 
 
 def test_two_replicas_continue_one_session(
-    redis_server: RedisServer, gateway_process: Start
+    redis_server: RedisServer, replicas: Callable[[dict[str, str], int], list[GatewayProcess]]
 ) -> None:
     env = {"REDIS_URL": redis_server.url, "SESSION_TTL_SECONDS": "600"}
-    a, b = gateway_process(env), gateway_process(env)
+    a, b = replicas(env, 2)
     first = _chat(a, provider="claude", prompt="hello from a").json()
     second = _chat(b, provider="claude", prompt="hello from b", session_id=first["session_id"])
     assert second.status_code == 200
