@@ -165,6 +165,8 @@ async def _drive(
     except Exception as exc:  # everything the SDK raises ends as one of ours
         queue.put_nowait(_map_sdk_error(exc, stderr.text()))
     finally:
+        # Never leave the reader waiting; after a _Done or an error this is never read.
+        queue.put_nowait(ProviderCrashed("claude: the adapter stopped unexpectedly"))
         with contextlib.suppress(Exception):
             await client.disconnect()
 
