@@ -41,6 +41,16 @@ class ChatResult:
     text: str
     duration_ms: int
 
+    def as_dict(self) -> dict[str, str | int]:
+        """Cheaper than dataclasses.asdict (no deep copy) on the hot path."""
+        return {
+            "session_id": self.session_id,
+            "provider": self.provider,
+            "model": self.model,
+            "text": self.text,
+            "duration_ms": self.duration_ms,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedChat:

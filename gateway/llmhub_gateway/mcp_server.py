@@ -6,7 +6,6 @@ state lives in our own session store (``session_id``), exactly as for REST clien
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -31,7 +30,7 @@ def build_mcp(chat: ChatService) -> MCPServer:
             prepared = await chat.prepare(
                 provider=provider, prompt=prompt, session_id=session_id, model=model
             )
-            return asdict(await chat.complete(prepared))
+            return (await chat.complete(prepared)).as_dict()
         except Exception as exc:
             _, error_type, message, _ = describe(exc)
             raise ToolError(f"{error_type}: {message}") from None

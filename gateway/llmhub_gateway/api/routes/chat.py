@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -68,7 +67,13 @@ async def chat(
             _sse(chat, prepared), media_type="text/event-stream", headers=SSE_HEADERS
         )
     result = await unless_disconnected(request, chat.complete(prepared))
-    return ChatPublic(**asdict(result))
+    return ChatPublic(
+        session_id=result.session_id,
+        provider=result.provider,
+        model=result.model,
+        text=result.text,
+        duration_ms=result.duration_ms,
+    )
 
 
 async def _sse(chat: ChatService, prepared: PreparedChat) -> AsyncIterator[str]:
@@ -92,4 +97,4 @@ async def _sse(chat: ChatService, prepared: PreparedChat) -> AsyncIterator[str]:
         _, error_type, message, _ = errors.describe(exc)
         yield event(errors.error_payload(error_type, message), "error")
         return
-    yield event(asdict(chat.result(prepared, "".join(parts), started)), "done")
+    yield event(chat.result(prepared, "".join(parts), started).as_dict(), "done")
