@@ -81,6 +81,10 @@ _HTTP_TYPES = {
 
 async def _known(request: Request, exc: Exception) -> JSONResponse:
     status, error_type, message, headers = describe(exc)
+    if status > 500:  # a 500 was already logged with its traceback by describe()
+        log.warning(
+            "%s %s -> %d %s: %s", request.method, request.url.path, status, error_type, message
+        )
     return error_response(status, error_type, message, headers)
 
 
