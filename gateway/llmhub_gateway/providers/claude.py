@@ -44,7 +44,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
 )
 from llmhub_gateway.providers.diagnostics import Tail, is_auth_failure, safe_detail
-from llmhub_gateway.providers.procs import kill_tree, resolve_executable
+from llmhub_gateway.providers.procs import finish, kill_tree, resolve_executable
 from llmhub_gateway.providers.transcript import render_prompt
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ class ClaudeProvider:
                     raise item
                 yield item
         finally:
-            await _stop(client, worker, graceful=answered)
-            shutil.rmtree(scratch, ignore_errors=True)
+            await finish(_cleanup(client, worker, scratch, graceful=answered))
 
     def _options(self, request: ChatRequest, scratch: Path, stderr: Tail) -> ClaudeAgentOptions:
         assert self._token is not None
@@ -227,6 +226,15 @@ def _map_sdk_error(exc: Exception, stderr: str) -> ProviderError:
         return ProviderCrashed("claude: lost the connection to the CLI")
     log.warning("claude adapter failed: %s", safe_detail(repr(exc)))
     return ProviderError("claude: unexpected failure")
+
+
+async def _cleanup(
+    client: ClaudeSDKClient, worker: asyncio.Task[None], scratch: Path, *, graceful: bool
+) -> None:
+    try:
+        await _stop(client, worker, graceful=graceful)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _stop(client: ClaudeSDKClient, worker: asyncio.Task[None], *, graceful: bool) -> None:

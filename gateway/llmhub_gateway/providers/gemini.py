@@ -28,7 +28,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
 )
 from llmhub_gateway.providers.diagnostics import Tail, is_auth_failure, safe_detail
-from llmhub_gateway.providers.procs import resolve_executable
+from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.pty_runner import PtyRun
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -84,15 +84,13 @@ class GeminiProvider:
             stdin_data = prompt.encode()
         else:
             argv += ["-p", prompt]
+        run: PtyRun | None = None
         try:
             run = await _start(argv, self._env(), workdir, stdin_data)
-            try:
-                async for text in _answer(run):
-                    yield text
-            finally:
-                await run.terminate()
+            async for text in _answer(run):
+                yield text
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            await finish(_cleanup(run, workdir))
 
     def prepare_home(self) -> None:
         """Private writable copy of the creds (only when the mount changed) and settings."""
@@ -155,6 +153,14 @@ async def _answer(run: PtyRun) -> AsyncIterator[str]:
         log.warning("gemini CLI exited with %s: %s", status, safe_detail(noise.text()))
         raise ProviderCrashed(f"gemini: the CLI exited with status {status}")
     raise ProviderCrashed("gemini: the CLI ended without an answer")
+
+
+async def _cleanup(run: PtyRun | None, workdir: Path) -> None:
+    try:
+        if run is not None:
+            await run.terminate()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _start(

@@ -12,7 +12,8 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 _POLL_S = 0.02
 
@@ -84,3 +85,19 @@ def resolve_executable(path: str) -> str:
     if os.sep in path:
         return os.path.abspath(path)
     return shutil.which(path) or path
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def finish(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to the end even if the caller is cancelled while it runs.
+
+    Streams are closed from cancelled contexts (client disconnects inside anyio task groups,
+    where every further await is cancelled again), and a half-run cleanup would leave a CLI
+    alive. The cleanup therefore runs in its own task; the caller waits for it when it can.
+    """
+    task = asyncio.create_task(cleanup)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    await asyncio.shield(task)

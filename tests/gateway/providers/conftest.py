@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from llmhub_gateway.providers import procs
@@ -106,3 +107,24 @@ def gemini(tmp_path: Path, gemini_creds: Path) -> GeminiProvider:
         cli_path=str(FAKE_GEMINI),
         cli_home=tmp_path / "gemini-home",
     )
+
+
+async def consume_until_anyio_cancels(
+    provider: Provider, request: ChatRequest, after: float
+) -> None:
+    """Read a stream inside an anyio scope that is cancelled, as Starlette does on disconnect.
+
+    anyio keeps re-cancelling every await inside a cancelled scope, so this checks that the
+    adapter's cleanup does not depend on awaits surviving.
+    """
+    with anyio.move_on_after(after):
+        async for _ in provider.stream(request):
+            pass
+
+
+async def wait_dead(pids: Iterable[int], timeout: float = 8.0) -> None:
+    pids = list(pids)
+    deadline = time.monotonic() + timeout
+    while any(procs.running(p) for p in pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        await asyncio.sleep(0.05)

@@ -23,9 +23,11 @@ from tests.gateway.providers.conftest import (
     FAKE_TOKEN,
     chat,
     collect,
+    consume_until_anyio_cancels,
     our_zombies,
     recorded_pids,
     set_mode,
+    wait_dead,
     wait_for_file,
 )
 
@@ -176,3 +178,13 @@ async def test_missing_cli_is_not_configured(tmp_path: Path) -> None:
     with pytest.raises(ProviderNotConfigured):
         await collect(provider, chat("hi"))
     assert list((tmp_path / "s").iterdir()) == []
+
+
+async def test_a_disconnect_inside_an_anyio_scope_still_kills_the_cli(
+    claude: ClaudeProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path, tmp_path: Path
+) -> None:
+    set_mode(monkeypatch, "hang")
+    await consume_until_anyio_cancels(claude, chat("hello?"), after=1.5)
+    await wait_for_file(pidfile)
+    await wait_dead(recorded_pids(pidfile))
+    assert our_zombies() == []

@@ -27,9 +27,11 @@ from tests.gateway.providers.conftest import (
     FAKE_GEMINI_CREDS,
     chat,
     collect,
+    consume_until_anyio_cancels,
     our_zombies,
     recorded_pids,
     set_mode,
+    wait_dead,
     wait_for_file,
 )
 
@@ -216,3 +218,13 @@ def test_the_fake_refuses_a_home_without_oauth_settings(tmp_path: Path) -> None:
     )
     assert done.returncode == 41
     assert "Please set an Auth method" in done.stderr
+
+
+async def test_a_disconnect_inside_an_anyio_scope_still_kills_the_group(
+    gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path
+) -> None:
+    set_mode(monkeypatch, "hang")
+    await consume_until_anyio_cancels(gemini, chat("hello?"), after=1.5)
+    await wait_for_file(pidfile)
+    await wait_dead(recorded_pids(pidfile))
+    assert our_zombies() == []
