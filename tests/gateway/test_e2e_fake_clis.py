@@ -4,6 +4,7 @@ CLIs: Claude through claude-agent-sdk, Gemini through the PTY runner, limits via
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from llmhub_gateway.providers import procs
 from tests.gateway.conftest import GatewayProcess, wait_until
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
@@ -123,5 +125,34 @@ def test_limits_answer_429_and_504(tmp_path: Path) -> None:
         assert busy.headers["retry-after"].isdigit()
         assert results[0].status_code == 504
         assert results[0].json()["error"]["type"] == "provider_timeout"
+    finally:
+        gw.stop()
+
+
+def test_client_disconnect_kills_the_cli_process_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids.json"
+    env = _env(tmp_path, FAKE_CLI_MODE="slow", FAKE_CLI_DELAY="30", FAKE_CLI_PIDFILE=str(pidfile))
+    gw = GatewayProcess(env, module="llmhub_gateway")
+    gw.start()
+    try:
+        body = b'{"provider":"claude","prompt":"long answer please","stream":true}'
+        sock = socket.create_connection(("127.0.0.1", gw.port), timeout=60)
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b"event: delta" not in received:
+            received += sock.recv(4096)
+        data = json.loads(pidfile.read_text())
+        pids = [data["pid"], *data["children"]]
+        assert all(procs.running(pid) for pid in pids)
+        sock.close()
+        wait_until(
+            lambda: not any(procs.running(pid) for pid in pids), timeout=15, what="CLI tree gone"
+        )
+        in_flight = 'llmhub_gateway_provider_in_flight{provider="claude"} 0.0'
+        wait_until(lambda: in_flight in httpx.get(f"{gw.url}/metrics").text, what="slot freed")
     finally:
         gw.stop()
