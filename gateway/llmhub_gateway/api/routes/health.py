@@ -1,0 +1,75 @@
+"""Probes and metrics: /health, /health/live, /health/ready, /health/tokens, /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from llmhub_gateway.api.deps import MetricsDep, RegistryDep, SessionStoreDep
+from llmhub_gateway.sessions.base import StoreUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+class Live(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    providers: list[str]
+    reasons: list[str]
+
+
+class TokenHealthPublic(BaseModel):
+    status: str
+    expires_at: str | None
+    days_remaining: int | None
+    message: str
+
+
+@router.get("/health", response_model=Live)
+@router.get("/health/live", response_model=Live)
+async def live() -> Live:
+    """The process is up and serving; says nothing about Redis or providers."""
+    return Live(status="ok")
+
+
+@router.get("/health/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(store: SessionStoreDep, registry: RegistryDep) -> Ready | JSONResponse:
+    """Ready when the session store answers and at least one provider has a credential."""
+    reasons: list[str] = []
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        reasons.append(str(exc))
+    providers = [p.name for p in registry.configured()]
+    if not providers:
+        reasons.append("no provider is configured (no Claude token, no Gemini credentials file)")
+    body = Ready(status="not_ready" if reasons else "ready", providers=providers, reasons=reasons)
+    if reasons:
+        return JSONResponse(body.model_dump(), status_code=503)
+    return body
+
+
+@router.get("/health/tokens", response_model=dict[str, TokenHealthPublic])
+async def tokens(registry: RegistryDep) -> dict[str, TokenHealthPublic]:
+    """Per configured provider: valid | warning | expired | unknown, and days remaining."""
+    return {
+        name: TokenHealthPublic.model_validate(health.as_dict())
+        for name, health in registry.token_health().items()
+    }
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+async def metrics(metrics: MetricsDep, registry: RegistryDep) -> Response:
+    for name, health in registry.token_health().items():
+        days = health.days_remaining
+        metrics.token_days.labels(name).set(-1 if days is None else days)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

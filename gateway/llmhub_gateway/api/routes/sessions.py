@@ -1,0 +1,54 @@
+"""GET/DELETE /v1/sessions/{id}: inspect or forget a conversation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from llmhub_gateway.api import errors
+from llmhub_gateway.api.deps import PrincipalDep, SessionStoreDep
+from llmhub_gateway.chat import SessionNotFound
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+class TurnPublic(BaseModel):
+    role: str
+    text: str
+
+
+class SessionPublic(BaseModel):
+    session_id: str
+    provider: str
+    model: str
+    created_at: float
+    updated_at: float
+    turns: list[TurnPublic]
+
+
+@router.get("/{session_id}", response_model=SessionPublic, responses=errors.responses(404, 503))
+async def get_session(
+    session_id: str, store: SessionStoreDep, principal: PrincipalDep
+) -> SessionPublic:
+    session = await store.get(session_id)
+    if session is None:
+        raise SessionNotFound(f"session '{session_id}' not found")
+    return SessionPublic(
+        session_id=session.id,
+        provider=session.provider,
+        model=session.model,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        turns=[TurnPublic(role=t.role, text=t.text) for t in session.turns],
+    )
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors.responses(404, 503),
+)
+async def delete_session(session_id: str, store: SessionStoreDep, principal: PrincipalDep) -> None:
+    if not await store.delete(session_id):
+        raise SessionNotFound(f"session '{session_id}' not found")

@@ -1,0 +1,98 @@
+"""The MCP face of the gateway: Streamable HTTP at /mcp with four tools.
+
+Stateless HTTP mode, so any replica behind the Service answers any MCP request; conversation
+state lives in our own session store (``session_id``), exactly as for REST clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import BaseRoute
+
+from llmhub_gateway.api.errors import describe
+from llmhub_gateway.chat import ChatService
+
+MCP_PATH = "/mcp"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def build_mcp(chat: ChatService) -> MCPServer:
+    server: MCPServer = MCPServer(
+        name="llm-mcp-hub", instructions="Chat with the team's Claude and Gemini subscriptions."
+    )
+
+    async def run(provider: str, prompt: str, session_id: str | None, model: str | None) -> Any:
+        try:
+            prepared = await chat.prepare(
+                provider=provider, prompt=prompt, session_id=session_id, model=model
+            )
+            return (await chat.complete(prepared)).as_dict()
+        except Exception as exc:
+            _, error_type, message, _ = describe(exc)
+            raise ToolError(f"{error_type}: {message}") from None
+
+    @server.tool()
+    async def claude_chat(
+        prompt: str, session_id: str | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        """Ask Claude. Pass the returned session_id to continue the conversation."""
+        result: dict[str, Any] = await run("claude", prompt, session_id, model)
+        return result
+
+    @server.tool()
+    async def gemini_chat(
+        prompt: str, session_id: str | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        """Ask Gemini. Pass the returned session_id to continue the conversation."""
+        result: dict[str, Any] = await run("gemini", prompt, session_id, model)
+        return result
+
+    @server.tool()
+    async def list_providers() -> list[dict[str, Any]]:
+        """Providers this gateway knows, whether they are configured, and their models."""
+        registry = chat.registry
+        return [
+            {
+                "name": name,
+                "configured": registry.get(name).configured(),
+                "default_model": registry.get(name).default_model,
+                "models": list(registry.get(name).models()),
+            }
+            for name in registry.names()
+        ]
+
+    @server.tool()
+    async def token_status() -> dict[str, Any]:
+        """Credential health per configured provider (valid, warning, expired, unknown)."""
+        return {name: h.as_dict() for name, h in chat.registry.token_health().items()}
+
+    return server
+
+
+def security(extra_hosts: list[str]) -> TransportSecuritySettings:
+    """DNS-rebinding protection allowing localhost and the in-cluster Service names."""
+    hosts = [*LOCAL_HOSTS, *extra_hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*hosts, *(f"{h}:*" for h in hosts)],
+        allowed_origins=[
+            f"{scheme}://{h}{port}"
+            for scheme in ("http", "https")
+            for h in hosts
+            for port in ("", ":*")
+        ],
+    )
+
+
+def mcp_routes(server: MCPServer, extra_hosts: list[str]) -> list[BaseRoute]:
+    """The Starlette routes serving /mcp, to add to the FastAPI app (not shown in OpenAPI)."""
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        transport_security=security(extra_hosts),
+    )
+    return list(app.routes)

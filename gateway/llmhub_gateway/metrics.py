@@ -1,0 +1,85 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process (tests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """Every series the gateway exports; names are a contract with dashboards and alerts."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "llmhub_gateway_requests_total",
+            "HTTP requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.provider_latency = Histogram(
+            "llmhub_gateway_provider_latency_seconds",
+            "Time from sending a prompt to the provider until its answer ended.",
+            ["provider", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "llmhub_gateway_provider_in_flight",
+            "Provider calls running now, per provider.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.token_days = Gauge(
+            "llmhub_gateway_token_days_remaining",
+            "Whole days until the provider credential expires (-1 when unknown).",
+            ["provider"],
+            registry=self.registry,
+        )
+
+    @contextmanager
+    def provider_call(self, provider: str) -> Iterator[dict[str, str]]:
+        """Track one provider call; the caller sets ``outcome`` in the yielded dict."""
+        state = {"outcome": "error"}
+        gauge = self.in_flight.labels(provider)
+        gauge.inc()
+        started = time.perf_counter()
+        try:
+            yield state
+        finally:
+            gauge.dec()
+            self.provider_latency.labels(provider, state["outcome"]).observe(
+                time.perf_counter() - started
+            )
+
+
+class RequestMetricsMiddleware:
+    """Counts every HTTP request by its route template (never the raw path: ids are unbounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, scope["method"], str(status["code"])).inc()

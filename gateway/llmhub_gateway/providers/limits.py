@@ -1,0 +1,73 @@
+"""A wrapper Provider adding the per-pod concurrency cap and one deadline over a whole answer.
+
+It never queues: a request beyond the cap fails at once with ProviderBusy (the API turns that
+into 429 + Retry-After). It always closes the inner stream -- on success, error, timeout or a
+consumer that stops early (client disconnect) -- which is what makes adapters kill their CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from llmhub_gateway.providers.base import ChatRequest, Provider, ProviderBusy, ProviderTimeout
+
+
+class Limited:
+    """Wraps ``inner``; at most ``max_concurrency`` streams, each within ``timeout_s``."""
+
+    def __init__(
+        self, inner: Provider, *, max_concurrency: int, timeout_s: float, retry_after: int = 1
+    ) -> None:
+        if max_concurrency < 1 or timeout_s <= 0:
+            raise ValueError("max_concurrency must be >= 1 and timeout_s > 0")
+        self.inner = inner
+        self.name = inner.name
+        self.default_model = inner.default_model
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.retry_after = retry_after
+        self._active = 0
+
+    @property
+    def active(self) -> int:
+        """Streams running now (for metrics and tests)."""
+        return self._active
+
+    def configured(self) -> bool:
+        return self.inner.configured()
+
+    def models(self) -> Sequence[str]:
+        return self.inner.models()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        if self._active >= self.max_concurrency:
+            raise ProviderBusy(
+                f"{self.name}: all {self.max_concurrency} slots are busy, retry later",
+                retry_after=self.retry_after,
+            )
+        self._active += 1
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        inner = aiter(self.inner.stream(request))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        text = await anext(inner)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    raise ProviderTimeout(
+                        f"{self.name}: no complete answer within {self.timeout_s:g} s"
+                    ) from exc
+                yield text
+        finally:
+            try:
+                aclose = getattr(inner, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                self._active -= 1

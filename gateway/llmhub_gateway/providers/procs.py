@@ -1,0 +1,103 @@
+"""Killing a CLI's whole process tree (TERM, then KILL) without leaving anything running.
+
+Linux only: descendants are found through /proc, because the Claude SDK starts its CLI in the
+gateway's own process group, so a group kill alone cannot reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+_POLL_S = 0.02
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # The command name sits in parentheses and may contain spaces: split after the last ')'.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def running(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of ``pid`` (children first), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is not None and len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _signal(pids: Iterable[int], pgid: int | None, sig: signal.Signals) -> None:
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+async def kill_tree(pid: int, *, pgid: int | None = None, grace_s: float = 2.0) -> None:
+    """SIGTERM the tree (and group), wait up to ``grace_s``, then SIGKILL what is left.
+
+    Reaping the direct child stays with whoever spawned it (ptyprocess, anyio).
+    """
+    pids = [pid, *descendants(pid)]
+    _signal(pids, pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not any(running(p) for p in pids):
+            return
+        await asyncio.sleep(_POLL_S)  # exits are not signalled to us for grandchildren
+    leftover = [p for p in pids if running(p)]
+    if leftover:
+        _signal(leftover, pgid, signal.SIGKILL)
+
+
+def resolve_executable(path: str) -> str:
+    """An absolute path for ``path``: the CLI runs in a scratch cwd, so relative paths break."""
+    if os.path.isabs(path):
+        return path
+    if os.sep in path:
+        return os.path.abspath(path)
+    return shutil.which(path) or path
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def finish(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to the end even if the caller is cancelled while it runs.
+
+    Streams are closed from cancelled contexts (client disconnects inside anyio task groups,
+    where every further await is cancelled again), and a half-run cleanup would leave a CLI
+    alive. The cleanup therefore runs in its own task; the caller waits for it when it can.
+    """
+    task = asyncio.create_task(cleanup)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    await asyncio.shield(task)

@@ -1,0 +1,89 @@
+"""Which providers this replica serves, and which provider a model id belongs to.
+
+Providers are built from Settings (adapters from ``providers/``) and each is wrapped in
+``Limited`` (per-pod concurrency cap and overall deadline). The HTTP layer only sees this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from llmhub_common.tokens import TokenHealth, classify
+from llmhub_gateway.core.config import Settings
+from llmhub_gateway.providers.base import Provider
+
+
+class UnknownProvider(LookupError):
+    """No provider of that name, or no provider serves that model id (404)."""
+
+
+class Registry:
+    def __init__(self, providers: Iterable[Provider], settings: Settings) -> None:
+        self._providers = {p.name: p for p in providers}
+        self._settings = settings
+
+    def names(self) -> Sequence[str]:
+        return tuple(self._providers)
+
+    def get(self, name: str) -> Provider:
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise UnknownProvider(f"unknown provider '{name}'") from None
+
+    def configured(self) -> list[Provider]:
+        return [p for p in self._providers.values() if p.configured()]
+
+    def for_model(self, model: str) -> Provider:
+        """Model ids choose the provider by prefix: ``claude*`` and ``gemini*``."""
+        for provider in self.configured():
+            if model.startswith(provider.name):
+                return provider
+        raise UnknownProvider(f"model '{model}' is not served here; see GET /v1/models")
+
+    def token_health(self) -> dict[str, TokenHealth]:
+        """Health of each configured provider's credential (seeds' /health/tokens shape)."""
+        return {
+            p.name: classify(
+                self._settings.token_expiry(p.name),
+                warn_before_days=self._settings.token_warn_before_days,
+            )
+            for p in self.configured()
+        }
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+
+
+def build_providers(settings: Settings) -> list[Provider]:
+    """The real adapters, each behind its concurrency cap and deadline."""
+    # Imported here so the HTTP layer and its tests never load the CLIs' SDKs.
+    from llmhub_gateway.providers.claude import ClaudeProvider
+    from llmhub_gateway.providers.gemini import GeminiProvider
+    from llmhub_gateway.providers.limits import Limited
+
+    claude = ClaudeProvider(
+        token=settings.claude_token(),
+        default_model=settings.claude_model,
+        cli_path=settings.claude_cli_path,
+        scratch_root=settings.scratch_dir,
+    )
+    gemini = GeminiProvider(
+        auth_path=settings.gemini_auth_file(),
+        default_model=settings.gemini_model,
+        cli_path=settings.gemini_cli_path,
+        cli_home=settings.gemini_cli_home,
+    )
+    return [
+        Limited(
+            claude,
+            max_concurrency=settings.claude_max_concurrency,
+            timeout_s=settings.claude_timeout_seconds,
+        ),
+        Limited(
+            gemini,
+            max_concurrency=settings.gemini_max_concurrency,
+            timeout_s=settings.gemini_timeout_seconds,
+        ),
+    ]

@@ -1,0 +1,49 @@
+"""The session store contract: one provider per session, turns replayed to any replica."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from llmhub_gateway.providers.base import Turn
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now; callers answer 503 and retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    provider: str
+    model: str
+    created_at: float
+    updated_at: float
+    turns: Sequence[Turn] = field(default_factory=tuple)
+
+
+class SessionStore(Protocol):
+    """Where sessions live. Every method may raise StoreUnavailable."""
+
+    async def create(self, session_id: str, provider: str, model: str) -> Session:
+        """Store a new empty session under a server-generated id."""
+        ...
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session and its turns, refreshing its TTL; None when unknown or expired."""
+        ...
+
+    async def append(self, session_id: str, turns: Sequence[Turn], model: str) -> None:
+        """Add turns after a successful answer, keeping the session alive."""
+        ...
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session; False when it did not exist."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,82 @@
+"""A Provider test double (like httpx's MockTransport): deterministic answers chosen by prompt.
+
+Answers echo the provider, model, replayed history size, system text and prompt, so tests can
+prove what the gateway sent. Magic prompts select failures: ``!busy``, ``!timeout``, ``!crash``,
+``!auth``, ``!bug`` (a non-provider exception quoting a secret), and ``!slow`` (a long,
+slow stream, to test disconnects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from llmhub_gateway.providers.base import (
+    ChatRequest,
+    ProviderAuthError,
+    ProviderBusy,
+    ProviderCrashed,
+    ProviderTimeout,
+)
+
+LEAKY_SECRET = "sk-ant-oat01-ThisMustNeverReachAClient0123456789"
+
+
+class EchoProvider:
+    def __init__(self, name: str, default_model: str, *, configured: bool = True) -> None:
+        self.name = name
+        self.default_model = default_model
+        self._configured = configured
+        self.requests: list[ChatRequest] = []
+        self.open_streams = 0
+        self.closed_streams = 0
+
+    def configured(self) -> bool:
+        return self._configured
+
+    def models(self) -> Sequence[str]:
+        return (self.default_model, f"{self.name}-other")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        self.requests.append(request)
+        self.open_streams += 1
+        try:
+            prompt = request.prompt
+            if "!busy" in prompt:
+                raise ProviderBusy("claude is at capacity (4 of 4)", retry_after=2)
+            if "!timeout" in prompt:
+                raise ProviderTimeout("no answer within 300 s")
+            if "!crash" in prompt:
+                raise ProviderCrashed("the CLI exited with status 1")
+            if "!bug" in prompt:
+                raise RuntimeError(f"unexpected failure near {LEAKY_SECRET}")
+            if "!auth" in prompt:
+                raise ProviderAuthError("the provider rejected the credential")
+            if "!slow" in prompt:
+                for i in range(600):
+                    yield f"tick{i} "
+                    await asyncio.sleep(0.05)
+                return
+            header = f"[{self.name}|{request.model}|turns={len(request.history)}"
+            if request.system:
+                header += f"|system={request.system}"
+            yield header + "] "
+            for word in prompt.split(" "):
+                yield word + " "
+        finally:
+            self.open_streams -= 1
+            self.closed_streams += 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
+    return [
+        EchoProvider("claude", "claude-sonnet-4-5-20250929"),
+        EchoProvider("gemini", "gemini-2.5-pro", configured=gemini_configured),
+    ]
+
+
+def expected_text(provider: str, model: str, turns: int, prompt: str) -> str:
+    return f"[{provider}|{model}|turns={turns}] " + "".join(w + " " for w in prompt.split(" "))

@@ -1,0 +1,130 @@
+"""Fixtures for the provider adapters: fake CLIs on disk, fake (never real) credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from llmhub_gateway.providers import procs
+from llmhub_gateway.providers.base import ChatRequest, Provider, Turn
+from llmhub_gateway.providers.claude import ClaudeProvider
+from llmhub_gateway.providers.gemini import GeminiProvider
+
+FAKES = Path(__file__).resolve().parents[2] / "fakes"
+FAKE_CLAUDE = FAKES / "fake_claude.py"
+FAKE_GEMINI = FAKES / "fake_gemini.py"
+ROOT = Path(__file__).resolve().parents[3]
+REAL_GEMINI = ROOT / ".cache" / "gemini-cli" / "node_modules" / ".bin" / "gemini"
+# Well-formed but fake: the shapes of a `claude setup-token` value and of oauth_creds.json.
+FAKE_TOKEN = "sk-ant-oat01-" + "Zq9FakeTokenValueNeverReal_" * 3
+FAKE_GEMINI_CREDS = {
+    "access_token": "ya29.a0FakeAccessTokenNeverReal",
+    "refresh_token": "1//0gFakeRefreshTokenNeverReal",
+    "scope": "https://www.googleapis.com/auth/cloud-platform openid",
+    "token_type": "Bearer",
+    "id_token": "x.y.z",
+    "expiry_date": 4102444800000,
+}
+
+
+def chat(
+    prompt: str, *, model: str = "", history: Iterable[Turn] = (), system: str | None = None
+) -> ChatRequest:
+    return ChatRequest(
+        prompt=prompt, model=model, session_id="s-1", history=tuple(history), system=system
+    )
+
+
+async def collect(provider: Provider, request: ChatRequest) -> list[str]:
+    return [delta async for delta in provider.stream(request)]
+
+
+def set_mode(monkeypatch: pytest.MonkeyPatch, mode: str, **extra: str) -> None:
+    """Select the fakes' behaviour; they inherit the gateway's environment."""
+    monkeypatch.setenv("FAKE_CLI_MODE", mode)
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+
+
+def recorded_pids(pidfile: Path) -> list[int]:
+    data = json.loads(pidfile.read_text())
+    return [data["pid"], *data["children"]]
+
+
+async def wait_for_file(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_size):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        await asyncio.sleep(0.02)
+
+
+def our_zombies() -> list[int]:
+    """Children of this test process that exited but were never reaped."""
+    return [p for p in procs.descendants(os.getpid()) if not procs.running(p)]
+
+
+@pytest.fixture
+def pidfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "pids.json"
+    monkeypatch.setenv("FAKE_CLI_PIDFILE", str(path))
+    return path
+
+
+@pytest.fixture
+def claude(tmp_path: Path) -> ClaudeProvider:
+    return ClaudeProvider(
+        token=FAKE_TOKEN,
+        default_model="claude-sonnet-4-5-20250929",
+        cli_path=str(FAKE_CLAUDE),
+        scratch_root=tmp_path / "claude-scratch",
+    )
+
+
+@pytest.fixture
+def gemini_creds(tmp_path: Path) -> Path:
+    """Like the Secret volume: a read-only file in a read-only directory."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    creds = mount / "oauth_creds.json"
+    creds.write_text(json.dumps(FAKE_GEMINI_CREDS))
+    creds.chmod(0o444)
+    mount.chmod(0o555)
+    return creds
+
+
+@pytest.fixture
+def gemini(tmp_path: Path, gemini_creds: Path) -> GeminiProvider:
+    return GeminiProvider(
+        auth_path=gemini_creds,
+        default_model="gemini-2.5-pro",
+        cli_path=str(FAKE_GEMINI),
+        cli_home=tmp_path / "gemini-home",
+    )
+
+
+async def consume_until_anyio_cancels(
+    provider: Provider, request: ChatRequest, after: float
+) -> None:
+    """Read a stream inside an anyio scope that is cancelled, as Starlette does on disconnect.
+
+    anyio keeps re-cancelling every await inside a cancelled scope, so this checks that the
+    adapter's cleanup does not depend on awaits surviving.
+    """
+    with anyio.move_on_after(after):
+        async for _ in provider.stream(request):
+            pass
+
+
+async def wait_dead(pids: Iterable[int], timeout: float = 8.0) -> None:
+    pids = list(pids)
+    deadline = time.monotonic() + timeout
+    while any(procs.running(p) for p in pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        await asyncio.sleep(0.05)

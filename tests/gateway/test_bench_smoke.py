@@ -1,0 +1,18 @@
+"""The benchmark's --quick mode runs end to end and reports both servers and the targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import gateway_bench
+
+
+def test_quick_bench_reports_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gateway_bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "idle RSS: gateway" in out
+    assert out.count("ratio rps") == 2
+    assert "c= 50:" in out
+    assert "c=200:" in out
+    assert "0 errors" in out
+    assert "targets:" in out
