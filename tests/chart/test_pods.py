@@ -99,8 +99,8 @@ def test_gateway_probes_hit_health_live_and_ready_on_port_8000(
     assert ports == {"http": 8000}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
-    assert c["command"] == ["llmhub-gateway"]
-    assert c["args"][:4] == ["--host", "0.0.0.0", "--port", "8000"]
+    assert "command" not in c, "the image's tini ENTRYPOINT must stay PID 1"
+    assert c["args"] == ["llmhub-gateway", "--host", "0.0.0.0", "--port", "8000"]
 
 
 def test_gateway_service_targets_the_http_port(default_docs: list[Manifest]) -> None:
@@ -120,7 +120,8 @@ def test_operator_liveness_probe_is_kopf_healthz_on_the_health_port(
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"metrics": 9090, "health": 8080}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert c["command"] == ["llmhub-operator"]
+    assert "command" not in c, "the image's tini ENTRYPOINT must stay PID 1"
+    assert c["args"] == ["llmhub-operator"]
     env = env_of(c)
     assert env["METRICS_PORT"]["value"] == "9090"
     assert env["HEALTH_PORT"]["value"] == "8080"
