@@ -253,3 +253,28 @@ def test_object_names_fit_63_characters(release: str, sets: tuple[str, ...]) -> 
         d["metadata"]["name"].rsplit("-", 1)[-1] for d in docs if d["kind"] == "Deployment"
     )
     assert suffixes == ["gateway", "operator", "redis"]
+
+
+def test_component_pull_secrets_win_over_global_ones() -> None:
+    docs = render(
+        sets=("global.imagePullSecrets[0]=regcred", "gateway.imagePullSecrets[0].name=gw")
+    )
+    gateway = one(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]
+    operator = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert gateway["imagePullSecrets"] == [{"name": "gw"}]
+    assert operator["imagePullSecrets"] == [{"name": "regcred"}]
+    assert one(docs, "Pod")["spec"]["imagePullSecrets"] == [{"name": "gw"}]
+
+
+def test_global_pod_annotations_merge_under_component_ones() -> None:
+    docs = render(
+        sets=(
+            "global.podAnnotations.a=global",
+            "global.podAnnotations.b=global",
+            "gateway.podAnnotations.b=gw",
+        )
+    )
+    meta = one(docs, "Deployment", "-gateway")["spec"]["template"]["metadata"]
+    assert meta["annotations"] == {"a": "global", "b": "gw"}
+    operator_meta = one(docs, "Deployment", "-operator")["spec"]["template"]["metadata"]
+    assert operator_meta["annotations"] == {"a": "global", "b": "global"}
