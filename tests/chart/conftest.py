@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,19 @@ RELEASE = "hub"
 Manifest = dict[str, Any]
 
 
+def tool(name: str) -> str:
+    """A command from the project's venv (helm, hadolint, yamllint, ...), else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    assert found, f"{name} missing: run scripts/bootstrap.sh, then the tests with `uv run`"
+    return found
+
+
 def helm() -> str:
     """The helm binary from the helm-binary dev dependency."""
-    found = shutil.which("helm")
-    assert found, "helm not on PATH: run the tests with `uv run`"
-    return found
+    return tool("helm")
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, CI_VALUES, REPO, find, render, render_text, run_helm
+from tests.chart.conftest import CHART, CI_VALUES, REPO, find, render, render_text, run_helm, tool
 
 VALUE_SETS: list[Path | None] = [None, *CI_VALUES]
 IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VALUES)]
@@ -23,7 +23,7 @@ def _files(value_set: Path | None) -> list[Path]:
 
 def _validate(path: Path, version: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["kubernetes-validate", "--strict", "--no-warn", "-k", version, str(path)],
+        [tool("kubernetes-validate"), "--strict", "--no-warn", "-k", version, str(path)],
         capture_output=True,
         text=True,
         timeout=120,

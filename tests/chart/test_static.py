@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, REPO, ci_file, container, env_of, one, render
+from tests.chart.conftest import CHART, REPO, ci_file, container, env_of, one, render, tool
 
 SHELL_SCRIPTS = sorted([*REPO.glob("kind/*.sh"), *REPO.glob("scripts/*.sh")])
 DOCKERFILES = sorted([*REPO.glob("Dockerfile.*"), *REPO.glob("kind/Dockerfile.*")])
@@ -22,22 +21,16 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    assert found, f"{name} missing: scripts/bootstrap.sh installs it"
-    return found
-
-
 def test_shell_scripts_pass_shellcheck() -> None:
     assert REPO / "kind" / "e2e.sh" in SHELL_SCRIPTS
-    done = _run(_tool("shellcheck"), "--severity=style", *map(str, SHELL_SCRIPTS))
+    done = _run(tool("shellcheck"), "--severity=style", *map(str, SHELL_SCRIPTS))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_shellcheck_really_flags_problems(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sh"
     bad.write_text("#!/usr/bin/env bash\nrm -rf $1/*\n")
-    done = _run(_tool("shellcheck"), str(bad))
+    done = _run(tool("shellcheck"), str(bad))
     assert done.returncode != 0
     assert "SC2086" in done.stdout
 
@@ -50,20 +43,20 @@ def test_chart_values_and_kind_configs_pass_yamllint() -> None:
         REPO / "kind" / "cluster.yaml",
         REPO / ".yamllint",
     ]
-    done = _run(_tool("yamllint"), "--strict", "-c", str(REPO / ".yamllint"), *map(str, targets))
+    done = _run(tool("yamllint"), "--strict", "-c", str(REPO / ".yamllint"), *map(str, targets))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_dockerfiles_pass_hadolint() -> None:
     assert len(DOCKERFILES) == 4
-    done = _run(_tool("hadolint"), "--failure-threshold", "info", *map(str, DOCKERFILES))
+    done = _run(tool("hadolint"), "--failure-threshold", "info", *map(str, DOCKERFILES))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_hadolint_really_flags_problems(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
-    done = _run(_tool("hadolint"), str(bad))
+    done = _run(tool("hadolint"), str(bad))
     assert done.returncode != 0
     assert "DL3007" in done.stdout
 

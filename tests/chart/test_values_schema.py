@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -172,3 +173,8 @@ def test_every_value_has_a_doc_comment() -> None:
         elif not documented:
             missing.append(key)
     assert missing == []
+
+
+def test_schema_is_valid_draft_07_and_accepts_the_defaults() -> None:
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+    jsonschema.validate(VALUES, SCHEMA)
