@@ -88,7 +88,8 @@ def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
         "list",
         "watch",
     }
-    assert _grants(default_docs, "", "namespaces") == set(), "only when watching all namespaces"
+    # kopf lists namespaces only when watching named ones (kopf/_core/reactor/observation.py).
+    assert _grants(default_docs, "", "namespaces") == {"list", "watch"}
     role = one(default_docs, "Role")
     assert role["metadata"]["namespace"] == "hub"
     binding = one(default_docs, "RoleBinding")
@@ -125,7 +126,7 @@ def test_operator_gets_one_role_per_watched_namespace() -> None:
 def test_ha_operator_watches_all_namespaces_with_cluster_peering() -> None:
     docs = render([ci_file("ha-operator")])
     assert find(docs, "Role") == []
-    assert _grants(docs, "", "namespaces") == {"list", "watch"}
+    assert _grants(docs, "", "namespaces") == set(), "cluster-wide kopf never lists namespaces"
     assert _grants(docs, "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
     assert _grants(docs, "kopf.dev", "kopfpeerings") == set()
     operator = one(docs, "Deployment", "-operator")
