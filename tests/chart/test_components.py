@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -177,16 +180,48 @@ def test_helm_test_pod_checks_gateway_readiness(default_docs: list[Manifest]) ->
     assert "urlopen" in c["command"][2]
 
 
-def test_helm_test_pod_script_fails_when_the_gateway_does_not_answer(
-    default_docs: list[Manifest],
+class _Health(http.server.BaseHTTPRequestHandler):
+    """Answers /health/ready with the status the test sets on the server."""
+
+    def do_GET(self) -> None:
+        status: int = self.server.ready_status  # type: ignore[attr-defined]
+        self.send_response(status if self.path == "/health/ready" else 404)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[http.server.HTTPServer]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("status", "passes"), [(200, True), (503, False)])
+def test_helm_test_pod_script_passes_only_on_ready(
+    default_docs: list[Manifest], health_server: http.server.HTTPServer, status: int, passes: bool
 ) -> None:
-    """Run the test pod's own Python against a closed port: it must exit non-zero."""
-    c = one(default_docs, "Pod")["spec"]["containers"][0]
+    """Run the test pod's own Python against a local /health/ready answering `status`."""
+    health_server.ready_status = status  # type: ignore[attr-defined]
+    script = one(default_docs, "Pod")["spec"]["containers"][0]["command"][2]
+    url = f"http://127.0.0.1:{health_server.server_port}/health/ready"
     done = subprocess.run(
-        [sys.executable, "-c", c["command"][2], "http://127.0.0.1:9/health/ready"],
-        capture_output=True,
-        timeout=30,
-        check=False,
+        [sys.executable, "-c", script, url], capture_output=True, timeout=30, check=False
+    )
+    assert (done.returncode == 0) is passes
+
+
+def test_helm_test_pod_script_fails_when_nothing_answers(default_docs: list[Manifest]) -> None:
+    script = one(default_docs, "Pod")["spec"]["containers"][0]["command"][2]
+    url = "http://127.0.0.1:9/health/ready"
+    done = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, timeout=30, check=False
     )
     assert done.returncode != 0
 
