@@ -113,6 +113,8 @@ openssl x509 -req -in "$OUT/tls.csr" -CA "$OUT/ca.crt" -CAkey "$OUT/ca.key" -CAc
 
 for ns in "$AZ_NS" "$HUB_NS"; do
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  # The API server itself refuses any pod of ours that is not Pod Security "restricted".
+  kubectl label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
 done
 kubectl -n "$AZ_NS" create secret tls fake-azure-tls --cert "$OUT/tls.crt" --key "$OUT/tls.key" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
