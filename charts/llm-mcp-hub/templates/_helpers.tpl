@@ -1,0 +1,261 @@
+{{/*
+Chart name, truncated to 63 characters (a DNS label).
+*/}}
+{{- define "llm-mcp-hub.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release-chart unless the release name already contains the chart name.
+*/}}
+{{- define "llm-mcp-hub.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of one component's objects: the full name shortened so that name plus "-suffix" fits 63 characters.
+Usage: {{ include "llm-mcp-hub.componentName" (list . "gateway") }}
+*/}}
+{{- define "llm-mcp-hub.componentName" -}}
+{{- $root := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- $prefix := include "llm-mcp-hub.fullname" $root | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $prefix $suffix }}
+{{- end }}
+
+{{/*
+Chart label value.
+*/}}
+{{- define "llm-mcp-hub.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels every object carries.
+*/}}
+{{- define "llm-mcp-hub.labels" -}}
+helm.sh/chart: {{ include "llm-mcp-hub.chart" . }}
+app.kubernetes.io/name: {{ include "llm-mcp-hub.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: llm-mcp-hub
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of one component: the common labels plus app.kubernetes.io/component.
+Usage: {{ include "llm-mcp-hub.componentLabels" (list . "gateway") }}
+*/}}
+{{- define "llm-mcp-hub.componentLabels" -}}
+{{ include "llm-mcp-hub.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/*
+Selector labels of one component; the component label keeps selectors from overlapping.
+Usage: {{ include "llm-mcp-hub.selectorLabels" (list . "gateway") }}
+*/}}
+{{- define "llm-mcp-hub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "llm-mcp-hub.name" (index . 0) }}
+app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/*
+Image reference: optional global registry, repository, then digest or tag (default: appVersion).
+Usage: {{ include "llm-mcp-hub.image" (list . .Values.gateway.image) }}
+*/}}
+{{- define "llm-mcp-hub.image" -}}
+{{- $root := index . 0 }}
+{{- $image := index . 1 }}
+{{- $repo := $image.repository }}
+{{- $registry := $root.Values.global.imageRegistry }}
+{{- if $registry }}
+{{- $first := first (splitList "/" $repo) }}
+{{- if not (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo }}
+{{- end }}
+{{- end }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $repo $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default $root.Chart.AppVersion $image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pull secrets: the component's own list, else the global one.
+Usage: {{ include "llm-mcp-hub.imagePullSecrets" (list . .Values.gateway) }}
+*/}}
+{{- define "llm-mcp-hub.imagePullSecrets" -}}
+{{- $root := index . 0 }}
+{{- $secrets := default $root.Values.global.imagePullSecrets (index . 1).imagePullSecrets }}
+{{- with $secrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Operator object name.
+*/}}
+{{- define "llm-mcp-hub-operator.fullname" -}}
+{{- include "llm-mcp-hub.componentName" (list . "operator") }}
+{{- end }}
+
+{{/*
+Operator ServiceAccount: name if set, else the generated name when created, else "default".
+*/}}
+{{- define "llm-mcp-hub-operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "llm-mcp-hub-operator.fullname" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces the operator watches, one per line: the configured list, else the release namespace.
+*/}}
+{{- define "llm-mcp-hub-operator.watchNamespaces" -}}
+{{- $list := .Values.operator.watchNamespaces | default (list .Release.Namespace) }}
+{{- range $list }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether kopf peering is on: "true" or "".
+*/}}
+{{- define "llm-mcp-hub-operator.peeringEnabled" -}}
+{{- if or .Values.operator.peering.enabled (gt (int .Values.operator.replicaCount) 1) }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the kopf peering object.
+*/}}
+{{- define "llm-mcp-hub-operator.peeringName" -}}
+{{- default (include "llm-mcp-hub-operator.fullname" .) .Values.operator.peering.name }}
+{{- end }}
+
+{{/*
+Gateway object name (also the Deployment every LLMProvider rolls).
+*/}}
+{{- define "llm-mcp-hub-gateway.fullname" -}}
+{{- include "llm-mcp-hub.componentName" (list . "gateway") }}
+{{- end }}
+
+{{/*
+Gateway ServiceAccount: name if set, else the generated name when created, else "default".
+*/}}
+{{- define "llm-mcp-hub-gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "llm-mcp-hub-gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The first providers entry of one kind (claude or gemini), as YAML ("{}" when there is none).
+Usage: {{ include "llm-mcp-hub.firstProvider" (list . "claude") | fromYaml }}
+*/}}
+{{- define "llm-mcp-hub.firstProvider" -}}
+{{- $found := dict }}
+{{- range (index . 0).Values.providers }}
+{{- if and (eq .provider (index $ 1)) (not $found.name) }}
+{{- $found = . }}
+{{- end }}
+{{- end }}
+{{- toYaml $found }}
+{{- end }}
+
+{{/*
+Secret the gateway reads for one provider kind: gateway.<kind>.secretName, else the first
+matching provider's target Secret, else "<kind>-credentials".
+Usage: {{ include "llm-mcp-hub-gateway.credentialSecret" (list . "claude") }}
+*/}}
+{{- define "llm-mcp-hub-gateway.credentialSecret" -}}
+{{- $root := index . 0 }}
+{{- $kind := index . 1 }}
+{{- $p := include "llm-mcp-hub.firstProvider" (list $root $kind) | fromYaml }}
+{{- $fromProvider := "" }}
+{{- if $p.name }}
+{{- $fromProvider = default (printf "%s-credentials" $p.name) $p.targetSecretName }}
+{{- end }}
+{{- (index $root.Values.gateway $kind).secretName | default $fromProvider | default (printf "%s-credentials" $kind) }}
+{{- end }}
+
+{{/*
+Default model the gateway serves for one provider kind: gateway.<kind>.model, else the first matching provider's model.
+Usage: {{ include "llm-mcp-hub-gateway.model" (list . "gemini") }}
+*/}}
+{{- define "llm-mcp-hub-gateway.model" -}}
+{{- $root := index . 0 }}
+{{- $kind := index . 1 }}
+{{- $p := include "llm-mcp-hub.firstProvider" (list $root $kind) | fromYaml }}
+{{- (index $root.Values.gateway $kind).model | default $p.model | default "" }}
+{{- end }}
+
+{{/*
+Host names MCP accepts: the Service's in-cluster names plus gateway.mcp.extraAllowedHosts, comma-separated.
+*/}}
+{{- define "llm-mcp-hub-gateway.mcpAllowedHosts" -}}
+{{- $svc := include "llm-mcp-hub-gateway.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $hosts := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) }}
+{{- join "," (concat $hosts .Values.gateway.mcp.extraAllowedHosts) }}
+{{- end }}
+
+{{/*
+Redis object name.
+*/}}
+{{- define "llm-mcp-hub-redis.fullname" -}}
+{{- include "llm-mcp-hub.componentName" (list . "redis") }}
+{{- end }}
+
+{{/*
+Secret holding the built-in Redis password: the existing one, else the chart-made one.
+*/}}
+{{- define "llm-mcp-hub-redis.secretName" -}}
+{{- default (include "llm-mcp-hub-redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{/*
+Refuse value combinations the schema cannot express with a clear message.
+*/}}
+{{- define "llm-mcp-hub.validate" -}}
+{{- if and .Values.redis.enabled (or .Values.redis.external.url .Values.redis.external.existingSecret) }}
+{{- fail "redis: set either redis.enabled=true (built-in Redis) or redis.external.url/existingSecret (external Redis), never both" }}
+{{- end }}
+{{- if and .Values.redis.enabled .Values.redis.auth.enabled (not (or .Values.redis.auth.password .Values.redis.auth.existingSecret)) }}
+{{- fail "redis.auth.enabled=true needs redis.auth.password or redis.auth.existingSecret" }}
+{{- end }}
+{{- if and .Values.operator.azure.tokenProjection.enabled (not .Values.operator.azure.clientId) }}
+{{- fail "operator.azure.tokenProjection.enabled=true needs operator.azure.clientId" }}
+{{- end }}
+{{- if and .Values.operator.azure.tokenProjection.enabled (not .Values.operator.azure.tenantId) }}
+{{- fail "operator.azure.tokenProjection.enabled=true needs operator.azure.tenantId (there is no webhook to inject it)" }}
+{{- end }}
+{{- $seen := dict }}
+{{- range .Values.providers }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "providers: the name %q appears twice" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,224 @@
+"""Least-privilege RBAC for the operator, none for the gateway, and the Azure identity wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chart.conftest import (
+    CHART,
+    CI_VALUES,
+    Manifest,
+    ci_file,
+    container,
+    env_of,
+    find,
+    one,
+    render,
+    run_helm,
+)
+
+VALUE_SETS: list[list[Path]] = [[], *([p] for p in CI_VALUES)]
+IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VALUES)]
+ROLE_KINDS = ("Role", "ClusterRole")
+WI_LABEL = "azure.workload.identity/use"
+
+
+def _rules(docs: list[Manifest]) -> list[Manifest]:
+    return [r for d in docs if d["kind"] in ROLE_KINDS for r in d["rules"]]
+
+
+def _grants(docs: list[Manifest], group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for r in _rules(docs):
+        if group in r["apiGroups"] and resource in r["resources"]:
+            verbs |= set(r["verbs"])
+    return verbs
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
+def test_rbac_names_every_verb_resource_and_group_explicitly(files: list[Path]) -> None:
+    rules = _rules(render(files))
+    assert rules
+    for r in rules:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in r[field], r
+        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
+            r["verbs"]
+        ), r
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
+def test_gateway_service_account_is_bound_to_nothing(files: list[Path]) -> None:
+    docs = render(files)
+    gateway_sa = one(docs, "ServiceAccount", "-gateway")["metadata"]["name"]
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert bindings
+    for b in bindings:
+        assert all(s["name"] != gateway_sa for s in b["subjects"]), b["metadata"]["name"]
+
+
+def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
+    default_docs: list[Manifest],
+) -> None:
+    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders") == {
+        "get",
+        "list",
+        "watch",
+        "patch",
+        "update",
+    }
+    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders/status") == {
+        "get",
+        "patch",
+        "update",
+    }
+    assert _grants(default_docs, "", "secrets") == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "update",
+    }
+    assert _grants(default_docs, "", "events") == {"create", "patch"}
+    assert _grants(default_docs, "apiextensions.k8s.io", "customresourcedefinitions") == {
+        "get",
+        "list",
+        "watch",
+    }
+    # kopf lists namespaces only when watching named ones (kopf/_core/reactor/observation.py).
+    assert _grants(default_docs, "", "namespaces") == {"list", "watch"}
+    role = one(default_docs, "Role")
+    assert role["metadata"]["namespace"] == "hub"
+    binding = one(default_docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert (
+        binding["subjects"][0]["name"]
+        == one(default_docs, "ServiceAccount", "-operator")["metadata"]["name"]
+    )
+
+
+def test_operator_may_patch_only_the_gateway_deployment(default_docs: list[Manifest]) -> None:
+    gateway = one(default_docs, "Deployment", "-gateway")["metadata"]["name"]
+    deployment_rules = [r for r in _rules(default_docs) if "deployments" in r["resources"]]
+    writable = [r for r in deployment_rules if {"patch", "update"} & set(r["verbs"])]
+    assert len(writable) == 1
+    assert writable[0]["resourceNames"] == [gateway]
+    assert set(writable[0]["verbs"]) == {"get", "patch"}
+    for r in deployment_rules:
+        assert set(r["verbs"]) <= {"get", "list", "watch", "patch"}
+
+
+def test_operator_gets_one_role_per_watched_namespace() -> None:
+    docs = render(sets=("operator.watchNamespaces={team-a,team-b}",))
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding")) == [
+        "team-a",
+        "team-b",
+    ]
+    env = env_of(container(one(docs, "Deployment", "-operator")))
+    assert env["WATCH_NAMESPACES"]["value"] == "team-a,team-b"
+
+
+def test_ha_operator_watches_all_namespaces_with_cluster_peering() -> None:
+    docs = render([ci_file("ha-operator")])
+    assert find(docs, "Role") == []
+    assert _grants(docs, "", "namespaces") == set(), "cluster-wide kopf never lists namespaces"
+    assert _grants(docs, "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
+    assert _grants(docs, "kopf.dev", "kopfpeerings") == set()
+    operator = one(docs, "Deployment", "-operator")
+    assert operator["spec"]["replicas"] == 2
+    assert "strategy" not in operator["spec"], "peering allows a rolling update"
+    env = env_of(container(operator))
+    peering = one(docs, "ClusterKopfPeering")
+    assert env["PEERING_NAME"]["value"] == peering["metadata"]["name"]
+    assert env["WATCH_NAMESPACES"]["value"] == ""
+
+
+def test_namespaced_peering_when_replicas_exceed_one_without_all_namespaces() -> None:
+    docs = render(sets=("operator.replicaCount=2",))
+    peering = one(docs, "KopfPeering")
+    assert peering["metadata"]["namespace"] == "hub"
+    assert _grants(docs, "kopf.dev", "kopfpeerings") == {"get", "list", "watch", "patch"}
+    env = env_of(container(one(docs, "Deployment", "-operator")))
+    assert env["PEERING_NAME"]["value"] == peering["metadata"]["name"]
+
+
+def test_no_peering_objects_for_a_single_operator(default_docs: list[Manifest]) -> None:
+    assert find(default_docs, "KopfPeering") == find(default_docs, "ClusterKopfPeering") == []
+    assert _grants(default_docs, "kopf.dev", "kopfpeerings") == set()
+
+
+def test_workload_identity_annotates_the_service_account_and_labels_the_pod() -> None:
+    docs = render([ci_file("aks-workload-identity")])
+    sa = one(docs, "ServiceAccount", "-operator")
+    assert sa["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": "00000000-1111-2222-3333-444444444444",
+        "azure.workload.identity/tenant-id": "55555555-6666-7777-8888-999999999999",
+    }
+    operator = one(docs, "Deployment", "-operator")
+    assert operator["spec"]["template"]["metadata"]["labels"][WI_LABEL] == "true"
+    assert operator["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    env = env_of(container(operator))
+    assert not {k for k in env if k.startswith("AZURE_")}, "the webhook injects them"
+    gateway = one(docs, "Deployment", "-gateway")
+    assert WI_LABEL not in gateway["spec"]["template"]["metadata"]["labels"]
+
+
+def test_token_projection_renders_the_projected_token_and_azure_env() -> None:
+    docs = render([ci_file("kind")])
+    operator = one(docs, "Deployment", "-operator")
+    spec = operator["spec"]["template"]["spec"]
+    assert WI_LABEL not in operator["spec"]["template"]["metadata"]["labels"]
+    assert "annotations" not in one(docs, "ServiceAccount", "-operator")["metadata"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "azure-identity-token")
+    assert volume["projected"]["sources"] == [
+        {
+            "serviceAccountToken": {
+                "audience": "api://AzureADTokenExchange",
+                "expirationSeconds": 3600,
+                "path": "azure-identity-token",
+            }
+        }
+    ]
+    c = container(operator)
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "azure-identity-token")
+    assert mount == {
+        "name": "azure-identity-token",
+        "mountPath": "/var/run/secrets/azure/tokens",
+        "readOnly": True,
+    }
+    env = {k: v["value"] for k, v in env_of(c).items() if "value" in v}
+    assert env["AZURE_FEDERATED_TOKEN_FILE"] == "/var/run/secrets/azure/tokens/azure-identity-token"
+    assert env["AZURE_CLIENT_ID"] == "11111111-2222-3333-4444-555555555555"
+    assert env["AZURE_TENANT_ID"] == "66666666-7777-8888-9999-000000000000"
+    assert env["AZURE_AUTHORITY_HOST"] == "https://fake-azure.llm-mcp-hub-system.svc:8443"
+    assert env["LLMHUB_AZURE_CA_BUNDLE"] == "/etc/llmhub/azure-ca/ca.crt"
+    assert env["LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE"] == "false"
+    ca = next(v for v in spec["volumes"] if v["name"] == "azure-ca")
+    assert ca["configMap"]["name"] == "fake-azure-ca"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("operator.azure.tokenProjection.enabled=true",), "needs operator.azure.clientId"),
+        (
+            (
+                "operator.azure.tokenProjection.enabled=true",
+                "operator.azure.clientId=11111111-2222-3333-4444-555555555555",
+            ),
+            "needs operator.azure.tenantId",
+        ),
+    ],
+)
+def test_token_projection_without_identity_is_refused(sets: tuple[str, ...], message: str) -> None:
+    args = ["template", "x", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    done = run_helm(*args)
+    assert done.returncode != 0
+    assert message in done.stderr
