@@ -60,7 +60,8 @@ async def sync(name: str, namespace: str | None, memo: kopf.Memo, retry: int, **
         raise kopf.TemporaryError(outcome.message, delay=delay)
 
 
-@kopf.daemon(API_GROUP, API_VERSION, PLURAL, id="refresh", cancellation_timeout=10.0)
+# backoff: a crashed pass (e.g. the API server briefly unreachable) restarts soon, not in 60 s.
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, id="refresh", cancellation_timeout=10.0, backoff=5.0)
 async def refresh(
     name: str,
     namespace: str | None,
@@ -73,8 +74,14 @@ async def refresh(
     delay: float | None = None
     while not stopped:
         await stopped.wait(max(delay or 0.0, _jittered(spec.get("refreshInterval"))))
-        if not stopped:
+        if stopped:
+            return
+        try:
             delay = (await reconcile(namespace or "", name, memo.deps)).retry_after
+        except Exception:
+            if stopped:  # the operator is shutting down and closed its clients
+                return
+            raise
 
 
 @kopf.on.probe(id="now")
