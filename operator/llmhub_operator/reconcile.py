@@ -153,7 +153,11 @@ class _Pass:
         rolled: Condition,
         health: TokenHealth,
     ) -> Outcome:
-        if action in ("create", "update"):
+        # A rotation is a new value; a new version or expiry of the same value is not.
+        rotated = action == "create" or (
+            action == "update" and self.previous.get("contentHash") != digest
+        )
+        if rotated:
             events.rotated(
                 self.body,
                 created=action == "create",
@@ -175,7 +179,7 @@ class _Pass:
             "lastSyncTime": format_rfc3339(self.now),
             "token": token_status(health),
         }
-        if action in ("create", "update"):
+        if rotated:
             status["lastRotationTime"] = format_rfc3339(self.now)
         await self._write_status(status, [synced, token_condition(health), rolled])
         metrics.SYNCS.labels("ok").inc()

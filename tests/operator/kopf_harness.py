@@ -138,10 +138,21 @@ class Kube:
         dep = await client.AppsV1Api(self.api).read_namespaced_deployment(name, NS)
         return dict(dep.spec.template.metadata.annotations or {})
 
-    def deployment_versions(self, name: str) -> list[dict[str, Any]]:
-        """Every stored version of the Deployment: kmock keeps the history of each object."""
-        obj = self.kmock.objects[("apps", "v1", "deployments"), NS, name]
-        return [dict(v) for v in obj.history if v is not None]
+    def deployment_patches(self, name: str) -> list[dict[str, Any]]:
+        """Bodies of every PATCH the Deployment received: each one is a rollout."""
+        return [
+            dict(r.data)
+            for r in list(self.kmock)
+            if r.resource is not None
+            and r.resource.plural == "deployments"
+            and r.action == kmock_lib.action.UPDATE
+            and r.name == name
+        ]
+
+    async def wait_fetches(self, source: FakeSource, count: int) -> None:
+        """Let the refresh daemon re-read Key Vault ``count`` more times."""
+        target = len(source.calls) + count
+        await eventually(_const(None), lambda _: len(source.calls) >= target, timeout=10)
 
     async def secret(self, name: str) -> client.V1Secret:
         return await client.CoreV1Api(self.api).read_namespaced_secret(name, NS)
@@ -159,6 +170,13 @@ class Kube:
 
     def event_reasons(self, reason: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("reason") == reason]
+
+
+def _const(value: T) -> Callable[[], Awaitable[T]]:
+    async def probe() -> T:
+        return value
+
+    return probe
 
 
 def provider_body(name: str, **spec: Any) -> dict[str, Any]:
