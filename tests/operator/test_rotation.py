@@ -10,7 +10,6 @@ from llmhub_common.contract import (
     GEMINI_CREDS_KEY,
     SOURCE_VERSION_ANNOTATION,
 )
-
 from llmhub_operator.credential import content_hash
 from tests.operator.kopf_harness import (
     FakeSource,
