@@ -47,6 +47,8 @@ class Deps:
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
+    # Key Vault's Retry-After per object, honoured by every handler, not only the one throttled.
+    not_before: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +62,16 @@ class Outcome:
 async def reconcile(namespace: str, name: str, deps: Deps) -> Outcome:
     """Serialised per object, always on the live object, so handlers and the daemon agree."""
     async with deps.locks[namespace, name]:
+        wait = deps.not_before.get((namespace, name), 0.0) - time.monotonic()
+        if wait > 0:
+            return Outcome(None, "Key Vault asked us to wait", transient=True, retry_after=wait)
         body = await _read_provider(deps.api, namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return Outcome(None, "LLMProvider is gone")
-        return await _Pass(body, deps).run()
+        outcome = await _Pass(body, deps).run()
+        if outcome.retry_after:
+            deps.not_before[namespace, name] = time.monotonic() + outcome.retry_after
+        return outcome
 
 
 class _Pass:

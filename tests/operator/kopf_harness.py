@@ -118,6 +118,17 @@ class Kube:
     async def provider(self, name: str) -> dict[str, Any]:
         return await self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)  # type: ignore[no-any-return]
 
+    async def delete_provider(self, name: str) -> None:
+        await self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+
+    async def provider_names(self) -> set[str]:
+        items = await self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)
+        return {item["metadata"]["name"] for item in items["items"]}
+
+    async def secrets(self) -> set[str]:
+        listed = await client.CoreV1Api(self.api).list_namespaced_secret(NS)
+        return {item.metadata.name for item in listed.items}
+
     async def create_deployment(self, name: str) -> None:
         labels = {"app": name}
         body = {
