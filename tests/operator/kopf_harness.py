@@ -278,7 +278,11 @@ async def running_operator(source: Any) -> AsyncIterator[kopf.Memo]:
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
         kopf.operator(
-            standalone=True, clusterwide=True, memo=memo, stop_flag=stop, ready_flag=ready
+            standalone=True,
+            clusterwide=True,
+            memo=memo,
+            stop_flag=stop,
+            ready_flag=ready,
         )
     )
     try:
