@@ -24,6 +24,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
     ServiceResponseTimeoutError,
 )
+from azure.keyvault.secrets import KeyVaultSecret
 from azure.keyvault.secrets.aio import SecretClient
 
 from llmhub_operator import azure_auth
@@ -61,6 +62,10 @@ class FetchedSecret:
 class _Vault:
     credential: AsyncTokenCredential
     client: SecretClient
+    # Until one read succeeded, reads go one at a time: a burst of first reads (operator start
+    # with many LLMProviders) then costs one challenge and one token request, not one per read.
+    warm: bool = False
+    warming: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class KeyVaultSource:
@@ -79,6 +84,7 @@ class KeyVaultSource:
         self._verify_challenge_resource = verify_challenge_resource
         self._timeout_s = timeout_s
         self._vaults: dict[str, _Vault] = {}
+        _quiet_azure_request_logging()
 
     @property
     def connection_verify(self) -> str | bool:
@@ -128,8 +134,13 @@ class KeyVaultSource:
         where = _describe(vault_url, name, version)
         try:
             async with asyncio.timeout(self._timeout_s):
-                with _map_azure_errors(where):
-                    secret = await self._vault(vault_url).client.get_secret(name, version or None)
+                vault = self._vault(vault_url)
+                if vault.warm:
+                    secret = await _get(vault, name, version, where)
+                else:
+                    async with vault.warming:
+                        secret = await _get(vault, name, version, where)
+                        vault.warm = True
         except TimeoutError:
             raise SourceUnavailable(
                 f"Key Vault did not answer for {where} within {self._timeout_s:g}s",
@@ -165,6 +176,18 @@ class KeyVaultSource:
             )
             vault = self._vaults[key] = _Vault(credential, client)
         return vault
+
+
+async def _get(vault: _Vault, name: str, version: str | None, where: str) -> KeyVaultSecret:
+    with _map_azure_errors(where):
+        return await vault.client.get_secret(name, version or None)
+
+
+def _quiet_azure_request_logging() -> None:
+    """azure-core logs every request and response at INFO; keep that out of operator logs."""
+    http_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    if http_log.level == logging.NOTSET:
+        http_log.setLevel(logging.WARNING)
 
 
 def _describe(vault_url: str, name: str, version: str | None) -> str:

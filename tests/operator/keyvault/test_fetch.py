@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,21 @@ async def test_from_env_reads_ca_and_challenge_switch(
     assert configured.timeout_s == 2.5
     assert (defaults.connection_verify, defaults.verify_challenge_resource) == (True, True)
     assert defaults.timeout_s == 10.0
+
+
+async def test_burst_of_first_reads_costs_one_challenge_and_one_token(
+    source: KeyVaultSource, fake_azure: FakeAzure, vault_url: str
+) -> None:
+    names = [f"burst-{i}" for i in range(20)]
+    for name in names:
+        fake_azure.set_secret(name, f"value-{name}-123456")
+
+    fetched = await asyncio.gather(*(source.fetch(vault_url, name) for name in names))
+
+    assert [f.value for f in fetched] == [f"value-{name}-123456" for name in names]
+    assert len(fake_azure.token_requests()) == 1
+    gets = fake_azure.requests(method="GET")
+    assert len([r for r in gets if r.authorized]) == 20
+    # azure-keyvault caches challenges per host for the process, so an earlier test may have
+    # already paid for it.
+    assert len([r for r in gets if not r.authorized]) <= 1
