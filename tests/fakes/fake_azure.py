@@ -51,6 +51,7 @@ class RequestRecord:
     name: str | None
     status: int
     authorized: bool
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -166,10 +167,9 @@ class FakeAzure:
             self._state.hangs.add(name)
 
     def reset(self) -> None:
-        """Forget failures, delays, hangs, issued tokens and the log; secrets stay."""
+        """Forget failures, delays, hangs and the log; secrets and issued tokens stay valid."""
         with self._lock:
-            kept = self._state.secrets
-            self._state = _State(secrets=kept)
+            self._state = _State(secrets=self._state.secrets, tokens=self._state.tokens)
 
     def requests(
         self, name: str | None = None, *, method: str | None = None

@@ -201,7 +201,6 @@ async def test_no_secret_or_token_in_errors_or_logs(
     fake_azure.set_secret("leak", value)
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
-    tokens: set[str] = set()
 
     assert (await source.fetch(vault_url, "leak")).value == value
     for status in (401, 403, 429, 500):
@@ -209,8 +208,8 @@ async def test_no_secret_or_token_in_errors_or_logs(
         with pytest.raises(SourceError) as caught:
             await source.fetch(vault_url, "leak")
         errors.append(caught.value)
-        tokens |= fake_azure.issued_tokens()
         fake_azure.reset()
+    tokens = fake_azure.issued_tokens()
     texts = [caplog.text]
     for error in errors:
         chain: BaseException | None = error
