@@ -52,3 +52,6 @@ async def test_first_sync_writes_secret_rolls_gateway_and_reports_ready(
     assert status["observedGeneration"] == 1
     assert condition(body, "Synced")["status"] == "True"
     assert condition(body, "GatewayRolled")["reason"] in ("Rolled", "UpToDate")
+    kopf_keys = [*body["metadata"].get("annotations", {}), *body["metadata"].get("finalizers", [])]
+    assert kopf_keys  # kopf's bookkeeping is there, under our own prefix only
+    assert all(key.startswith("llm-mcp-hub.io/") for key in kopf_keys), kopf_keys
