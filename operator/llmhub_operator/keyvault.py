@@ -134,13 +134,7 @@ class KeyVaultSource:
         where = _describe(vault_url, name, version)
         try:
             async with asyncio.timeout(self._timeout_s):
-                vault = self._vault(vault_url)
-                if vault.warm:
-                    secret = await _get(vault, name, version, where)
-                else:
-                    async with vault.warming:
-                        secret = await _get(vault, name, version, where)
-                        vault.warm = True
+                secret = await self._first_or_plain_get(self._vault(vault_url), name, version)
         except TimeoutError:
             raise SourceUnavailable(
                 f"Key Vault did not answer for {where} within {self._timeout_s:g}s",
@@ -158,6 +152,19 @@ class KeyVaultSource:
             expires=props.expires_on,
             enabled=props.enabled is not False,
         )
+
+    async def _first_or_plain_get(
+        self, vault: _Vault, name: str, version: str | None
+    ) -> KeyVaultSecret:
+        """Concurrent reads wait only while the vault's first read is in flight."""
+        where = _describe(vault.client.vault_url, name, version)
+        if not vault.warm:
+            async with vault.warming:
+                if not vault.warm:
+                    secret = await _get(vault, name, version, where)
+                    vault.warm = True
+                    return secret
+        return await _get(vault, name, version, where)
 
     def _vault(self, vault_url: str) -> _Vault:
         key = vault_url.rstrip("/").lower()
