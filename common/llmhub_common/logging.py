@@ -8,9 +8,13 @@ import sys
 import threading
 from collections.abc import Iterable
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 REDACTED = "[REDACTED]"
+# kopf attaches its whole OperatorSettings (and a skip flag) to every object log record; rendering
+# them deep-copies the settings, fails on a queue inside and costs seconds of CPU per line.
+_NOT_LOGGED = ("settings", "k8s_skip")
 
 # Shapes of credentials we never want in a log line even if a caller slips: Claude OAuth tokens,
 # Google access/refresh tokens, bearer headers, JWTs.
@@ -80,6 +84,7 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                reserved_attrs=[*RESERVED_ATTRS, *_NOT_LOGGED],
             )
         )
     else:

@@ -1,6 +1,8 @@
 import json
 import logging
 
+import pytest
+
 from llmhub_common import logging as hub_logging
 
 
@@ -21,3 +23,25 @@ def test_known_secret_values_and_token_shapes_are_redacted(capsys):
     assert lines[0]["message"] == "value=[REDACTED] google=[REDACTED]"
     assert lines[0]["level"] == "INFO"
     assert "[REDACTED]" in lines[1]["exc_info"]
+
+
+def test_kopf_settings_extra_is_not_rendered(capsys: pytest.CaptureFixture[str]) -> None:
+    """kopf passes its OperatorSettings as ``extra``; it must neither break nor bloat the line."""
+    import dataclasses
+    import queue
+
+    @dataclasses.dataclass
+    class Settings:
+        inbox: queue.SimpleQueue[int] = dataclasses.field(default_factory=queue.SimpleQueue)
+
+    hub_logging.configure("INFO")
+    logging.getLogger("kopf.objects").info(
+        "Handler 'sync' succeeded.",
+        extra={"settings": Settings(), "k8s_skip": False, "k8s_ref": {"name": "claude"}},
+    )
+
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["message"] == "Handler 'sync' succeeded."
+    assert line["k8s_ref"] == {"name": "claude"}
+    assert "settings" not in line
+    assert "k8s_skip" not in line

@@ -1,0 +1,385 @@
+"""Operator benchmark: the real operator process against kmock and the fake Key Vault.
+
+    uv run python -m bench.operator_bench [--quick]
+
+Measures what a platform team cares about: how fast a Key Vault rotation reaches the gateway
+Deployment (1 provider, then 200 rotated at once), Key Vault reads per provider per refresh
+interval in steady state (target 1), rollouts when nothing changed (target 0, including a new
+Key Vault version with the same value) and the operator's resident memory with 200 providers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kmock as kmock_lib
+import psutil
+
+from llmhub_common.contract import rollout_annotation
+from llmhub_operator.credential import content_hash
+from tests.fakes.fake_azure import FakeAzure
+from tests.operator.kopf_harness import (
+    GROUP,
+    NS,
+    PLURAL,
+    VERSION,
+    ApiServer,
+    Kube,
+    provider_body,
+    write_kubeconfig,
+)
+
+DEPLOYMENT = "gateway"
+MIB = 1024 * 1024
+RSS_TARGET_MIB = 256.0  # what a modest operator memory limit would allow
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and bounds; the interval is long enough for kmock to serve every provider's pass."""
+
+    providers: int
+    interval_s: float
+    steady_intervals: int
+    sync_timeout_s: float
+    deadline_s: float
+
+
+FULL = Profile(
+    providers=200, interval_s=20.0, steady_intervals=1, sync_timeout_s=70.0, deadline_s=175.0
+)
+QUICK = Profile(
+    providers=10, interval_s=3.0, steady_intervals=3, sync_timeout_s=10.0, deadline_s=39.0
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    value: float
+    target: float
+    unit: str
+    lower_is_better: bool = True
+    tolerance: float = 0.0  # relative, for "equals" rows
+
+    def ratio(self) -> str:
+        if self.target == 0:
+            return "ok" if self.value == 0 else "FAIL"
+        return f"{self.value / self.target:.2f}"
+
+
+class Bench:
+    """Owns the emulated cluster, the fake vault and the operator subprocess."""
+
+    def __init__(self, profile: Profile, workdir: Path) -> None:
+        self.profile = profile
+        self.workdir = workdir
+        self.fake = FakeAzure.start_local(workdir)
+        self.kube: Kube | None = None
+        self.operator: subprocess.Popen[bytes] | None = None
+        self.values: dict[str, str] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def start_operator(self, kubeconfig: Path) -> None:
+        env = os.environ | self.fake.env() | {"KUBECONFIG": str(kubeconfig)}
+        log = (self.workdir / "operator.log").open("wb")
+        self.operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmhub_operator",
+                "--all-namespaces",
+                f"--metrics-port={_free_port()}",
+                f"--health-port={_free_port()}",
+                f"--log-level={os.environ.get('LLMHUB_BENCH_OPERATOR_LOG_LEVEL', 'WARNING')}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop_operator(self) -> None:
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.terminate()
+            try:
+                self.operator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.operator.kill()
+                self.operator.wait(timeout=5)
+
+    async def add_providers(self, names: list[str]) -> None:
+        assert self.kube is not None
+        for name in names:
+            self.values[name] = _value(name, 0)
+            self.fake.set_secret(f"{name}-token", self.values[name])
+            body = provider_body(
+                name,
+                source={
+                    "azureKeyVault": {"vaultUrl": self.fake.base_url, "secretName": f"{name}-token"}
+                },
+                refreshInterval=f"{self.profile.interval_s:g}s",
+                gateway={"deploymentName": DEPLOYMENT},
+            )
+            await self.kube.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+
+    # -- measurements ---------------------------------------------------------------------------
+
+    async def wait_rolled(self, names: list[str], timeout: float) -> dict[str, float]:
+        """Wall time at which each provider's pod-template hash first shows its current value.
+
+        Providers not rolled by the deadline are missing from the result.
+        """
+        assert self.kube is not None
+        wanted = {rollout_annotation(n): content_hash(self.values[n]) for n in names}
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < len(names) and time.monotonic() < deadline:
+            self._check_operator()
+            annotations = _template_annotations(self.kube.kmock)
+            now = time.monotonic()
+            for name in names:
+                key = rollout_annotation(name)
+                if name not in seen and annotations.get(key) == wanted[key]:
+                    seen[name] = now
+            await asyncio.sleep(0.05)
+        return seen
+
+    async def rotate(self, names: list[str], generation: int) -> list[float]:
+        """Put a new value in Key Vault for each name; seconds until each reached the template.
+
+        A provider that never got there counts as infinitely late.
+        """
+        started = time.monotonic()
+        for name in names:
+            self.values[name] = _value(name, generation)
+            self.fake.set_secret(f"{name}-token", self.values[name])
+        seen = await self.wait_rolled(names, timeout=self.profile.sync_timeout_s)
+        return [seen.get(name, float("inf")) - started for name in names]
+
+    async def steady_state(self, names: list[str]) -> tuple[float, int]:
+        """Key Vault GETs per provider per interval, and template changes, with nothing rotated.
+
+        The window starts by re-versioning every secret with the same value: still no roll.
+        """
+        assert self.kube is not None
+        for name in names:
+            self.fake.set_secret(f"{name}-token", self.values[name])
+        self.fake.reset()
+        before = _template_changes(self.kube.kmock)
+        window = self.profile.interval_s * self.profile.steady_intervals
+        await _sleep_watching(window, self._check_operator)
+        gets = [r for r in self.fake.requests(method="GET") if r.authorized]
+        per_provider_interval = len(gets) / len(names) / self.profile.steady_intervals
+        return per_provider_interval, _template_changes(self.kube.kmock) - before
+
+    def operator_rss_mib(self) -> float:
+        assert self.operator is not None
+        process = psutil.Process(self.operator.pid)
+        children = process.children(recursive=True)
+        return sum(p.memory_info().rss for p in [process, *children]) / MIB
+
+    def _check_operator(self) -> None:
+        if self.operator is not None and self.operator.poll() is not None:
+            tail = (self.workdir / "operator.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"operator exited with {self.operator.returncode}:\n{tail}")
+
+
+async def run(profile: Profile) -> list[Row]:
+    workdir = tempfile.TemporaryDirectory(prefix="llmhub-bench-")
+    with workdir as tmp, _bench(profile, Path(tmp)) as b:
+        async with ApiServer() as api, kmock_lib.Server(api):
+            _declare_resources(api)
+            kubeconfig = write_kubeconfig(b.workdir / "kubeconfig", str(api.url).rstrip("/"))
+            from llmhub_operator.kube import make_api_client
+
+            client = await make_api_client(str(kubeconfig))
+            try:
+                b.kube = Kube(api=client, kmock=api)
+                await b.kube.create_deployment(DEPLOYMENT)
+                return await _measure(b, kubeconfig)
+            except BaseException:
+                log = b.workdir / "operator.log"
+                if log.exists():
+                    tail = log.read_text(errors="replace")[-3000:]
+                    print(f"operator log tail:\n{tail}", file=sys.stderr)
+                raise
+            finally:
+                b.stop_operator()
+                await client.close()
+
+
+async def _measure(b: Bench, kubeconfig: Path) -> list[Row]:
+    """One provider alone, then an operator restart that finds all of them at once."""
+    assert b.kube is not None
+    interval = b.profile.interval_s
+    first = ["p000"]
+    await b.add_providers(first)
+    b.start_operator(kubeconfig)
+    if not await b.wait_rolled(first, timeout=30):
+        raise RuntimeError("the first provider never synced")
+    _progress("first provider synced")
+    single = await b.rotate(first, 1)
+    _progress(f"single rotation {single[0]:.2f}s")
+
+    b.stop_operator()
+    rest = [f"p{i:03d}" for i in range(1, b.profile.providers)]
+    await b.add_providers(rest)
+    _progress(f"{len(rest)} more providers created; operator restarted")
+    first_before_restart = _annotation_changes(b.kube.kmock, "p000")
+    b.start_operator(kubeconfig)
+    everyone = first + rest
+    synced = await b.wait_rolled(everyone, timeout=b.profile.sync_timeout_s)
+    _progress(f"{len(synced)}/{len(everyone)} providers synced")
+    restart_rolls = _annotation_changes(b.kube.kmock, "p000") - first_before_restart
+    reads, rollouts = await b.steady_state(everyone)
+    _progress("steady state measured")
+    rss = b.operator_rss_mib()
+    many = await b.rotate(everyone, 2)
+    _progress("mass rotation measured")
+    n = len(everyone)
+    return [
+        Row("rotation → template, 1 provider (s)", single[0], interval * 1.1 + 1, "s"),
+        Row(f"rotation → template, {n} providers p50 (s)", statistics.median(many), interval, "s"),
+        Row(f"rotation → template, {n} providers max (s)", max(many), interval * 1.1 + 2, "s"),
+        Row(f"providers synced at start (of {n})", len(synced), n, "", lower_is_better=False),
+        Row("Key Vault GETs / provider / interval", reads, 1.0, "", False, tolerance=0.15),
+        Row("rollouts with nothing changed (same value re-versioned)", rollouts, 0, ""),
+        Row("rollouts of an unchanged provider on operator restart", restart_rolls, 0, ""),
+        Row(f"operator RSS with {n} providers (MiB)", rss, RSS_TARGET_MIB, "MiB"),
+    ]
+
+
+def _declare_resources(api: Any) -> None:
+    api.resources.load_bundled()
+    api.resources[f"{GROUP}/{VERSION}/{PLURAL}"] = kmock_lib.ResourceInfo(
+        kind="LLMProvider",
+        singular="llmprovider",
+        namespaced=True,
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        subresources={"status"},
+    )
+
+
+def _template_changes(api: Any) -> int:
+    """How many stored versions of the Deployment changed its pod template (each is a rollout)."""
+    obj = api.objects[("apps", "v1", "deployments"), NS, DEPLOYMENT]
+    templates = [dict(v).get("spec", {}).get("template") for v in obj.history if v is not None]
+    return sum(1 for a, b in itertools.pairwise(templates) if a != b)
+
+
+def _template_annotations(api: Any) -> dict[str, str]:
+    """The Deployment's pod-template annotations, read from kmock's store (no API request, so
+    polling does not eat the emulator's capacity)."""
+    obj = api.objects[("apps", "v1", "deployments"), NS, DEPLOYMENT]
+    body = dict(obj.history[-1] or {})
+    return dict(
+        (body.get("spec", {}).get("template", {}).get("metadata") or {}).get("annotations") or {}
+    )
+
+
+def _annotation_changes(api: Any, name: str) -> int:
+    """How many stored Deployment versions changed ``name``'s rollout annotation."""
+    obj = api.objects[("apps", "v1", "deployments"), NS, DEPLOYMENT]
+    key = rollout_annotation(name)
+    values = [
+        (dict(v).get("spec", {}).get("template", {}).get("metadata") or {})
+        .get("annotations", {})
+        .get(key)
+        for v in obj.history
+        if v is not None
+    ]
+    return sum(1 for a, b in itertools.pairwise(values) if a != b)
+
+
+async def _sleep_watching(seconds: float, check: Callable[[], None]) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        check()
+        await asyncio.sleep(min(left, 0.5))
+
+
+@contextmanager
+def _bench(profile: Profile, workdir: Path) -> Iterator[Bench]:
+    bench = Bench(profile, workdir)
+    try:
+        yield bench
+    finally:
+        bench.stop_operator()
+        bench.fake.stop()
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _value(name: str, generation: int) -> str:
+    return f"sk-ant-oat01-bench-{name}-{generation:04d}-" + "x" * 40
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _print_table(rows: list[Row], profile: Profile, elapsed: float) -> None:
+    print(
+        f"operator bench: {profile.providers} providers, refreshInterval {profile.interval_s:g}s, "
+        f"{elapsed:.1f}s wall"
+    )
+    print(f"{'metric':58} {'measured':>10} {'target':>10} {'ratio':>7}")
+    for row in rows:
+        op = "≤" if row.lower_is_better else "="
+        print(f"{row.metric:58} {row.value:10.2f} {op + f'{row.target:g}':>10} {row.ratio():>7}")
+
+
+async def _with_deadline(coro: Awaitable[list[Row]], seconds: float) -> list[Row]:
+    return await asyncio.wait_for(coro, seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; exit 1 when a measurement misses its target, 2 when the bench failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="shorter interval and window")
+    parser.add_argument("--providers", type=int, default=None, help="override the 200 providers")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    if args.providers:
+        profile = dataclasses.replace(profile, providers=max(args.providers, 2))
+    started = time.monotonic()
+    try:
+        rows = asyncio.run(_with_deadline(run(profile), profile.deadline_s))
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    _print_table(rows, profile, time.monotonic() - started)
+    missed = [r for r in rows if r.ratio() == "FAIL" or _missed(r)]
+    return 1 if missed else 0
+
+
+def _missed(row: Row) -> bool:
+    if row.target == 0:
+        return False
+    if row.lower_is_better:
+        return row.value > row.target
+    return abs(row.value - row.target) > row.tolerance * row.target
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""``llmhub-operator`` / ``python -m llmhub_operator``: settings, metrics server, then kopf."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+import kopf
+import prometheus_client
+
+from llmhub_common.logging import configure as configure_logging
+from llmhub_operator.settings import OperatorSettings
+
+
+def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSettings:
+    """Flags override the environment; the result is one settings object."""
+    parser = argparse.ArgumentParser(prog="llmhub-operator", description=__doc__)
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", dest="namespaces", default=None)
+    scope.add_argument("--all-namespaces", "-A", action="store_true")
+    parser.add_argument("--metrics-port", type=int, default=env.metrics_port)
+    parser.add_argument("--health-port", type=int, default=env.health_port)
+    parser.add_argument("--peering", default=env.peering_name, help="empty: standalone")
+    parser.add_argument("--log-level", default=env.log_level)
+    args = parser.parse_args(argv)
+    namespaces = env.watch_namespaces
+    if args.all_namespaces:
+        namespaces = ""
+    elif args.namespaces:
+        namespaces = ",".join(args.namespaces)
+    return OperatorSettings(
+        watch_namespaces=namespaces,
+        log_level=args.log_level,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        peering_name=args.peering,
+    )
+
+
+async def run(settings: OperatorSettings) -> None:
+    import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
+
+    namespaces = settings.namespaces
+    await kopf.operator(
+        standalone=not settings.peering_name,
+        peering_name=settings.peering_name or None,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = parse_args(argv, OperatorSettings())
+    configure_logging(settings.log_level)
+    prometheus_client.start_http_server(settings.metrics_port)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The real azure-identity + azure-keyvault-secrets clients against the fake: the happy paths."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.identity.aio import WorkloadIdentityCredential
+from azure.keyvault.secrets.aio import SecretClient
+
+from llmhub_operator.errors import SourceNotFound
+from llmhub_operator.keyvault import FetchedSecret, KeyVaultSource
+from tests.fakes.fake_azure import FakeAzure
+
+
+@pytest.fixture
+async def source(azure_env: dict[str, str]) -> AsyncIterator[KeyVaultSource]:
+    source = KeyVaultSource.from_env()
+    yield source
+    await source.aclose()
+
+
+async def test_latest_version_with_expiry(
+    source: KeyVaultSource, fake_azure: FakeAzure, vault_url: str
+) -> None:
+    expires = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    fake_azure.set_secret("latest-a", "first-value-123")
+    newest = fake_azure.set_secret("latest-a", "second-value-456", expires=expires.timestamp())
+
+    fetched = await source.fetch(vault_url, "latest-a")
+
+    assert fetched.value == "second-value-456"
+    assert fetched.version == newest
+    assert fetched.expires == expires
+    assert fetched.enabled is True
+    assert abs(fetched.created - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_pinned_version_and_no_expiry(
+    source: KeyVaultSource, fake_azure: FakeAzure, vault_url: str
+) -> None:
+    pinned = fake_azure.set_secret("pinned-a", "old-value-123")
+    fake_azure.set_secret("pinned-a", "new-value-456")
+
+    fetched = await source.fetch(vault_url, "pinned-a", pinned)
+
+    assert (fetched.value, fetched.version, fetched.expires) == ("old-value-123", pinned, None)
+
+
+async def test_missing_pinned_version_is_not_found(
+    source: KeyVaultSource, fake_azure: FakeAzure, vault_url: str
+) -> None:
+    fake_azure.set_secret("pinned-b", "value-123456")
+
+    with pytest.raises(SourceNotFound) as caught:
+        await source.fetch(vault_url, "pinned-b", "0" * 32)
+
+    assert caught.value.status == 404
+    assert "0" * 32 in caught.value.message
+
+
+async def test_value_stays_out_of_repr() -> None:
+    fetched = FetchedSecret(
+        value="super-secret-value",
+        version="v1",
+        created=datetime.now(UTC),
+        updated=None,
+        expires=None,
+        enabled=True,
+    )
+    assert "super-secret-value" not in repr(fetched)
+    assert "v1" in repr(fetched)
+
+
+async def test_one_credential_and_client_per_vault_reused(
+    azure_env: dict[str, str], fake_azure: FakeAzure, vault_url: str
+) -> None:
+    made: list[str] = []
+
+    def factory(*, connection_verify: str | bool, timeout_s: float) -> WorkloadIdentityCredential:
+        made.append(str(connection_verify))
+        return WorkloadIdentityCredential(connection_verify=connection_verify)
+
+    fake_azure.set_secret("reuse-a", "value-a-123456")
+    fake_azure.set_secret("reuse-b", "value-b-123456")
+    other_vault = vault_url.replace("127.0.0.1", "localhost")
+    source = KeyVaultSource(
+        credential_factory=factory,
+        connection_verify=azure_env["LLMHUB_AZURE_CA_BUNDLE"],
+        verify_challenge_resource=False,
+    )
+    try:
+        for _ in range(3):
+            await source.fetch(vault_url, "reuse-a")
+            await source.fetch(vault_url + "/", "reuse-b")
+        await source.fetch(other_vault, "reuse-a")
+    finally:
+        await source.aclose()
+
+    assert made == [azure_env["LLMHUB_AZURE_CA_BUNDLE"]] * 2
+    assert len(fake_azure.token_requests()) == 2
+    # One GET per fetch, plus at most one unauthenticated challenge per client.
+    gets = fake_azure.requests(method="GET")
+    assert len([r for r in gets if r.status == 200]) == 7
+    assert 1 <= len([r for r in gets if not r.authorized]) <= 2
+
+
+async def test_rotation_through_the_real_sdk_set_secret(
+    source: KeyVaultSource, azure_env: dict[str, str], fake_azure: FakeAzure, vault_url: str
+) -> None:
+    expires = datetime(2030, 6, 1, tzinfo=UTC)
+    credential = WorkloadIdentityCredential(connection_verify=azure_env["LLMHUB_AZURE_CA_BUNDLE"])
+    client = SecretClient(
+        vault_url,
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=azure_env["LLMHUB_AZURE_CA_BUNDLE"],
+    )
+    async with credential, client:
+        first = await client.set_secret("rotate-a", "value-one-123")
+        second = await client.set_secret("rotate-a", "value-two-456", expires_on=expires)
+
+    fetched = await source.fetch(vault_url, "rotate-a")
+
+    assert first.properties.version != second.properties.version
+    assert (fetched.value, fetched.version) == ("value-two-456", second.properties.version)
+    assert fetched.expires == expires
+    assert [v.value for v in fake_azure.versions("rotate-a")] == ["value-one-123", "value-two-456"]
+
+
+async def test_from_env_reads_ca_and_challenge_switch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LLMHUB_AZURE_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE", "false")
+    monkeypatch.setenv("LLMHUB_AZURE_TIMEOUT_SECONDS", "2.5")
+    configured = KeyVaultSource.from_env()
+    monkeypatch.delenv("LLMHUB_AZURE_CA_BUNDLE")
+    monkeypatch.delenv("LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE")
+    monkeypatch.delenv("LLMHUB_AZURE_TIMEOUT_SECONDS")
+    defaults = KeyVaultSource.from_env()
+
+    assert (configured.connection_verify, configured.verify_challenge_resource) == (
+        str(tmp_path / "ca.pem"),
+        False,
+    )
+    assert configured.timeout_s == 2.5
+    assert (defaults.connection_verify, defaults.verify_challenge_resource) == (True, True)
+    assert defaults.timeout_s == 10.0
+
+
+async def test_burst_of_first_reads_costs_one_challenge_and_one_token(
+    source: KeyVaultSource, fake_azure: FakeAzure, vault_url: str
+) -> None:
+    names = [f"burst-{i}" for i in range(20)]
+    for name in names:
+        fake_azure.set_secret(name, f"value-{name}-123456")
+
+    fetched = await asyncio.gather(*(source.fetch(vault_url, name) for name in names))
+
+    assert [f.value for f in fetched] == [f"value-{name}-123456" for name in names]
+    assert len(fake_azure.token_requests()) == 1
+    gets = fake_azure.requests(method="GET")
+    assert len([r for r in gets if r.authorized]) == 20
+    # azure-keyvault caches challenges per host for the process, so an earlier test may have
+    # already paid for it.
+    assert len([r for r in gets if not r.authorized]) <= 1

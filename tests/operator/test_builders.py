@@ -1,0 +1,69 @@
+"""Pure builders: the Secret per the gateway contract, and the rollout patch."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from llmhub_operator.rollout import rollout_patch
+from llmhub_operator.secret_writer import build_secret
+
+OWNER: dict[str, Any] = {
+    "apiVersion": "llm-mcp-hub.io/v1alpha1",
+    "kind": "LLMProvider",
+    "metadata": {"name": "gemini", "namespace": "hub", "uid": "uid-1"},
+}
+
+
+def test_gemini_secret_matches_the_contract() -> None:
+    creds = json.dumps({"access_token": "a", "refresh_token": "r"})
+    secret = build_secret(
+        name="gemini-credentials",
+        provider="gemini",
+        value=creds,
+        source_version="v9",
+        content_hash="sha256:1a2b3c4d5e6f",
+        expires_at=datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC),
+        owner=OWNER,
+    )
+    meta = secret["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("gemini-credentials", "hub")
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "llm-mcp-hub-operator"
+    assert meta["annotations"] == {
+        "llm-mcp-hub.io/source-version": "v9",
+        "llm-mcp-hub.io/content-hash": "sha256:1a2b3c4d5e6f",
+        "llm-mcp-hub.io/expires-at": "2027-01-02T03:04:05Z",
+    }
+    (ref,) = meta["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
+        "LLMProvider",
+        "gemini",
+        "uid-1",
+        True,
+    )
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == {"oauth_creds.json": creds, "expires_at": "2027-01-02T03:04:05Z"}
+
+
+def test_claude_secret_uses_the_env_key_and_tolerates_unknown_expiry() -> None:
+    secret = build_secret(
+        name="c",
+        provider="claude",
+        value="sk-ant-oat01-x",
+        source_version="v1",
+        content_hash="sha256:000000000000",
+        expires_at=None,
+        owner=OWNER,
+    )
+    assert set(secret["data"]) == {"CLAUDE_CODE_OAUTH_TOKEN", "expires_at"}
+    assert "llm-mcp-hub.io/expires-at" not in secret["metadata"]["annotations"]
+
+
+def test_rollout_patch_touches_only_the_provider_annotation() -> None:
+    assert rollout_patch("claude", "sha256:abc") == {
+        "spec": {
+            "template": {"metadata": {"annotations": {"llm-mcp-hub.io/claude-hash": "sha256:abc"}}}
+        }
+    }
