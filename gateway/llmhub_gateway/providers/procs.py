@@ -74,8 +74,14 @@ async def kill_tree(pid: int, *, pgid: int | None = None, grace_s: float = 2.0) 
             return
         await asyncio.sleep(_POLL_S)  # exits are not signalled to us for grandchildren
     leftover = [p for p in pids if running(p)]
-    if leftover:
-        _signal(leftover, pgid, signal.SIGKILL)
+    if not leftover:
+        return
+    _signal(leftover, pgid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: wait (bounded) until the kernel has torn them down,
+    # so callers that check right after never see a survivor.
+    deadline = time.monotonic() + 2.0
+    while any(running(p) for p in leftover) and time.monotonic() < deadline:
+        await asyncio.sleep(_POLL_S)
 
 
 def resolve_executable(path: str) -> str:
