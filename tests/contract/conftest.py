@@ -1,0 +1,37 @@
+"""The pod-contract test reuses the operator's kmock harness and the Azure fake."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.fake_azure import FakeAzure
+from tests.gateway.conftest import RedisServer
+from tests.operator.kopf_harness import kmock_options, kube  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def fake_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAzure]:
+    fake = FakeAzure.start_local(tmp_path_factory.mktemp("fake-azure"))
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pod_root(tmp_path: Path) -> Path:
+    """Where the pods' absolute paths (mounts, HOME, ...) are materialized."""
+    root = tmp_path / "pods"
+    root.mkdir()
+    return root
