@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from llmhub_common import logging as hub_logging
+from tests.leaks import assert_no_leak
 
 
 def test_known_secret_values_and_token_shapes_are_redacted(capsys):
@@ -16,9 +17,12 @@ def test_known_secret_values_and_token_shapes_are_redacted(capsys):
     except RuntimeError:
         log.exception("failed")
     err = capsys.readouterr().err
-    assert "my-very-secret-value-123" not in err
-    assert "ya29.a0AfH6SMCabcdefgh" not in err
-    assert "sk-ant-oat01-abcdefghijkl" not in err
+    assert_no_leak(
+        err,
+        registered="my-very-secret-value-123",
+        google="ya29.a0AfH6SMCabcdefgh",
+        claude="sk-ant-oat01-abcdefghijkl",
+    )
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines[0]["message"] == "value=[REDACTED] google=[REDACTED]"
     assert lines[0]["level"] == "INFO"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmhub_gateway.core.config import Settings
+from tests.leaks import assert_no_leak
 
 ENV = {
     "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-config-test-token",
@@ -34,7 +35,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     s = Settings()
     assert s.claude_token() == ENV["CLAUDE_CODE_OAUTH_TOKEN"]
-    assert ENV["CLAUDE_CODE_OAUTH_TOKEN"] not in repr(s)
+    assert_no_leak(repr(s), claude_token=ENV["CLAUDE_CODE_OAUTH_TOKEN"])
     assert (s.claude_model, s.claude_cli_path) == ("claude-opus-x", "/opt/claude")
     assert (s.claude_timeout_seconds, s.claude_max_concurrency) == (12.5, 7)
     assert s.token_expiry("claude") is not None

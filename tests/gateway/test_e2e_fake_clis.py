@@ -15,6 +15,7 @@ import pytest
 
 from llmhub_gateway.providers import procs
 from tests.gateway.conftest import GatewayProcess, wait_until
+from tests.leaks import assert_no_leak
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 TOKEN = "sk-ant-oat01-" + "E2eFakeTokenNeverReal_" * 3
@@ -90,11 +91,10 @@ def test_health_with_real_providers(real_gateway: GatewayProcess) -> None:
 
 def test_token_never_in_responses_or_logs(real_gateway: GatewayProcess) -> None:
     for path in ("/health/tokens", "/metrics", "/v1/models", "/openapi.json"):
-        assert TOKEN not in httpx.get(f"{real_gateway.url}{path}").text
+        assert_no_leak(httpx.get(f"{real_gateway.url}{path}").text, claude_token=TOKEN)
     assert real_gateway.log_path is not None
     log = real_gateway.log_path.read_text()
-    assert TOKEN not in log
-    assert GEMINI_CREDS["access_token"] not in log
+    assert_no_leak(log, claude_token=TOKEN, gemini_access=GEMINI_CREDS["access_token"])
 
 
 def test_limits_answer_429_and_504(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import httpx
 
 from tests.gateway.conftest import ThreadedGateway
 from tests.gateway.fake_provider import LEAKY_SECRET, expected_text
+from tests.leaks import assert_no_leak
 
 CLAUDE = "claude-sonnet-4-5-20250929"
 
@@ -174,4 +175,4 @@ def test_unexpected_errors_are_500_without_details(gateway: ThreadedGateway) -> 
         "error",
         {"error": {"type": "internal_error", "message": "internal error"}},
     )
-    assert LEAKY_SECRET not in response.text
+    assert_no_leak(response.text, leaky=LEAKY_SECRET)

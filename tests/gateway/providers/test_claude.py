@@ -30,6 +30,7 @@ from tests.gateway.providers.conftest import (
     wait_dead,
     wait_for_file,
 )
+from tests.leaks import assert_no_leak
 
 
 async def test_answer_streams_in_deltas_with_model_and_token_presence(
@@ -135,7 +136,7 @@ async def test_failures_map_to_the_error_tree(
     set_mode(monkeypatch, mode)
     with pytest.raises(error) as caught:
         await collect(claude, chat("hi"))
-    assert FAKE_TOKEN not in str(caught.value)
+    assert_no_leak(str(caught.value), claude_token=FAKE_TOKEN)
 
 
 async def test_token_never_reaches_logs_output_or_errors(
@@ -156,7 +157,7 @@ async def test_token_never_reaches_logs_output_or_errors(
     out, err = capfd.readouterr()
     assert caplog.records  # the SDK and the adapter did log, so the check below means something
     for sink in (caplog.text, out, err, text, *errors):
-        assert FAKE_TOKEN not in sink
+        assert_no_leak(sink, claude_token=FAKE_TOKEN)
 
 
 async def test_without_a_token_the_provider_is_not_configured(tmp_path: Path) -> None:

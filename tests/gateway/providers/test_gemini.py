@@ -34,6 +34,7 @@ from tests.gateway.providers.conftest import (
     wait_dead,
     wait_for_file,
 )
+from tests.leaks import assert_no_leak
 
 
 async def test_answer_streams_from_a_terminal_in_deltas(gemini: GeminiProvider) -> None:
@@ -164,7 +165,7 @@ async def test_failures_map_to_the_error_tree(
     set_mode(monkeypatch, mode)
     with pytest.raises(error, match=message) as caught:
         await collect(gemini, chat("hi"))
-    assert FAKE_GEMINI_CREDS["refresh_token"] not in str(caught.value)
+    assert_no_leak(str(caught.value), refresh_token=FAKE_GEMINI_CREDS["refresh_token"])
     assert our_zombies() == []
 
 
