@@ -11,8 +11,9 @@ def test_quick_bench_reports_ratios(capsys: pytest.CaptureFixture[str]) -> None:
     assert gateway_bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "idle RSS: gateway" in out
-    assert out.count("ratio rps") == 2
-    assert "c= 50:" in out
-    assert "c=200:" in out
+    assert "c= 50 saturation:" in out
+    assert "c=200 saturation:" in out
+    assert out.count("at 1000 rps offered:") == 2
+    assert out.count("added latency p50") == 2
     assert "0 errors" in out
     assert "targets:" in out
