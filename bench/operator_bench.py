@@ -248,7 +248,7 @@ async def _measure(b: Bench, kubeconfig: Path, rows: list[Row]) -> None:
         raise RuntimeError("the first provider never synced")
     _progress("first provider synced")
     single = await b.rotate(first, 1)
-    rows.append(Row("rotation → template, 1 provider (s)", single[0], interval * 1.1 + 1, "s"))
+    _record(rows, Row("rotation → template, 1 provider (s)", single[0], interval * 1.1 + 1, "s"))
 
     b.stop_operator()
     rest = [f"p{i:03d}" for i in range(1, b.profile.providers)]
@@ -265,13 +265,17 @@ async def _measure(b: Bench, kubeconfig: Path, rows: list[Row]) -> None:
         f"{cpu_after[0] - cpu_before[0]:.1f}, kmock+fake {cpu_after[1] - cpu_before[1]:.1f}"
     )
     n = len(everyone)
-    rows.append(Row(f"providers synced at start (of {n})", len(synced), n, "", False))
+    _record(rows, Row(f"providers synced at start (of {n})", len(synced), n, "", False))
     restart_rolls = _annotation_changes(b.kube.kmock, "p000") - first_before_restart
-    rows.append(Row("rollouts of an unchanged provider on operator restart", restart_rolls, 0, ""))
-    rows.append(Row(f"operator RSS with {n} providers (MiB)", b.operator_rss_mib(), RSS_MIB, ""))
+    _record(
+        rows, Row("rollouts of an unchanged provider on operator restart", restart_rolls, 0, "")
+    )
+    _record(rows, Row(f"operator RSS with {n} providers (MiB)", b.operator_rss_mib(), RSS_MIB, ""))
     reads, rollouts = await b.steady_state(everyone)
-    rows.append(Row("Key Vault GETs / provider / interval", reads, 1.0, "", False, tolerance=0.15))
-    rows.append(Row("rollouts with nothing changed (same value re-versioned)", rollouts, 0, ""))
+    _record(
+        rows, Row("Key Vault GETs / provider / interval", reads, 1.0, "", False, tolerance=0.15)
+    )
+    _record(rows, Row("rollouts with nothing changed (same value re-versioned)", rollouts, 0, ""))
     _progress("steady state measured")
     many = await b.rotate(everyone, 2)
     rows.append(
@@ -352,6 +356,12 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _record(rows: list[Row], row: Row) -> None:
+    """Keep the row and show it at once: a run cut short still reports what it measured."""
+    rows.append(row)
+    _progress(f"{row.metric}: {row.value:.2f} (target {row.target:g}, ratio {row.ratio()})")
 
 
 def _print_table(rows: list[Row], profile: Profile, elapsed: float) -> None:

@@ -35,7 +35,7 @@ def test_kopf_settings_extra_is_not_rendered(capsys: pytest.CaptureFixture[str])
         inbox: queue.SimpleQueue[int] = dataclasses.field(default_factory=queue.SimpleQueue)
 
     hub_logging.configure("INFO")
-    logging.getLogger("kopf.objects").info(
+    logging.getLogger("tests.kopf_like_object_logger").info(
         "Handler 'sync' succeeded.",
         extra={"settings": Settings(), "k8s_skip": False, "k8s_ref": {"name": "claude"}},
     )
