@@ -114,9 +114,11 @@ class KeyVaultSource:
     async def fetch(self, vault_url: str, name: str, version: str | None = None) -> FetchedSecret:
         """The latest (or pinned) version of ``name``, within ``timeout_s`` in total."""
         started = time.perf_counter()
-        outcome = "ok"
+        outcome = "unexpected"  # stays so only if something escaped the mapping (or cancelled)
         try:
-            return await self._fetch(vault_url, name, version)
+            fetched = await self._fetch(vault_url, name, version)
+            outcome = "ok"
+            return fetched
         except SourceError as exc:
             outcome = exc.reason
             raise
