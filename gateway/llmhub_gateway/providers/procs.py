@@ -80,7 +80,9 @@ async def kill_tree(pid: int, *, pgid: int | None = None, grace_s: float = 2.0) 
     # SIGKILL is delivered asynchronously: wait (bounded) until the kernel has torn them down,
     # so callers that check right after never see a survivor.
     deadline = time.monotonic() + 2.0
-    while any(running(p) for p in leftover) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if not any(running(p) for p in leftover):
+            return
         await asyncio.sleep(_POLL_S)
 
 
