@@ -70,6 +70,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (test runners and tools swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     """Install one handler on the root logger; idempotent so tests may call it repeatedly."""
     root = logging.getLogger()
@@ -77,7 +92,7 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_llmhub", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler._llmhub = True  # type: ignore[attr-defined]
     if json_output:
         handler.setFormatter(

@@ -5,18 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_azure import FakeAzure
 from tests.gateway.conftest import RedisServer
+from tests.operator.conftest import fake_azure  # noqa: F401
 from tests.operator.kopf_harness import kmock_options, kube  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def fake_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAzure]:
-    fake = FakeAzure.start_local(tmp_path_factory.mktemp("fake-azure"))
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class LocalPod:
     secrets: dict[str, dict[str, str]]
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     sa_token: str = ""
+    # Files a derived image adds (image path -> source), like kind's gateway-fakes image.
+    image_files: dict[str, Path] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,11 @@ class LocalPod:
         return self.root / self.deployment["metadata"]["name"] / container_path.lstrip("/")
 
     def mount_volumes(self) -> None:
+        """Lay out the image's extra files and the pod's volumes under the scratch root."""
+        for image_path, source in self.image_files.items():
+            target = self.local_path(image_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)  # keeps the executable bit
         for mount in self.container.get("volumeMounts", []):
             assert "subPath" not in mount, "subPath mounts never see Secret updates"
             target = self.local_path(mount["mountPath"])
@@ -133,6 +141,8 @@ class LocalPod:
         raise AssertionError(f"unsupported env source {item}")
 
     def _translate(self, value: str) -> str:
+        if value in self.image_files:
+            return str(self.local_path(value))
         for mount in self.container.get("volumeMounts", []):
             prefix = mount["mountPath"]
             if value == prefix or value.startswith(prefix.rstrip("/") + "/"):

@@ -26,6 +26,8 @@ from tests.fakes.fake_azure import DEFAULT_CLIENT_ID, FakeAzure
 from tests.operator.kopf_harness import GROUP, NS, PLURAL, VERSION, Kube, eventually
 
 FAKES = REPO / "tests" / "fakes"
+# Where kind's gateway-fakes image puts the fake CLIs (kind/Dockerfile.gateway-fakes).
+FAKE_CLIS = {f"/opt/fakes/{name}": FAKES / name for name in ("fake_claude.py", "fake_gemini.py")}
 CLAUDE_TOKEN = "sk-ant-oat01-" + pysecrets.token_urlsafe(24)
 GEMINI_CREDS = {
     "access_token": "ya29.contract-" + pysecrets.token_urlsafe(16),
@@ -54,8 +56,8 @@ def chart_values(fake: FakeAzure, redis_url: str) -> dict[str, Any]:
             },
         },
         "gateway": {
-            "claude": {"cliPath": str(FAKES / "fake_claude.py")},
-            "gemini": {"cliPath": str(FAKES / "fake_gemini.py")},
+            "claude": {"cliPath": "/opt/fakes/fake_claude.py"},
+            "gemini": {"cliPath": "/opt/fakes/fake_gemini.py"},
         },
         "redis": {"enabled": False, "external": {"url": redis_url}},
         "providers": [
@@ -172,7 +174,11 @@ async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
         assert status["targetSecret"] == claude["spec"]["target"]["secretName"]
 
     gateway = LocalPod(
-        gateway_deploy, Image.parse(REPO / "Dockerfile.gateway"), pod_root, secrets=written
+        gateway_deploy,
+        Image.parse(REPO / "Dockerfile.gateway"),
+        pod_root,
+        secrets=written,
+        image_files=FAKE_CLIS,
     )
     assert set(gateway.ports) <= gateway.image.exposed
     gateway.mount_volumes()
