@@ -1,18 +1,20 @@
 """Gateway overhead: the full app with a zero-latency provider vs a bare ASGI app, same run.
 
-Both servers run under the same uvicorn config in their own processes; load comes from a third
-process (aiohttp, loopback only) with a bounded request count and time. Two measurements:
+Both servers run under the same uvicorn config in their own processes; load comes from other
+processes on loopback. The load generators are cheap on purpose: on 2 cores an HTTP client
+library (aiohttp) spent about a core of its own and starved the server it measured.
 
-- throughput: a closed loop (each client sends its next request when the last one returns) at
-  saturation; there latency is only queueing (clients / throughput), so it is not used for the
-  latency target;
-- added latency: an open loop offering the target rate (1000 requests/s) spread over the same
-  50 or 200 clients, each request timed from when it was *scheduled* (so a slow server cannot
-  hide its stalls); added = gateway minus bare app at the same offered load.
+- throughput: a closed loop at saturation, driven by wrk (C; installed from Debian when missing
+  and running as root, which the output says), else by the Python client below; there latency
+  is only queueing (clients / throughput), so it is not used for the latency target;
+- added latency: an open loop offering the target rate (1000 requests/s) over the same 50 or
+  200 keep-alive connections (raw asyncio streams on uvloop), each request timed from when it
+  was *scheduled*, so a stalled server cannot hide; rounds alternate between the two servers
+  and are pooled, so background load hits both alike; added = gateway minus bare app.
 
 Prints requests/s, p50/p99 latency, the ratios to the bare app, idle RSS, and the targets.
 
-    uv run python -m bench.gateway_bench [--quick]
+    uv run python -m bench.gateway_bench [--quick] [--pin]
 """
 
 from __future__ import annotations
@@ -159,6 +161,21 @@ async def load(
         "rps": len(latencies) / elapsed if elapsed > 0 else 0.0,
         "p50_ms": _pct(latencies, 0.50) * 1000,
         "p99_ms": _pct(latencies, 0.99) * 1000,
+        "seconds": elapsed,
+        "latencies_ms": [round(x * 1000, 3) for x in latencies],
+    }
+
+
+def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds: percentiles over all their latencies together."""
+    latencies = sorted(x for r in rounds for x in r["latencies_ms"])
+    seconds = sum(r["seconds"] for r in rounds)
+    return {
+        "requests": len(latencies),
+        "errors": sum(r["errors"] for r in rounds),
+        "rps": len(latencies) / seconds if seconds > 0 else 0.0,
+        "p50_ms": _pct(latencies, 0.50),
+        "p99_ms": _pct(latencies, 0.99),
     }
 
 
@@ -181,9 +198,10 @@ done = function(summary, latency, requests)
 end
 """.replace("@BODY@", json.dumps(BODY))
 
-# Server and load on different cores so they do not fight over one (only with 2+ cores).
-SERVER_CPUS: set[int] = {1} if (os.cpu_count() or 1) >= 2 else set()
-LOAD_CPUS: set[int] = {0} if SERVER_CPUS else set()
+# --pin: servers on CPU 1, load on CPU 0, so they never fight over one core. Off by default:
+# on a machine shared with other work a pinned server cannot move off a busy core.
+SERVER_CPUS: set[int] = set()
+LOAD_CPUS: set[int] = set()
 
 
 def _pin(pid: int, cpus: set[int]) -> None:
@@ -271,14 +289,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run(quick: bool) -> int:
-    sat_seconds, open_seconds = (1.0, 1.5) if quick else (5.0, 5.0)
+def run(quick: bool, pin: bool = False) -> int:
+    sat_seconds, open_seconds, open_rounds = (1.0, 1.5, 1) if quick else (5.0, 2.0, 4)
+    if pin and (os.cpu_count() or 1) >= 2:
+        SERVER_CPUS.update({1})
+        LOAD_CPUS.update({0})
     wrk = ensure_wrk()
     client = "wrk -t1" if wrk else "the Python client (wrk not found)"
     pinning = (
         f"servers on CPU {sorted(SERVER_CPUS)}, load on CPU {sorted(LOAD_CPUS)}"
         if SERVER_CPUS
-        else "no CPU pinning (1 core)"
+        else "no CPU pinning"
     )
     print(f"saturation load: {client}; open loop: Python asyncio client; {pinning}")
     servers = {kind: _start(kind) for kind in ("bare", "gateway")}
@@ -296,8 +317,11 @@ def run(quick: bool) -> int:
                 else _run_load(port, concurrency, sat_seconds)
                 for kind, (_, port) in servers.items()
             }
-            at_rate = {kind: _run_load(port, concurrency, open_seconds, rate=TARGET_RPS)
-                       for kind, (_, port) in servers.items()}  # fmt: skip
+            rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in servers}
+            for _ in range(open_rounds):  # alternate, so noise from other work hits both alike
+                for kind, (_, port) in servers.items():
+                    rounds[kind].append(_run_load(port, concurrency, open_seconds, TARGET_RPS))
+            at_rate = {kind: _pooled(results) for kind, results in rounds.items()}
             gw, bare = sat["gateway"], sat["bare"]
             ogw, obare = at_rate["gateway"], at_rate["bare"]
             added_p50 = ogw["p50_ms"] - obare["p50_ms"]
@@ -329,6 +353,9 @@ def run(quick: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small bounded run (smoke test)")
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on CPU 1, load on CPU 0 (quiet machines)"
+    )
     parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -346,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             print(json.dumps(runner.run(coro)))
         return 0
-    return run(args.quick)
+    return run(args.quick, args.pin)
 
 
 if __name__ == "__main__":
