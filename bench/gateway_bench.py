@@ -274,6 +274,25 @@ def _run_wrk(wrk: str, port: int, concurrency: int, seconds: float) -> dict[str,
     return result
 
 
+def _saturate(
+    wrk: str | None, pid: int, port: int, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """Closed loop at saturation, plus the server's CPU time per request: unlike requests/s,
+    that figure barely moves when other work shares the machine."""
+    import psutil
+
+    server = psutil.Process(pid)
+    before = server.cpu_times()
+    if wrk:
+        result = _run_wrk(wrk, port, concurrency, seconds)
+    else:
+        result = _run_load(port, concurrency, seconds)
+    after = server.cpu_times()
+    cpu = after.user + after.system - before.user - before.system
+    result["cpu_us"] = cpu / result["requests"] * 1e6 if result["requests"] else float("nan")
+    return result
+
+
 def _rss_mb(pid: int) -> float:
     import psutil
 
@@ -312,10 +331,8 @@ def run(quick: bool, pin: bool = False) -> int:
         ok = True
         for concurrency in (50, 200):
             sat = {
-                kind: _run_wrk(wrk, port, concurrency, sat_seconds)
-                if wrk
-                else _run_load(port, concurrency, sat_seconds)
-                for kind, (_, port) in servers.items()
+                kind: _saturate(wrk, proc.pid, port, concurrency, sat_seconds)
+                for kind, (proc, port) in servers.items()
             }
             rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in servers}
             for _ in range(open_rounds):  # alternate, so noise from other work hits both alike
@@ -329,7 +346,8 @@ def run(quick: bool, pin: bool = False) -> int:
             print(
                 f"c={concurrency:>3} saturation: gateway {gw['rps']:7.0f} rps "
                 f"({gw['requests']} req, {gw['errors']} errors) | bare {bare['rps']:7.0f} rps | "
-                f"ratio {gw['rps'] / bare['rps']:.2f}"
+                f"ratio {gw['rps'] / bare['rps']:.2f}; server CPU per request: gateway "
+                f"{gw['cpu_us']:.0f} us, bare {bare['cpu_us']:.0f} us"
             )
             print(
                 f"      at {TARGET_RPS:.0f} rps offered: gateway p50 {ogw['p50_ms']:6.2f} ms "

@@ -25,4 +25,7 @@ def test_quick_bench_reports_ratios(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(counts) == 4
     assert set(counts) == {"0"}
     assert out.count("ratio ") == 2
+    cpu = re.findall(r"server CPU per request: gateway (\d+) us, bare (\d+) us", out)
+    assert len(cpu) == 2
+    assert all(int(gw) > 0 and int(bare) > 0 for gw, bare in cpu)
     assert "targets:" in out
