@@ -260,13 +260,14 @@ def _run_load(port: int, concurrency: int, seconds: float, rate: float = 0.0) ->
 
 
 def _run_wrk(wrk: str, port: int, concurrency: int, seconds: float) -> dict[str, Any]:
-    """Closed-loop saturation with wrk (C, one thread): the client costs little CPU."""
+    """Closed-loop saturation with wrk (C, one thread): the client costs little CPU. Its
+    default 2 s timeout counted answers delayed by other work on the machine as errors."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
         script.flush()
         out = subprocess.run(
-            [wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", script.name,
-             f"http://127.0.0.1:{port}/v1/chat"],
+            [wrk, "-t1", f"-c{concurrency}", "--timeout", "10s", f"-d{max(1, round(seconds))}s",
+             "-s", script.name, f"http://127.0.0.1:{port}/v1/chat"],
             capture_output=True, check=True, timeout=seconds + 60, text=True,
             preexec_fn=(lambda: _pin(0, LOAD_CPUS)) if LOAD_CPUS else None,
         )  # fmt: skip
