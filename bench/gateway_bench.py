@@ -1,18 +1,20 @@
 """Gateway overhead: the full app with a zero-latency provider vs a bare ASGI app, same run.
 
-Both servers run under the same uvicorn config in their own processes; load comes from a third
-process (aiohttp, loopback only) with a bounded request count and time. Two measurements:
+Both servers run under the same uvicorn config in their own processes; load comes from other
+processes on loopback. The load generators are cheap on purpose: on 2 cores an HTTP client
+library (aiohttp) spent about a core of its own and starved the server it measured.
 
-- throughput: a closed loop (each client sends its next request when the last one returns) at
-  saturation; there latency is only queueing (clients / throughput), so it is not used for the
-  latency target;
-- added latency: an open loop offering the target rate (1000 requests/s) spread over the same
-  50 or 200 clients, each request timed from when it was *scheduled* (so a slow server cannot
-  hide its stalls); added = gateway minus bare app at the same offered load.
+- throughput: a closed loop at saturation, driven by wrk (C; installed from Debian when missing
+  and running as root, which the output says), else by the Python client below; there latency
+  is only queueing (clients / throughput), so it is not used for the latency target;
+- added latency: an open loop offering the target rate (1000 requests/s) over the same 50 or
+  200 keep-alive connections (raw asyncio streams on uvloop), each request timed from when it
+  was *scheduled*, so a stalled server cannot hide; rounds alternate between the two servers
+  and are pooled, so background load hits both alike; added = gateway minus bare app.
 
 Prints requests/s, p50/p99 latency, the ratios to the bare app, idle RSS, and the targets.
 
-    uv run python -m bench.gateway_bench [--quick]
+    uv run python -m bench.gateway_bench [--quick] [--pin]
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -68,7 +72,10 @@ async def bare_app(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
     payload = json.dumps(
         {"session_id": "x", "provider": "claude", "model": "m", "text": "ping", "duration_ms": 0}
     ).encode()
-    headers = [(b"content-type", b"application/json")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -89,77 +96,86 @@ def serve(kind: str, port: int) -> None:
 
 # --- load (runs in a child process) ---------------------------------------------------------
 
+REQUEST = (
+    b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(json.dumps(BODY)), json.dumps(BODY).encode())
+)
 
-async def load(url: str, concurrency: int, total: int, max_seconds: float) -> dict[str, Any]:
-    import aiohttp
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    """One keep-alive request on an open connection; returns the status code."""
+    writer.write(REQUEST)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            await reader.readexactly(int(line[15:]))
+            return status
+    while size := int((await reader.readuntil(b"\r\n"))[:-2], 16):  # chunked
+        await reader.readexactly(size + 2)
+    await reader.readexactly(2)
+    return status
+
+
+async def load(
+    host: str, port: int, concurrency: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Closed loop (``rate`` 0) or open loop offering ``rate`` requests/s for ``seconds``.
+
+    Raw asyncio streams with keep-alive: an HTTP client library costs several times the
+    server's own per-request work and, on 2 cores, steals the CPU the server needs. In the open
+    loop each request is timed from when it was *scheduled*, so a stalled server cannot hide.
+    """
     latencies: list[float] = []
     errors = 0
-    issued = 0
-    deadline = time.monotonic() + max_seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    interval = concurrency / rate if rate else 0.0  # each client's period
+    start = time.perf_counter() + 0.2
+    end = start + seconds
 
-        async def worker() -> None:
-            nonlocal issued, errors
-            while issued < total and time.monotonic() < deadline:
-                issued += 1
-                started = time.perf_counter()
-                async with session.post(url, json=BODY) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-                latencies.append(time.perf_counter() - started)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / elapsed if elapsed else 0.0,
-        "p50_ms": _pct(latencies, 0.50) * 1000,
-        "p99_ms": _pct(latencies, 0.99) * 1000,
-    }
-
-
-async def load_open(url: str, concurrency: int, rate: float, seconds: float) -> dict[str, Any]:
-    """Offer ``rate`` requests/s over ``concurrency`` clients for ``seconds``."""
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    interval = concurrency / rate  # each client's period
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter() + 0.2
-        end = start + seconds
-
-        async def client(index: int) -> None:
-            nonlocal errors
-            scheduled = start + index * interval / concurrency  # staggered, evenly spread
+    async def client(index: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        scheduled = start + index * interval / concurrency  # staggered, evenly spread
+        try:
             while scheduled < end:
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                async with session.post(url, json=BODY) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-                latencies.append(time.perf_counter() - scheduled)
-                scheduled += interval
+                if not rate:
+                    scheduled = time.perf_counter()
+                if await _exchange(reader, writer) != 200:
+                    errors += 1
+                done = time.perf_counter()
+                latencies.append(done - scheduled)
+                scheduled = scheduled + interval if rate else done
+        finally:
+            writer.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*(client(i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - began - 0.2
     latencies.sort()
     return {
         "requests": len(latencies),
         "errors": errors,
-        "rps": len(latencies) / elapsed if elapsed else 0.0,
+        "rps": len(latencies) / elapsed if elapsed > 0 else 0.0,
         "p50_ms": _pct(latencies, 0.50) * 1000,
         "p99_ms": _pct(latencies, 0.99) * 1000,
+        "seconds": elapsed,
+        "latencies_ms": [round(x * 1000, 3) for x in latencies],
+    }
+
+
+def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds: percentiles over all their latencies together."""
+    latencies = sorted(x for r in rounds for x in r["latencies_ms"])
+    seconds = sum(r["seconds"] for r in rounds)
+    return {
+        "requests": len(latencies),
+        "errors": sum(r["errors"] for r in rounds),
+        "rps": len(latencies) / seconds if seconds > 0 else 0.0,
+        "p50_ms": _pct(latencies, 0.50),
+        "p99_ms": _pct(latencies, 0.99),
     }
 
 
@@ -169,6 +185,41 @@ def _pct(values: list[float], q: float) -> float:
 
 # --- orchestration --------------------------------------------------------------------------
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '@BODY@'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "errors": %d, "rps": %f, "p50_ms": %f, '
+    .. '"p99_ms": %f}\\n', summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000))
+end
+""".replace("@BODY@", json.dumps(BODY))
+
+# --pin: servers on CPU 1, load on CPU 0, so they never fight over one core. Off by default:
+# on a machine shared with other work a pinned server cannot move off a busy core.
+SERVER_CPUS: set[int] = set()
+LOAD_CPUS: set[int] = set()
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    if cpus:
+        os.sched_setaffinity(pid, cpus)
+
+
+def ensure_wrk() -> str | None:
+    """wrk's path; installs the Debian package when missing and running as root (says so)."""
+    found = shutil.which("wrk")
+    if found or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    print("installing wrk (apt-get install -y wrk) for the throughput runs", flush=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False, timeout=300
+    )
+    return shutil.which("wrk")
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -177,35 +228,69 @@ def _free_port() -> int:
         return port
 
 
-def _start(kind: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start(kind: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.gateway_bench", "--serve", kind, "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, "LOG_LEVEL": "WARNING"},
     )
+    _pin(proc.pid, SERVER_CPUS)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}/v1/chat"
+                return proc, port
         except OSError:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"{kind} server did not start")
 
 
-def _run_load(
-    url: str, concurrency: int, total: int, max_seconds: float, rate: float = 0.0
-) -> dict[str, Any]:
-    """Closed loop (rate 0) or open loop at ``rate`` requests/s, in a separate process."""
+def _run_load(port: int, concurrency: int, seconds: float, rate: float = 0.0) -> dict[str, Any]:
+    """The Python load client in its own process: closed loop (rate 0) or open loop."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.gateway_bench", "--load", url, "--concurrency",
-         str(concurrency), "--total", str(total), "--max-seconds", str(max_seconds),
-         "--rate", str(rate)],
-        cwd=ROOT, capture_output=True, check=True, timeout=max_seconds + 60,
+        [sys.executable, "-m", "bench.gateway_bench", "--load", str(port), "--concurrency",
+         str(concurrency), "--seconds", str(seconds), "--rate", str(rate)],
+        cwd=ROOT, capture_output=True, check=True, timeout=seconds + 60,
+        preexec_fn=(lambda: _pin(0, LOAD_CPUS)) if LOAD_CPUS else None,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _run_wrk(wrk: str, port: int, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Closed-loop saturation with wrk (C, one thread): the client costs little CPU. Its
+    default 2 s timeout counted answers delayed by other work on the machine as errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT)
+        script.flush()
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{concurrency}", "--timeout", "10s", f"-d{max(1, round(seconds))}s",
+             "-s", script.name, f"http://127.0.0.1:{port}/v1/chat"],
+            capture_output=True, check=True, timeout=seconds + 60, text=True,
+            preexec_fn=(lambda: _pin(0, LOAD_CPUS)) if LOAD_CPUS else None,
+        )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _saturate(
+    wrk: str | None, pid: int, port: int, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """Closed loop at saturation, plus the server's CPU time per request: unlike requests/s,
+    that figure barely moves when other work shares the machine."""
+    import psutil
+
+    server = psutil.Process(pid)
+    before = server.cpu_times()
+    if wrk:
+        result = _run_wrk(wrk, port, concurrency, seconds)
+    else:
+        result = _run_load(port, concurrency, seconds)
+    after = server.cpu_times()
+    cpu = after.user + after.system - before.user - before.system
+    result["cpu_us"] = cpu / result["requests"] * 1e6 if result["requests"] else float("nan")
     return result
 
 
@@ -224,22 +309,37 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run(quick: bool) -> int:
-    total, max_seconds = (250, 3.0) if quick else (5000, 20.0)
+def run(quick: bool, pin: bool = False) -> int:
+    sat_seconds, open_seconds, open_rounds = (1.0, 1.5, 1) if quick else (5.0, 2.0, 4)
+    if pin and (os.cpu_count() or 1) >= 2:
+        SERVER_CPUS.update({1})
+        LOAD_CPUS.update({0})
+    wrk = ensure_wrk()
+    client = "wrk -t1" if wrk else "the Python client (wrk not found)"
+    pinning = (
+        f"servers on CPU {sorted(SERVER_CPUS)}, load on CPU {sorted(LOAD_CPUS)}"
+        if SERVER_CPUS
+        else "no CPU pinning"
+    )
+    print(f"saturation load: {client}; open loop: Python asyncio client; {pinning}")
     servers = {kind: _start(kind) for kind in ("bare", "gateway")}
     try:
         rss = {kind: _rss_mb(proc.pid) for kind, (proc, _) in servers.items()}
-        for _, url in servers.values():  # warm-up: imports, first-call paths
-            _run_load(url, 10, 50 if quick else 500, 5.0)
+        for _, port in servers.values():  # warm-up: imports, first-call paths
+            _run_load(port, 10, 0.5 if quick else 2.0)
         print(f"idle RSS: gateway {rss['gateway']:.1f} MiB, bare {rss['bare']:.1f} MiB "
               f"(x{rss['gateway'] / rss['bare']:.1f})")  # fmt: skip
         ok = True
-        open_seconds = 1.5 if quick else 5.0
         for concurrency in (50, 200):
-            sat = {kind: _run_load(url, concurrency, total, max_seconds)
-                   for kind, (_, url) in servers.items()}  # fmt: skip
-            at_rate = {kind: _run_load(url, concurrency, 0, open_seconds, rate=TARGET_RPS)
-                       for kind, (_, url) in servers.items()}  # fmt: skip
+            sat = {
+                kind: _saturate(wrk, proc.pid, port, concurrency, sat_seconds)
+                for kind, (proc, port) in servers.items()
+            }
+            rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in servers}
+            for _ in range(open_rounds):  # alternate, so noise from other work hits both alike
+                for kind, (_, port) in servers.items():
+                    rounds[kind].append(_run_load(port, concurrency, open_seconds, TARGET_RPS))
+            at_rate = {kind: _pooled(results) for kind, results in rounds.items()}
             gw, bare = sat["gateway"], sat["bare"]
             ogw, obare = at_rate["gateway"], at_rate["bare"]
             added_p50 = ogw["p50_ms"] - obare["p50_ms"]
@@ -247,7 +347,8 @@ def run(quick: bool) -> int:
             print(
                 f"c={concurrency:>3} saturation: gateway {gw['rps']:7.0f} rps "
                 f"({gw['requests']} req, {gw['errors']} errors) | bare {bare['rps']:7.0f} rps | "
-                f"ratio {gw['rps'] / bare['rps']:.2f}"
+                f"ratio {gw['rps'] / bare['rps']:.2f}; server CPU per request: gateway "
+                f"{gw['cpu_us']:.0f} us, bare {bare['cpu_us']:.0f} us"
             )
             print(
                 f"      at {TARGET_RPS:.0f} rps offered: gateway p50 {ogw['p50_ms']:6.2f} ms "
@@ -271,27 +372,27 @@ def run(quick: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small bounded run (smoke test)")
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on CPU 1, load on CPU 0 (quiet machines)"
+    )
     parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=50, help=argparse.SUPPRESS)
-    parser.add_argument("--total", type=int, default=1000, help=argparse.SUPPRESS)
-    parser.add_argument("--max-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve, args.port)
         return 0
     if args.load:
-        if args.rate:
-            result = asyncio.run(
-                load_open(args.load, args.concurrency, args.rate, args.max_seconds)
-            )
-        else:
-            result = asyncio.run(load(args.load, args.concurrency, args.total, args.max_seconds))
-        print(json.dumps(result))
+        import uvloop
+
+        coro = load("127.0.0.1", int(args.load), args.concurrency, args.rate, args.seconds)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            print(json.dumps(runner.run(coro)))
         return 0
-    return run(args.quick)
+    return run(args.quick, args.pin)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,22 @@
-"""Sessions in this process only: the default when REDIS_URL is unset (one replica, dev)."""
+"""Sessions in this process only: the default when REDIS_URL is unset (one replica, dev).
+
+Sessions are kept as tuples of strings and floats, not as Session/Turn objects: CPython's
+collector stops tracking such tuples, so a full collection does not walk every stored turn.
+With objects, its pauses grew with the number of sessions, to tens of ms at a few 10k sessions,
+and showed up as the gateway's p99 latency.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from typing import cast
 
-from llmhub_gateway.providers.base import Turn
+from llmhub_gateway.providers.base import Role, Turn
 from llmhub_gateway.sessions.base import Session
+
+# provider, model, created_at, updated_at, turns as (role, text) pairs
+_Packed = tuple[str, str, float, float, tuple[tuple[str, str], ...]]
 
 
 class MemorySessionStore:
@@ -16,41 +25,48 @@ class MemorySessionStore:
     def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._sessions: dict[str, tuple[Session, float]] = {}
+        self._sessions: dict[str, tuple[_Packed, float]] = {}
 
-    def _live(self, session_id: str) -> Session | None:
+    def _live(self, session_id: str) -> _Packed | None:
         entry = self._sessions.get(session_id)
         if entry is None:
             return None
-        session, deadline = entry
+        packed, deadline = entry
         if self._clock() >= deadline:
             del self._sessions[session_id]
             return None
-        return session
+        return packed
 
-    def _put(self, session: Session) -> None:
-        self._sessions[session.id] = (session, self._clock() + self._ttl)
+    def _put(self, session_id: str, packed: _Packed) -> None:
+        self._sessions[session_id] = (packed, self._clock() + self._ttl)
 
     async def create(self, session_id: str, provider: str, model: str) -> Session:
         now = time.time()
-        session = Session(session_id, provider, model, now, now, ())
-        self._put(session)
-        return session
+        self._put(session_id, (provider, model, now, now, ()))
+        return Session(session_id, provider, model, now, now, ())
 
     async def get(self, session_id: str) -> Session | None:
-        session = self._live(session_id)
-        if session is not None:
-            self._put(session)
-        return session
+        packed = self._live(session_id)
+        if packed is None:
+            return None
+        self._put(session_id, packed)
+        provider, model, created_at, updated_at, turns = packed
+        return Session(
+            session_id,
+            provider,
+            model,
+            created_at,
+            updated_at,
+            tuple(Turn(cast(Role, role), text) for role, text in turns),
+        )
 
     async def append(self, session_id: str, turns: Sequence[Turn], model: str) -> None:
-        session = self._live(session_id)
-        if session is None:
+        packed = self._live(session_id)
+        if packed is None:
             return
-        updated = replace(
-            session, model=model, updated_at=time.time(), turns=(*session.turns, *turns)
-        )
-        self._put(updated)
+        provider, _, created_at, _, earlier = packed
+        added = tuple((turn.role, turn.text) for turn in turns)
+        self._put(session_id, (provider, model, created_at, time.time(), earlier + added))
 
     async def delete(self, session_id: str) -> bool:
         return self._live(session_id) is not None and self._sessions.pop(session_id) is not None
