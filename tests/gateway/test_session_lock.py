@@ -21,6 +21,7 @@ from llmhub_gateway.core.config import Settings
 from llmhub_gateway.providers.base import ChatRequest
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
 from tests.gateway.fake_provider import EchoProvider
+from tests.gateway.test_mcp import call
 
 LEASE_S = 0.6  # short, so the renewal runs several times within one test
 
@@ -133,6 +134,22 @@ def test_an_unknown_or_mismatched_session_releases_its_lease(gw: ThreadedGateway
     )
     assert wrong.status_code == 400
     assert _post(gw, prompt="mine", session_id=sid).status_code == 200
+
+
+async def test_an_mcp_tool_call_on_a_busy_session_is_a_session_busy_tool_error(
+    gw: ThreadedGateway,
+) -> None:
+    claude = _claude(gw)
+    claude.arm()
+    sid = _post(gw, prompt="first").json()["session_id"]
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(_post, gw, prompt="!gate held", session_id=sid)
+        await asyncio.to_thread(wait_until, claude.started.is_set, 20.0, "the held turn")
+        result = await call(gw, "claude_chat", {"prompt": "via mcp", "session_id": sid})
+        claude.gate.set()
+        assert slow.result(timeout=30).status_code == 200
+    assert result.is_error is True
+    assert "session_busy: session" in result.content[0].text
 
 
 def test_openapi_documents_the_409(gw: ThreadedGateway) -> None:
