@@ -1,11 +1,20 @@
 """One chat turn, shared by REST, OpenAI and MCP: resolve the session, call, record the turns.
 
-Everything that can fail before the first byte (unknown session, store down, wrong provider)
-fails in ``prepare`` so streaming endpoints can still answer with an honest status code.
+Everything that can fail before the first byte (unknown session, store down, wrong provider,
+session busy) fails in ``prepare`` so streaming endpoints can still answer with an honest status
+code.
+
+One turn at a time per session: ``prepare`` takes the session's lease in the store (across
+replicas with Redis) or raises SessionBusy (409); ``stream`` keeps it renewed while the provider
+answers and releases it when the turn ends, however it ends. A lease whose stream never starts
+(the client left in between) expires by itself after LEASE_S.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -21,8 +30,14 @@ from llmhub_gateway.providers.base import (
     ProviderTimeout,
     Turn,
 )
+from llmhub_gateway.providers.procs import finish
 from llmhub_gateway.registry import Registry
-from llmhub_gateway.sessions.base import SessionStore
+from llmhub_gateway.sessions.base import SessionStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+LEASE_S = 30.0  # renewed every third of it while a turn runs
+SESSION_BUSY_RETRY_AFTER_S = 2
+KEEPER_GRACE_S = 5.0
 
 
 class SessionNotFound(LookupError):
@@ -31,6 +46,24 @@ class SessionNotFound(LookupError):
 
 class SessionConflict(ValueError):
     """The session belongs to another provider (400)."""
+
+
+class SessionBusy(RuntimeError):
+    """Another turn on this session is running, here or on another replica (409)."""
+
+    retry_after = SESSION_BUSY_RETRY_AFTER_S
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    session_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Keeper:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +90,17 @@ class PreparedChat:
     provider: Provider
     request: ChatRequest
     persist: bool
+    lease: Lease | None = None
 
 
 class ChatService:
-    def __init__(self, registry: Registry, store: SessionStore, metrics: Metrics) -> None:
+    def __init__(
+        self, registry: Registry, store: SessionStore, metrics: Metrics, lease_s: float = LEASE_S
+    ) -> None:
         self.registry = registry
         self.store = store
         self.metrics = metrics
+        self.lease_s = lease_s
 
     async def prepare(
         self,
@@ -82,14 +119,20 @@ class ChatService:
         if session_id is None:
             session_id = str(uuid.uuid4())
             await self.store.create(session_id, adapter.name, model or adapter.default_model)
+            lease = await self._lease(session_id)  # its id is announced before the answer
         else:
-            session = await self.store.get(session_id)
-            if session is None:
-                raise SessionNotFound(f"session '{session_id}' not found")
-            if session.provider != adapter.name:
-                raise SessionConflict(
-                    f"session '{session_id}' belongs to provider '{session.provider}'"
-                )
+            lease = await self._lease(session_id)
+            try:
+                session = await self.store.get(session_id)
+                if session is None:
+                    raise SessionNotFound(f"session '{session_id}' not found")
+                if session.provider != adapter.name:
+                    raise SessionConflict(
+                        f"session '{session_id}' belongs to provider '{session.provider}'"
+                    )
+            except BaseException:
+                await finish(self._release(lease))
+                raise
             history = session.turns
         request = ChatRequest(
             prompt=prompt,
@@ -98,7 +141,46 @@ class ChatService:
             history=tuple(history),
             system=system,
         )
-        return PreparedChat(adapter, request, persist=True)
+        return PreparedChat(adapter, request, persist=True, lease=lease)
+
+    async def _lease(self, session_id: str) -> Lease:
+        lease = Lease(session_id, secrets.token_hex(16))
+        if not await self.store.lock(session_id, lease.token, self._lease_ms):
+            raise SessionBusy(f"session '{session_id}' is answering another request")
+        return lease
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease_s * 1000)
+
+    async def _keep(self, lease: Lease, stop: asyncio.Event) -> None:
+        """Renew the lease while the turn runs (a provider may take minutes). It is stopped by
+        ``stop``, never cancelled, so no store command is ever cut off half-way."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
+                return
+            except TimeoutError:
+                pass
+            try:
+                if not await self.store.renew(lease.session_id, lease.token, self._lease_ms):
+                    log.warning("lost the turn lease of a session")
+                    return
+            except StoreUnavailable:
+                continue  # the store may come back before the lease runs out
+
+    async def _release(self, lease: Lease | None, keeper: _Keeper | None = None) -> None:
+        if keeper is not None:
+            keeper.stop.set()
+            _, running = await asyncio.wait([keeper.task], timeout=KEEPER_GRACE_S)
+            for task in running:  # a renew stuck past the store's own socket timeout
+                task.cancel()
+        if lease is None:
+            return
+        try:
+            await self.store.unlock(lease.session_id, lease.token)
+        except StoreUnavailable:
+            log.warning("could not release a session's turn lease; it expires by itself")
 
     def prepare_stateless(
         self,
@@ -120,7 +202,20 @@ class ChatService:
         return PreparedChat(provider, request, persist=False)
 
     async def stream(self, chat: PreparedChat) -> AsyncGenerator[str, None]:
-        """Yield deltas; closing this generator early closes the provider stream (kills the CLI)."""
+        """Yield deltas; closing this generator early closes the provider stream (kills the CLI)
+        and releases the session's lease."""
+        keeper = None
+        if chat.lease is not None:
+            stop = asyncio.Event()
+            keeper = _Keeper(asyncio.create_task(self._keep(chat.lease, stop)), stop)
+        try:
+            async with aclosing(self._turn(chat)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        finally:
+            await finish(self._release(chat.lease, keeper))
+
+    async def _turn(self, chat: PreparedChat) -> AsyncGenerator[str, None]:
         parts: list[str] = []
         with self.metrics.provider_call(chat.provider.name) as call:
             try:

@@ -7,7 +7,8 @@ Like the real 0.61 CLI it reads its home from GEMINI_CLI_HOME (else HOME), needs
 writable), reads extra prompt text from stdin only when stdin is not a terminal, and exits 41
 on an authentication failure. The answer echoes model, whether stdout is a TTY, and the prompt.
 
-Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | error (in-band API error);
+Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | error (in-band API error) |
+settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files);
 FAKE_CLI_DELAY; FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the
 same process group).
 """
@@ -50,6 +51,15 @@ def emit(obj: dict[str, object]) -> None:
 def fail_auth(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.exit(EXIT_AUTH)
+
+
+def settings_report(home: str, argv: list[str]) -> str:
+    """What a lockdown test needs to see: the settings and flags this run was given."""
+    with open(os.path.join(home, ".gemini", "settings.json"), encoding="utf-8") as fh:
+        settings = json.load(fh)
+    cwd = os.getcwd()
+    report = {"settings": settings, "argv": argv, "cwd": cwd, "cwd_files": os.listdir(cwd)}
+    return json.dumps(report)
 
 
 def check_home() -> str:
@@ -97,7 +107,7 @@ def main() -> None:
     args, _unknown = parser.parse_known_args()
 
     record_pids()
-    check_home()
+    home = check_home()
     if MODE == "auth":  # what 0.61 prints when Google refuses the refresh token
         fail_auth(
             "Error authenticating: FatalAuthenticationError: invalid_grant: "
@@ -109,6 +119,8 @@ def main() -> None:
         prompt = f"{piped}\n\n{prompt}" if prompt else piped
     tty = "yes" if sys.stdout.isatty() else "no"
     text = f"[fake-gemini model={args.model} tty={tty}] {prompt}"
+    if MODE == "settings":
+        text = settings_report(home, sys.argv[1:])
     session = str(uuid.uuid4())
 
     if args.output_format == "json":

@@ -1,8 +1,9 @@
 """The one error shape, ``{"error": {"type", "message"}}``, and the handlers that produce it.
 
 Provider errors carry their own status (502/504/429); the store being down is 503; unknown
-sessions and models are 404. Anything unexpected is a 500 with a fixed message: no stack
-trace or exception text ever reaches a client.
+sessions and models are 404; a session already answering another request is 409. Anything
+unexpected is a 500 with a fixed message: no stack trace or exception text ever reaches a
+client.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmhub_common.logging import redact
 from llmhub_gateway.api.disconnect import ClientGone
-from llmhub_gateway.chat import SessionConflict, SessionNotFound
+from llmhub_gateway.chat import SessionBusy, SessionConflict, SessionNotFound
 from llmhub_gateway.providers.base import ProviderBusy, ProviderError
 from llmhub_gateway.registry import UnknownProvider
 from llmhub_gateway.sessions.base import StoreUnavailable
@@ -60,6 +61,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         return 404, "session_not_found", str(exc), {}
     if isinstance(exc, UnknownProvider):
         return 404, "model_not_found", str(exc), {}
+    if isinstance(exc, SessionBusy):
+        return 409, "session_busy", str(exc), {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, SessionConflict):
         return 400, "session_provider_mismatch", str(exc), {}
     if isinstance(exc, ClientGone):  # nginx's 499; only the metrics ever see it
@@ -109,6 +112,7 @@ def install(app: FastAPI) -> None:
         StoreUnavailable,
         SessionNotFound,
         SessionConflict,
+        SessionBusy,
         UnknownProvider,
         ClientGone,
         Exception,
@@ -123,6 +127,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Bad input (e.g. session of another provider)",
         404: "Unknown session or model",
+        409: "Session busy: another turn on it is running; retry after Retry-After seconds",
         422: "Request body failed validation",
         429: "Provider at capacity; retry after Retry-After seconds",
         502: "Provider failed",

@@ -3,7 +3,11 @@
 The mounted credentials file is read-only, while the CLI refreshes tokens and writes state under
 its home, so each call makes sure ``<cli_home>/.gemini`` holds a private copy (0600) of the
 mounted file -- recopied only when the mounted file changes, so refreshed tokens survive -- and
-the settings that select OAuth and turn telemetry off.
+the settings that select OAuth, turn telemetry off and lock the agent down to a pure chat
+model: ``tools.core: []`` is the CLI's allow-list of built-in tools, and an empty list registers
+none (no shell, file, web or MCP-resource tool), ``tools.exclude`` denies the dangerous ones again
+by name, no MCP servers, skills, sub-agents or hooks, YOLO refused. Each call runs in its own
+empty scratch directory, removed afterwards.
 """
 
 from __future__ import annotations
@@ -34,9 +38,32 @@ from llmhub_gateway.providers.transcript import render_prompt
 
 log = logging.getLogger(__name__)
 
+# Belt and braces on top of the empty allow-list (the 0.61 names of the built-in tools).
+DENIED_TOOLS = [
+    "run_shell_command",
+    "write_file",
+    "replace",
+    "read_file",
+    "read_many_files",
+    "list_directory",
+    "glob",
+    "grep_search",
+    "web_fetch",
+    "google_web_search",
+    "write_todos",
+    "activate_skill",
+    "read_mcp_resource",
+    "list_mcp_resources",
+]
 SETTINGS: dict[str, Any] = {
-    "security": {"auth": {"selectedType": "oauth-personal"}},
+    "security": {"auth": {"selectedType": "oauth-personal"}, "disableYoloMode": True},
     "privacy": {"usageStatisticsEnabled": False},
+    "tools": {"core": [], "exclude": DENIED_TOOLS},
+    "mcp": {"allowed": []},
+    "mcpServers": {},
+    "skills": {"enabled": False},
+    "experimental": {"enableAgents": False},
+    "hooksConfig": {"enabled": False},
 }
 # Hash of the mounted file last copied; kept in the home so a restart keeps refreshed tokens.
 SOURCE_HASH_FILE = ".llmhub-source-sha256"

@@ -1,4 +1,8 @@
-"""The session store contract: one provider per session, turns replayed to any replica."""
+"""The session store contract: one provider per session, turns replayed to any replica.
+
+Stores also hold one turn lease per session (a token with an expiry), so two requests on one
+session never run a turn at the same time, whichever replicas they land on.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,18 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> bool:
         """Remove the session; False when it did not exist."""
+        ...
+
+    async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        """Take the session's turn lease for ``ttl_ms`` unless another holder has it."""
+        ...
+
+    async def renew(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        """Extend the lease if ``token`` still holds it; False when it was lost."""
+        ...
+
+    async def unlock(self, session_id: str, token: str) -> None:
+        """Release the lease, but only if ``token`` still holds it."""
         ...
 
     async def ping(self) -> None:

@@ -26,6 +26,7 @@ class MemorySessionStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self._sessions: dict[str, tuple[_Packed, float]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # session id -> (token, deadline)
 
     def _live(self, session_id: str) -> _Packed | None:
         entry = self._sessions.get(session_id)
@@ -71,8 +72,28 @@ class MemorySessionStore:
     async def delete(self, session_id: str) -> bool:
         return self._live(session_id) is not None and self._sessions.pop(session_id) is not None
 
+    async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        held = self._leases.get(session_id)
+        if held is not None and held[0] != token and self._clock() < held[1]:
+            return False
+        self._leases[session_id] = (token, self._clock() + ttl_ms / 1000)
+        return True
+
+    async def renew(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        held = self._leases.get(session_id)
+        if held is None or held[0] != token or self._clock() >= held[1]:
+            return False
+        self._leases[session_id] = (token, self._clock() + ttl_ms / 1000)
+        return True
+
+    async def unlock(self, session_id: str, token: str) -> None:
+        held = self._leases.get(session_id)
+        if held is not None and held[0] == token:
+            del self._leases[session_id]
+
     async def ping(self) -> None:
         return None
 
     async def aclose(self) -> None:
         self._sessions.clear()
+        self._leases.clear()

@@ -1,8 +1,11 @@
 """Sessions in Redis so any replica continues any conversation.
 
 Layout per session (``<prefix><id>``): a hash with the metadata and ``<prefix><id>:turns``, a
-list of JSON turns. Both keys share one TTL, refreshed on every use. Connection failures become
-StoreUnavailable; redis-py reconnects on the next command, so recovery needs no restart.
+list of JSON turns. Both keys share one TTL, refreshed on every use. ``<prefix><id>:lock`` is
+the turn lease: ``SET NX PX`` with a random token; renew and release are compare-and-set Lua
+scripts, so only the holder extends or frees it, and a crashed holder's lease simply expires.
+Connection failures become StoreUnavailable; redis-py reconnects on the next command, so
+recovery needs no restart.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ from llmhub_gateway.sessions.base import Session, StoreUnavailable
 
 T = TypeVar("T")
 DEFAULT_PREFIX = "llmhub:session:"
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 class RedisSessionStore:
@@ -33,6 +48,8 @@ class RedisSessionStore:
             socket_timeout=2.0,
             health_check_interval=10,
         )
+        self._renew = self._redis.register_script(_RENEW)
+        self._unlock = self._redis.register_script(_UNLOCK)
 
     def _keys(self, session_id: str) -> tuple[str, str]:
         meta = f"{self._prefix}{session_id}"
@@ -88,6 +105,18 @@ class RedisSessionStore:
         meta, turns_key = self._keys(session_id)
         removed: int = await self._call(self._redis.delete(meta, turns_key))
         return removed > 0
+
+    async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        key = f"{self._prefix}{session_id}:lock"
+        taken = await self._call(self._redis.set(key, token, nx=True, px=ttl_ms))
+        return bool(taken)
+
+    async def renew(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        key = f"{self._prefix}{session_id}:lock"
+        return bool(await self._call(self._renew(keys=[key], args=[token, ttl_ms])))
+
+    async def unlock(self, session_id: str, token: str) -> None:
+        await self._call(self._unlock(keys=[f"{self._prefix}{session_id}:lock"], args=[token]))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())  # type: ignore[arg-type]
