@@ -60,10 +60,14 @@ class Lease:
     token: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Keeper:
-    task: asyncio.Task[None]
+    """Renews a lease while a turn runs. Armed as a timer: the renewing task only exists for
+    turns that outlive a third of the lease, so a short turn pays no extra task."""
+
     stop: asyncio.Event
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,25 +160,37 @@ class ChatService:
     async def _keep(self, lease: Lease, stop: asyncio.Event) -> None:
         """Renew the lease while the turn runs (a provider may take minutes). It is stopped by
         ``stop``, never cancelled, so no store command is ever cut off half-way."""
-        while True:
-            try:
-                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
-                return
-            except TimeoutError:
-                pass
+        while not stop.is_set():  # started a third of a lease into the turn: renew first
             try:
                 if not await self.store.renew(lease.session_id, lease.token, self._lease_ms):
                     log.warning("lost the turn lease of a session")
                     return
             except StoreUnavailable:
-                continue  # the store may come back before the lease runs out
+                pass  # the store may come back before the lease runs out
+            try:
+                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
+            except TimeoutError:
+                continue
+
+    def _arm_keeper(self, lease: Lease) -> _Keeper:
+        keeper = _Keeper(asyncio.Event())
+
+        def start() -> None:
+            if not keeper.stop.is_set():
+                keeper.task = asyncio.create_task(self._keep(lease, keeper.stop))
+
+        keeper.timer = asyncio.get_running_loop().call_later(self.lease_s / 3, start)
+        return keeper
 
     async def _release(self, lease: Lease | None, keeper: _Keeper | None = None) -> None:
         if keeper is not None:
+            if keeper.timer is not None:
+                keeper.timer.cancel()
             keeper.stop.set()
-            _, running = await asyncio.wait([keeper.task], timeout=KEEPER_GRACE_S)
-            for task in running:  # a renew stuck past the store's own socket timeout
-                task.cancel()
+            if keeper.task is not None:
+                _, running = await asyncio.wait([keeper.task], timeout=KEEPER_GRACE_S)
+                for task in running:  # a renew stuck past the store's own socket timeout
+                    task.cancel()
         if lease is None:
             return
         try:
@@ -206,8 +222,7 @@ class ChatService:
         and releases the session's lease."""
         keeper = None
         if chat.lease is not None:
-            stop = asyncio.Event()
-            keeper = _Keeper(asyncio.create_task(self._keep(chat.lease, stop)), stop)
+            keeper = self._arm_keeper(chat.lease)
         try:
             async with aclosing(self._turn(chat)) as deltas:
                 async for delta in deltas:
