@@ -31,9 +31,28 @@ T = TypeVar("T")
 
 
 class ApiServer(kmock_lib.KubernetesEmulator):  # type: ignore[misc]
-    """kmock plus what a real API server does on create: name from generateName, uid, versions."""
+    """kmock plus what a real API server does on create: name from generateName, uid, versions.
+
+    ``fail_next`` refuses requests before they reach the store (kmock's own reactions still
+    store a PATCH they answer with an error), as a real API server's 500 would.
+    """
+
+    failures: list[tuple[str, Any, int]]
+
+    def fail_next(self, plural: str, action: Any, status: int = 500) -> None:
+        """Refuse the next ``action`` on ``plural`` with HTTP ``status``, storing nothing."""
+        self.__dict__.setdefault("failures", []).append((plural, action, status))
 
     async def _handle(self, request: kmock_lib.Request) -> aiohttp.web.StreamResponse:
+        for queued in self.__dict__.get("failures", []):
+            plural, action, status = queued
+            if request.resource is not None and (request.resource.plural, request.action) == (
+                plural,
+                action,
+            ):
+                self.failures.remove(queued)
+                body = {"kind": "Status", "status": "Failure", "code": status, "reason": "Fault"}
+                return aiohttp.web.json_response(body, status=status)
         if request.resource is not None and request.action == kmock_lib.action.CREATE:
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
