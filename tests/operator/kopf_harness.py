@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ NS = "llm-mcp-hub"
 GROUP, VERSION, PLURAL = "llm-mcp-hub.io", "v1alpha1", "llmproviders"
 VAULT = "https://llm-mcp-hub-kv.vault.azure.net"
 T = TypeVar("T")
+_RESOURCE_VERSIONS = itertools.count(1)
 
 
 class ApiServer(kmock_lib.KubernetesEmulator):  # type: ignore[misc]
@@ -53,12 +55,18 @@ class ApiServer(kmock_lib.KubernetesEmulator):  # type: ignore[misc]
                 self.failures.remove(queued)
                 body = {"kind": "Status", "status": "Failure", "code": status, "reason": "Fault"}
                 return aiohttp.web.json_response(body, status=status)
+        # A real API server moves resourceVersion on every write; kopf relies on it to tell its
+        # own patches' echoes from new changes (else it re-runs handlers on stale events).
+        updating = request.resource is not None and request.action == kmock_lib.action.UPDATE
+        if updating and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(_RESOURCE_VERSIONS))
         if request.resource is not None and request.action == kmock_lib.action.CREATE:
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("resourceVersion", "1")
+            meta.setdefault("resourceVersion", str(next(_RESOURCE_VERSIONS)))
             meta.setdefault("generation", 1)
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return await super()._handle(request)  # type: ignore[no-any-return]
