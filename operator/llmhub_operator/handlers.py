@@ -11,7 +11,7 @@ import kopf
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.model import DEFAULT_REFRESH_SECONDS, InvalidSpec, parse_duration
-from llmhub_operator.reconcile import Deps, reconcile
+from llmhub_operator.reconcile import Deps, Outcome, reconcile
 
 JITTER = 0.1  # ±10 % so many LLMProviders with one interval do not hit Key Vault together
 FINALIZER = f"{API_GROUP}/finalizer"
@@ -71,17 +71,34 @@ async def refresh(
     **_: Any,
 ) -> None:
     """Level-based resync: Key Vault can rotate without any event on the LLMProvider."""
-    delay: float | None = None
+    wait, failures = _jittered(spec.get("refreshInterval")), 0
     while not stopped:
-        await stopped.wait(max(delay or 0.0, _jittered(spec.get("refreshInterval"))))
+        await stopped.wait(wait)
         if stopped:
             return
         try:
-            delay = (await reconcile(namespace or "", name, memo.deps)).retry_after
+            outcome = await reconcile(namespace or "", name, memo.deps)
         except Exception:
             if stopped:  # the operator is shutting down and closed its clients
                 return
             raise
+        failures = failures + 1 if outcome.transient else 0
+        wait = next_wait(outcome, failures, _jittered(spec.get("refreshInterval")))
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, optional=True)
+async def forget(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Optional: drops in-memory state without holding up the deletion with a finalizer."""
+    memo.deps.forget(namespace or "", name)
+
+
+def next_wait(outcome: Outcome, failures: int, interval: float) -> float:
+    """A transient failure retries with exponential backoff (capped by the interval), and never
+    before the source's Retry-After; anything else waits for the next interval."""
+    if not outcome.transient:
+        return interval
+    backoff = min(2.0 ** (failures - 1), interval)
+    return max(outcome.retry_after or 0.0, backoff)
 
 
 @kopf.on.probe(id="now")

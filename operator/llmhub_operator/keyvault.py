@@ -68,6 +68,9 @@ class _Vault:
     warming: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+MAX_CONCURRENT_READS = 16
+
+
 class KeyVaultSource:
     """Reads secrets over Workload Identity; callers see only ``FetchedSecret`` or a SourceError."""
 
@@ -84,6 +87,9 @@ class KeyVaultSource:
         self._verify_challenge_resource = verify_challenge_resource
         self._timeout_s = timeout_s
         self._vaults: dict[str, _Vault] = {}
+        # Hundreds of LLMProviders start at once; unbounded, their reads queue in this event loop
+        # and time out before they are even sent. The timeout starts once a slot is taken.
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_READS)
         _quiet_azure_request_logging()
 
     @property
@@ -135,7 +141,7 @@ class KeyVaultSource:
     async def _fetch(self, vault_url: str, name: str, version: str | None) -> FetchedSecret:
         where = _describe(vault_url, name, version)
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with self._slots, asyncio.timeout(self._timeout_s):
                 secret = await self._first_or_plain_get(self._vault(vault_url), name, version)
         except TimeoutError:
             raise SourceUnavailable(

@@ -40,3 +40,22 @@ SECRET_WRITES = Counter(
     "Creates or updates of a target Secret, by action (create|update|annotate).",
     ["action"],
 )
+
+_PER_PROVIDER = (TOKEN_DAYS_REMAINING, TOKEN_EXPIRY_TIMESTAMP)
+
+
+def forget_provider(namespace: str, name: str) -> None:
+    """Remove a deleted LLMProvider's series: a gone provider must not look like a live token."""
+    for gauge in _PER_PROVIDER:
+        for labels in list(label_sets(gauge)):
+            if labels[:2] == (namespace, name):
+                gauge.remove(*labels)
+
+
+def label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
+    """The (namespace, name, provider) label sets a per-provider gauge currently exports."""
+    return [
+        (s.labels["namespace"], s.labels["name"], s.labels["provider"])
+        for metric in gauge.collect()
+        for s in metric.samples
+    ]

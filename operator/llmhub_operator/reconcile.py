@@ -50,6 +50,12 @@ class Deps:
     # Key Vault's Retry-After per object, honoured by every handler, not only the one throttled.
     not_before: dict[tuple[str, str], float] = field(default_factory=dict)
 
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop a deleted object's state, so create/delete cycles leak nothing."""
+        self.locks.pop((namespace, name), None)
+        self.not_before.pop((namespace, name), None)
+        metrics.forget_provider(namespace, name)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -67,8 +73,12 @@ async def reconcile(namespace: str, name: str, deps: Deps) -> Outcome:
             return Outcome(None, "Key Vault asked us to wait", transient=True, retry_after=wait)
         body = await _read_provider(deps.api, namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            deps.forget(namespace, name)  # a late pass must not bring the state back
             return Outcome(None, "LLMProvider is gone")
-        outcome = await _Pass(body, deps).run()
+        sync = _Pass(body, deps)
+        if not sync.previous.get("phase"):
+            await sync.pending()
+        outcome = await sync.run()
         if outcome.retry_after:
             deps.not_before[namespace, name] = time.monotonic() + outcome.retry_after
         return outcome
@@ -83,6 +93,12 @@ class _Pass:
         self.namespace, self.name = self.meta["namespace"], self.meta["name"]
         self.previous: Mapping[str, Any] = body.get("status") or {}
         self.now = datetime.now(UTC)
+
+    async def pending(self) -> None:
+        """First sight: show ``Pending`` while the first Key Vault read is under way."""
+        syncing = Condition(SYNCED, "Unknown", "Syncing", "First sync from Key Vault under way")
+        conditions = await self._write_status({"phase": "Pending"}, [syncing])
+        self.previous = {"phase": "Pending", "conditions": conditions}
 
     async def run(self) -> Outcome:
         try:
@@ -178,6 +194,7 @@ class _Pass:
         if entered and health.status in (TokenStatus.WARNING, TokenStatus.EXPIRED):
             events.token_state(self.body, status=health.status, message=health.message)
         phase = phase_for(synced=True, token=health.status)
+        failed_roll = rolled.reason == "PatchFailed"
         synced = Condition(SYNCED, "True", "Synced", f"Secret {spec.target_secret} is up to date")
         status: dict[str, Any] = {
             "phase": phase,
@@ -192,7 +209,8 @@ class _Pass:
         await self._write_status(status, [synced, token_condition(health), rolled])
         metrics.SYNCS.labels("ok").inc()
         _export_token(self.namespace, self.name, spec.provider, health)
-        return Outcome(phase, synced.message)
+        # A failed Deployment patch is retried with backoff, not a whole refresh interval later.
+        return Outcome(phase, rolled.message if failed_roll else synced.message, failed_roll)
 
     async def _failed(
         self,
@@ -216,7 +234,10 @@ class _Pass:
         await self._write_status({"phase": phase}, [synced])
         return Outcome(phase, message, transient=transient, retry_after=retry_after)
 
-    async def _write_status(self, fields: dict[str, Any], conditions: list[Condition]) -> None:
+    async def _write_status(
+        self, fields: dict[str, Any], conditions: list[Condition]
+    ) -> list[dict[str, Any]]:
+        """Merge-patch the status subresource; returns the conditions as written."""
         generation = self.meta.get("generation")
         merged = merge_conditions(
             self.previous.get("conditions") or [], conditions, now=self.now, generation=generation
@@ -232,6 +253,7 @@ class _Pass:
             body,
             _content_type="application/merge-patch+json",
         )
+        return merged
 
 
 async def _read_provider(api: client.ApiClient, namespace: str, name: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,18 +29,44 @@ NS = "llm-mcp-hub"
 GROUP, VERSION, PLURAL = "llm-mcp-hub.io", "v1alpha1", "llmproviders"
 VAULT = "https://llm-mcp-hub-kv.vault.azure.net"
 T = TypeVar("T")
+_RESOURCE_VERSIONS = itertools.count(1)
 
 
 class ApiServer(kmock_lib.KubernetesEmulator):  # type: ignore[misc]
-    """kmock plus what a real API server does on create: name from generateName, uid, versions."""
+    """kmock plus what a real API server does on create: name from generateName, uid, versions.
+
+    ``fail_next`` refuses requests before they reach the store (kmock's own reactions still
+    store a PATCH they answer with an error), as a real API server's 500 would.
+    """
+
+    failures: list[tuple[str, Any, int]]
+
+    def fail_next(self, plural: str, action: Any, status: int = 500) -> None:
+        """Refuse the next ``action`` on ``plural`` with HTTP ``status``, storing nothing."""
+        self.__dict__.setdefault("failures", []).append((plural, action, status))
 
     async def _handle(self, request: kmock_lib.Request) -> aiohttp.web.StreamResponse:
+        for queued in self.__dict__.get("failures", []):
+            plural, action, status = queued
+            if request.resource is not None and (request.resource.plural, request.action) == (
+                plural,
+                action,
+            ):
+                self.failures.remove(queued)
+                body = {"kind": "Status", "status": "Failure", "code": status, "reason": "Fault"}
+                return aiohttp.web.json_response(body, status=status)
+        # A real API server moves resourceVersion on every write; kopf relies on it to tell its
+        # own patches' echoes from new changes (else it re-runs handlers on stale events).
+        updating = request.resource is not None and request.action == kmock_lib.action.UPDATE
+        if updating and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(_RESOURCE_VERSIONS))
         if request.resource is not None and request.action == kmock_lib.action.CREATE:
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("resourceVersion", "1")
+            meta.setdefault("resourceVersion", str(next(_RESOURCE_VERSIONS)))
             meta.setdefault("generation", 1)
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return await super()._handle(request)  # type: ignore[no-any-return]

@@ -168,3 +168,32 @@ async def test_burst_of_first_reads_costs_one_challenge_and_one_token(
     # azure-keyvault caches challenges per host for the process, so an earlier test may have
     # already paid for it.
     assert len([r for r in gets if not r.authorized]) <= 1
+
+
+async def test_concurrent_reads_are_capped_and_queueing_does_not_time_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of first reads (an operator start with many LLMProviders) is sent 16 at a time;
+    the timeout covers a read in flight, not its wait for a slot."""
+    from llmhub_operator import keyvault
+
+    source = KeyVaultSource(timeout_s=0.5)
+    in_flight, peak = 0, 0
+
+    async def slow_get(_vault: object, name: str, _version: str | None) -> object:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.1)
+        in_flight -= 1
+        raise SourceNotFound(f"{name} answered")  # any SourceError ends the read
+
+    monkeypatch.setattr(source, "_first_or_plain_get", slow_get)
+    monkeypatch.setattr(source, "_vault", lambda _url: None)
+    burst = 6 * keyvault.MAX_CONCURRENT_READS  # 6 rounds of 0.1 s: past the 0.5 s timeout
+    results = await asyncio.gather(
+        *(source.fetch("https://kv.vault.azure.net", f"s{i}") for i in range(burst)),
+        return_exceptions=True,
+    )
+    assert peak == keyvault.MAX_CONCURRENT_READS
+    assert all(isinstance(r, SourceNotFound) for r in results), {type(r) for r in results}

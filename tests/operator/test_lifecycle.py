@@ -1,0 +1,131 @@
+"""An LLMProvider's life: Pending before the first sync, a failed roll retried soon, and no
+state left behind once it is deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import kmock as kmock_lib
+
+from llmhub_operator import metrics
+from llmhub_operator.credential import content_hash
+from llmhub_operator.keyvault import FetchedSecret
+from llmhub_operator.reconcile import Deps
+from tests.operator.kopf_harness import (
+    NS,
+    FakeSource,
+    Kube,
+    condition,
+    eventually,
+    running_operator,
+)
+
+TOKEN = "sk-ant-oat01-lifecycle-token-4444444444444"
+
+
+@dataclass
+class GatedSource(FakeSource):
+    """Key Vault reads wait until the test opens the gate."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def fetch(self, vault_url: str, name: str, version: str | None = None) -> FetchedSecret:
+        await self.gate.wait()
+        return await super().fetch(vault_url, name, version)
+
+
+async def test_pending_with_synced_unknown_until_the_first_sync_completes(kube: Kube) -> None:
+    source = GatedSource()
+    source.set_secret("claude-token", TOKEN)
+    async with running_operator(source):
+        await kube.create_provider("claude", gateway={})
+        pending = await eventually(
+            lambda: kube.provider("claude"),
+            lambda b: b.get("status", {}).get("phase") == "Pending",
+        )
+        source.gate.set()
+        ready = await eventually(
+            lambda: kube.provider("claude"),
+            lambda b: b.get("status", {}).get("phase") == "Ready",
+        )
+
+    syncing = condition(pending, "Synced")
+    assert (syncing["status"], syncing["reason"]) == ("Unknown", "Syncing")
+    assert condition(ready, "Synced")["status"] == "True"
+
+
+async def test_failed_deployment_patch_is_retried_before_the_refresh_interval(
+    kube: Kube, source: FakeSource
+) -> None:
+    source.set_secret("claude-token", TOKEN)
+    await kube.create_deployment("gateway")
+    kube.kmock.fail_next("deployments", kmock_lib.action.UPDATE)
+    async with running_operator(source):
+        await kube.create_provider("claude", refreshInterval="1h")
+        failed = await eventually(
+            lambda: kube.provider("claude"),
+            lambda b: condition(b, "GatewayRolled").get("reason") == "PatchFailed",
+        )
+        rolled = await eventually(
+            lambda: kube.provider("claude"),
+            lambda b: condition(b, "GatewayRolled").get("status") == "True",
+            timeout=8,
+        )
+        annotations = await kube.template_annotations("gateway")
+
+    assert "HTTP 500" in condition(failed, "GatewayRolled")["message"]
+    assert condition(rolled, "GatewayRolled")["reason"] == "Rolled"
+    assert annotations["llm-mcp-hub.io/claude-hash"] == content_hash(TOKEN)
+    # The refused PATCH stored nothing, so the annotation is the retry's (PATCHes seen: both).
+    assert len(kube.deployment_patches("gateway")) == 2
+
+
+async def test_delete_drops_locks_holds_and_token_metrics(kube: Kube, source: FakeSource) -> None:
+    source.set_secret("claude-token", TOKEN, expires=datetime(2099, 1, 1, tzinfo=UTC))
+    key = (NS, "claude")
+    async with running_operator(source) as memo:
+        deps: Deps = memo.deps
+        for _cycle in range(2):
+            await kube.create_provider("claude", gateway={})
+            await eventually(
+                lambda: kube.provider("claude"),
+                lambda b: b.get("status", {}).get("phase") == "Ready",
+            )
+            before = _state(deps, key)
+            deps.not_before[key] = time.monotonic() - 1  # a Retry-After hold, already over
+            await kube.delete_provider("claude")
+            await eventually(kube.provider_names, lambda names: "claude" not in names)
+            after = await eventually(
+                _probe_state(deps, key), lambda state: state == (False, False, [])
+            )
+            assert before[0], before  # the state was there while the provider lived
+            assert before[2], before
+            assert after == (False, False, [])
+
+
+State = tuple[bool, bool, list[tuple[str, ...]]]
+
+
+def _state(deps: Deps, key: tuple[str, str]) -> State:
+    """Lock held?, Retry-After hold?, token metric series: everything kept per object."""
+    return key in deps.locks, key in deps.not_before, _series(key)
+
+
+def _probe_state(deps: Deps, key: tuple[str, str]) -> Callable[[], Awaitable[State]]:
+    async def probe() -> State:
+        return _state(deps, key)
+
+    return probe
+
+
+def _series(key: tuple[str, str]) -> list[tuple[str, ...]]:
+    return [
+        labels
+        for gauge in (metrics.TOKEN_DAYS_REMAINING, metrics.TOKEN_EXPIRY_TIMESTAMP)
+        for labels in metrics.label_sets(gauge)
+        if labels[:2] == key
+    ]
