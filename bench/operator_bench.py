@@ -34,7 +34,6 @@ import psutil
 
 from llmhub_common.contract import rollout_annotation
 from llmhub_operator.credential import content_hash
-from tests.fakes import fake_azure
 from tests.fakes.fake_azure import FakeAzure, RequestRecord
 from tests.operator.kopf_harness import (
     GROUP,
@@ -46,10 +45,6 @@ from tests.operator.kopf_harness import (
     provider_body,
     write_kubeconfig,
 )
-
-# socketserver's listen backlog of 5 drops most of 200 simultaneous TLS connects: the SYN
-# retries then run past the SDK's 10 s timeout and every provider's first read counts twice.
-fake_azure._Server.request_queue_size = 1024
 
 DEPLOYMENT = "gateway"
 MIB = 1024 * 1024

@@ -288,6 +288,9 @@ def service_account_token(subject: str) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops most of a burst of simultaneous TLS connects
+    # (an operator starting with hundreds of providers); their SYN retries then look like outages.
+    request_queue_size = 1024
     fake: FakeAzure
 
 
