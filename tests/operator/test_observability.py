@@ -65,6 +65,12 @@ async def test_metrics_count_syncs_rollouts_and_export_token_expiry(
         await kube.create_provider("metrics")
         await eventually(lambda: kube.provider("metrics"), token_is("valid"))
         await kube.wait_fetches(source, 2)
+
+        async def ok_syncs() -> float:
+            return REGISTRY.get_sample_value("llmhub_operator_syncs_total", {"result": "ok"}) or 0
+
+        # A fetch starting is not its sync finishing: wait for the counter, not the fetches.
+        await eventually(ok_syncs, lambda count: count >= ok_before + 3)
     text = generate_latest(REGISTRY).decode()
 
     assert REGISTRY.get_sample_value("llmhub_operator_token_days_remaining", labels) == 40
