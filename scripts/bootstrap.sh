@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck and wrk (apt, needs root), and the pinned Gemini CLI (npm, project-local).
+# redis-server, shellcheck, wrk and etcd (apt, needs root), the pinned Gemini CLI (npm, project-local),
+# and the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the gateway benchmark's load generator
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # the test control plane's store
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
@@ -30,4 +32,21 @@ uv sync --frozen --quiet
 if [ ! -x .cache/gemini-cli/node_modules/.bin/gemini ]; then
   npm install --silent --no-audit --no-fund --prefix .cache/gemini-cli \
     "@google/gemini-cli@${GEMINI_CLI_VERSION}" >/dev/null 2>&1
+fi
+
+# The real control plane for the operator's tests (envtest-style: KUBEBUILDER_ASSETS names the
+# directory). Elsewhere: upstream release binaries or `setup-envtest use 1.31.x`, see tests/k8s.
+K8S_SHARED="${K8S_SHARED:-../shared/k8s}"
+K8S_BIN="$PWD/.cache/k8s/bin"
+if [ -f "$K8S_SHARED/SHA256SUMS" ]; then
+  sums="$(cd "$K8S_SHARED" && pwd)/SHA256SUMS"
+  if ! (cd "$K8S_BIN" 2>/dev/null && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
+    mkdir -p "$K8S_BIN"
+    for bin in kube-apiserver kube-controller-manager; do
+      gunzip -c "$K8S_SHARED/$bin.gz" > "$K8S_BIN/$bin.tmp"
+      chmod +x "$K8S_BIN/$bin.tmp"
+      mv -f "$K8S_BIN/$bin.tmp" "$K8S_BIN/$bin"
+    done
+    (cd "$K8S_BIN" && sha256sum --quiet -c "$sums")
+  fi
 fi

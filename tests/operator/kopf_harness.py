@@ -24,6 +24,7 @@ from kubernetes_asyncio import client
 from llmhub_operator.errors import SourceError, SourceNotFound
 from llmhub_operator.keyvault import FetchedSecret
 from llmhub_operator.kube import make_api_client
+from tests.waiting import eventually
 
 NS = "llm-mcp-hub"
 GROUP, VERSION, PLURAL = "llm-mcp-hub.io", "v1alpha1", "llmproviders"
@@ -245,24 +246,6 @@ def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
         if cond["type"] == type_:
             return dict(cond)
     return {}
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, timeout: float = 10.0
-) -> T:
-    """Poll ``probe`` until ``check`` holds; fail with the last value seen at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while loop.time() < deadline:
-        try:
-            last = await probe()
-            if check(last):
-                return last
-        except client.ApiException as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
