@@ -58,7 +58,7 @@ def render_text(values_files: Iterable[Path] = (), sets: Iterable[str] = ()) -> 
 
 
 def render(values_files: Iterable[Path] = (), sets: Iterable[str] = ()) -> list[Manifest]:
-    """All rendered objects (templates only; helm template leaves crds/ out)."""
+    """All rendered objects, the CRD template included."""
     text = render_text(values_files, sets)
     return [d for d in yaml.safe_load_all(text) if d]
 

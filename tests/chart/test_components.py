@@ -1,4 +1,4 @@
-"""Redis (built-in or external), LLMProviders, labels, images, CRDs, NOTES and the helm test."""
+"""Redis (built-in or external), LLMProviders, labels, images, the CRD, NOTES and the helm test."""
 
 from __future__ import annotations
 
@@ -156,18 +156,28 @@ def test_image_digest_wins_and_global_registry_prefixes_bare_repositories() -> N
     assert operator == f"myacr.azurecr.io/llmhub/operator:{APP_VERSION}"
 
 
-def test_chart_crd_is_byte_identical_to_the_top_level_crd() -> None:
+def test_chart_crd_copy_is_byte_identical_to_the_top_level_crd() -> None:
     top = REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
-    assert (CHART / "crds" / top.name).read_bytes() == top.read_bytes()
+    assert (CHART / "files" / "crds" / top.name).read_bytes() == top.read_bytes()
+    assert not (CHART / "crds").exists(), "Helm never upgrades crds/: the CRD is a template"
 
 
-def test_chart_ships_the_kopf_peering_crds() -> None:
-    docs = list(yaml.safe_load_all((CHART / "crds" / "kopf.dev_peerings.yaml").read_text()))
-    scopes = {d["metadata"]["name"]: d["spec"]["scope"] for d in docs}
-    assert scopes == {
-        "clusterkopfpeerings.kopf.dev": "Cluster",
-        "kopfpeerings.kopf.dev": "Namespaced",
-    }
+def test_crd_template_is_the_crd_file_plus_keep_and_chart_labels(
+    default_docs: list[Manifest],
+) -> None:
+    top = yaml.safe_load((REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml").read_text())
+    crd = one(default_docs, "CustomResourceDefinition")
+    assert crd["spec"] == top["spec"]
+    assert crd["metadata"]["name"] == top["metadata"]["name"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    labels = crd["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "hub"
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert top["metadata"]["labels"].items() <= labels.items()
+
+
+def test_crd_is_left_out_when_managed_elsewhere() -> None:
+    assert find(render(sets=("crds.install=false",)), "CustomResourceDefinition") == []
 
 
 def test_helm_test_pod_checks_gateway_readiness(default_docs: list[Manifest]) -> None:

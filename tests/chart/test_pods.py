@@ -126,12 +126,23 @@ def test_operator_liveness_probe_is_kopf_healthz_on_the_health_port(
     assert env["METRICS_PORT"]["value"] == "9090"
     assert env["HEALTH_PORT"]["value"] == "8080"
     assert env["WATCH_NAMESPACES"]["value"] == "hub"
-    assert env["PEERING_NAME"]["value"] == ""
+    assert env["LEADER_ELECTION"]["value"] == "true"
+    assert env["LEASE_NAME"]["value"] == "hub-llm-mcp-hub-operator"
+    assert env["LEASE_DURATION_SECONDS"]["value"] == "15"
+    assert env["LEASE_RENEW_DEADLINE_SECONDS"]["value"] == "10"
+    assert env["LEASE_RETRY_PERIOD_SECONDS"]["value"] == "2"
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE"]["value"] == "true"
 
 
-def test_single_operator_recreates_instead_of_overlapping(default_docs: list[Manifest]) -> None:
-    assert one(default_docs, "Deployment", "-operator")["spec"]["strategy"] == {"type": "Recreate"}
+def test_operator_rolls_one_new_pod_at_a_time_while_the_lease_guards_overlap(
+    default_docs: list[Manifest],
+) -> None:
+    assert one(default_docs, "Deployment", "-operator")["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
 
 
 def test_gateway_gets_no_kubernetes_api_token(default_docs: list[Manifest]) -> None:

@@ -62,27 +62,18 @@ def test_gateway_service_account_is_bound_to_nothing(files: list[Path]) -> None:
 def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
     default_docs: list[Manifest],
 ) -> None:
+    # patch on llmproviders only releases the finalizer of older operator versions.
     assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders") == {
         "get",
         "list",
         "watch",
         "patch",
-        "update",
     }
-    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders/status") == {
-        "get",
-        "patch",
-        "update",
-    }
-    assert _grants(default_docs, "", "secrets") == {
-        "get",
-        "list",
-        "watch",
-        "create",
-        "patch",
-        "update",
-    }
-    assert _grants(default_docs, "", "events") == {"create", "patch"}
+    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders/status") == {"get", "patch"}
+    # Secrets are replaced guarded by resourceVersion, never patched; the GC deletes them.
+    assert _grants(default_docs, "", "secrets") == {"get", "list", "watch", "create", "update"}
+    assert _grants(default_docs, "", "events") == {"create"}
+    assert _grants(default_docs, "events.k8s.io", "events") == {"create"}
     assert _grants(default_docs, "apiextensions.k8s.io", "customresourcedefinitions") == {
         "get",
         "list",
@@ -90,32 +81,41 @@ def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
     }
     # kopf lists namespaces only when watching named ones (kopf/_core/reactor/observation.py).
     assert _grants(default_docs, "", "namespaces") == {"list", "watch"}
-    role = one(default_docs, "Role")
-    assert role["metadata"]["namespace"] == "hub"
-    binding = one(default_docs, "RoleBinding")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert (
-        binding["subjects"][0]["name"]
-        == one(default_docs, "ServiceAccount", "-operator")["metadata"]["name"]
+    assert _grants(default_docs, "coordination.k8s.io", "leases") == {"get", "create", "update"}
+    sa = one(default_docs, "ServiceAccount", "-operator")["metadata"]["name"]
+    roles = find(default_docs, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"hub"}
+    bindings = find(default_docs, "RoleBinding")
+    assert {b["roleRef"]["name"] for b in bindings} == {r["metadata"]["name"] for r in roles}
+    assert all(
+        b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "hub"}]
+        for b in bindings
     )
 
 
-def test_operator_may_patch_only_the_gateway_deployment(default_docs: list[Manifest]) -> None:
+def test_operator_may_get_and_patch_only_the_gateway_deployment(
+    default_docs: list[Manifest],
+) -> None:
     gateway = one(default_docs, "Deployment", "-gateway")["metadata"]["name"]
     deployment_rules = [r for r in _rules(default_docs) if "deployments" in r["resources"]]
-    writable = [r for r in deployment_rules if {"patch", "update"} & set(r["verbs"])]
-    assert len(writable) == 1
-    assert writable[0]["resourceNames"] == [gateway]
-    assert set(writable[0]["verbs"]) == {"get", "patch"}
-    for r in deployment_rules:
-        assert set(r["verbs"]) <= {"get", "list", "watch", "patch"}
+    assert deployment_rules == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": [gateway],
+            "verbs": ["get", "patch"],
+        }
+    ]
 
 
-def test_operator_gets_one_role_per_watched_namespace() -> None:
+def test_operator_gets_one_role_per_watched_namespace_and_its_lease_role_at_home() -> None:
     docs = render(sets=("operator.watchNamespaces={team-a,team-b}",))
-    roles = find(docs, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    namespaced = [r for r in find(docs, "Role") if "secrets" in str(r["rules"])]
+    assert sorted(r["metadata"]["namespace"] for r in namespaced) == ["team-a", "team-b"]
+    (lease_role,) = [r for r in find(docs, "Role") if "leases" in str(r["rules"])]
+    assert lease_role["metadata"]["namespace"] == "hub", "the Lease lives in the release namespace"
     assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding")) == [
+        "hub",
         "team-a",
         "team-b",
     ]
@@ -123,33 +123,40 @@ def test_operator_gets_one_role_per_watched_namespace() -> None:
     assert env["WATCH_NAMESPACES"]["value"] == "team-a,team-b"
 
 
-def test_ha_operator_watches_all_namespaces_with_cluster_peering() -> None:
+def test_ha_operator_watches_all_namespaces_and_elects_a_leader_by_lease() -> None:
     docs = render([ci_file("ha-operator")])
-    assert find(docs, "Role") == []
+    (lease_role,) = find(docs, "Role")
+    assert lease_role["metadata"]["namespace"] == "hub"
+    assert _grants([lease_role], "coordination.k8s.io", "leases") == {"get", "create", "update"}
     assert _grants(docs, "", "namespaces") == set(), "cluster-wide kopf never lists namespaces"
-    assert _grants(docs, "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
-    assert _grants(docs, "kopf.dev", "kopfpeerings") == set()
+    cluster_secrets = [
+        r for d in find(docs, "ClusterRole") for r in d["rules"] if "secrets" in r["resources"]
+    ]
+    assert cluster_secrets, "watchAllNamespaces grants the namespaced rules cluster-wide"
     operator = one(docs, "Deployment", "-operator")
     assert operator["spec"]["replicas"] == 2
-    assert "strategy" not in operator["spec"], "peering allows a rolling update"
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
     env = env_of(container(operator))
-    peering = one(docs, "ClusterKopfPeering")
-    assert env["PEERING_NAME"]["value"] == peering["metadata"]["name"]
+    assert env["LEADER_ELECTION"]["value"] == "true"
+    assert env["LEASE_NAME"]["value"] == operator["metadata"]["name"]
     assert env["WATCH_NAMESPACES"]["value"] == ""
 
 
-def test_namespaced_peering_when_replicas_exceed_one_without_all_namespaces() -> None:
-    docs = render(sets=("operator.replicaCount=2",))
-    peering = one(docs, "KopfPeering")
-    assert peering["metadata"]["namespace"] == "hub"
-    assert _grants(docs, "kopf.dev", "kopfpeerings") == {"get", "list", "watch", "patch"}
-    env = env_of(container(one(docs, "Deployment", "-operator")))
-    assert env["PEERING_NAME"]["value"] == peering["metadata"]["name"]
+def test_nothing_of_kopf_peering_is_left() -> None:
+    for docs in (render(), render([ci_file("ha-operator")])):
+        assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
+        assert not [r for r in _rules(docs) if "kopf.dev" in r["apiGroups"]]
+        env = env_of(container(one(docs, "Deployment", "-operator")))
+        assert "PEERING_NAME" not in env
+    assert not list((CHART / "templates").glob("*peering*"))
 
 
-def test_no_peering_objects_for_a_single_operator(default_docs: list[Manifest]) -> None:
-    assert find(default_docs, "KopfPeering") == find(default_docs, "ClusterKopfPeering") == []
-    assert _grants(default_docs, "kopf.dev", "kopfpeerings") == set()
+def test_no_lease_role_without_leader_election() -> None:
+    docs = render(sets=("operator.leaderElection.enabled=false",))
+    assert _grants(docs, "coordination.k8s.io", "leases") == set()
+    operator = one(docs, "Deployment", "-operator")
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert env_of(container(operator))["LEADER_ELECTION"]["value"] == "false"
 
 
 def test_workload_identity_annotates_the_service_account_and_labels_the_pod() -> None:

@@ -55,6 +55,9 @@ def _template(*sets: str) -> tuple[int, str]:
         (GOOD_PROVIDER[:3], "secretName is required"),
         ((*GOOD_PROVIDER, "providers[0].refreshInterval=often"), "providers.0.refreshInterval"),
         ((*GOOD_PROVIDER, "providers[0].name=Claude_1"), "providers.0.name"),
+        (("operator.leaderElection.retryPeriodSeconds=0",), "retryPeriodSeconds"),
+        (("operator.peering.enabled=true",), "Additional property peering is not allowed"),
+        (("crds.install=yes",), "crds.install"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(sets: tuple[str, ...], expected: str) -> None:
@@ -80,6 +83,18 @@ def test_good_provider_values_pass_the_schema() -> None:
                 *(s.replace("[0]", "[1]") for s in GOOD_PROVIDER[1:]),
             ),
             'the name "claude" appears twice',
+        ),
+        (
+            ("operator.replicaCount=2", "operator.leaderElection.enabled=false"),
+            "operator.replicaCount > 1 needs operator.leaderElection.enabled=true",
+        ),
+        (
+            ("operator.leaderElection.renewDeadlineSeconds=15",),
+            "renewDeadlineSeconds must be less than leaseDurationSeconds",
+        ),
+        (
+            ("operator.leaderElection.retryPeriodSeconds=10",),
+            "retryPeriodSeconds must be less than renewDeadlineSeconds",
         ),
     ],
 )
@@ -135,7 +150,15 @@ def test_every_object_in_the_schema_is_closed() -> None:
         and _lookup(SCHEMA, p).get("additionalProperties") is not False
         and not p.endswith(("SecurityContext", "securityContext"))
     ]
-    assert open_objects == []
+    assert open_objects == ["global"], "only global is open: a parent chart's globals reach it"
+
+
+def test_global_accepts_keys_of_a_parent_chart_and_still_checks_its_own() -> None:
+    code, stderr = _template("global.somethingElse=1", "global.parent.registry=x")
+    assert code == 0, stderr
+    code, stderr = _template("global.imageRegistry[0]=x")
+    assert code != 0
+    assert "global.imageRegistry" in stderr
 
 
 def _lookup(schema: dict[str, Any], path: str) -> dict[str, Any]:

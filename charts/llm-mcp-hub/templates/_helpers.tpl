@@ -139,20 +139,6 @@ Namespaces the operator watches, one per line: the configured list, else the rel
 {{- end }}
 
 {{/*
-Whether kopf peering is on: "true" or "".
-*/}}
-{{- define "llm-mcp-hub-operator.peeringEnabled" -}}
-{{- if or .Values.operator.peering.enabled (gt (int .Values.operator.replicaCount) 1) }}true{{ end }}
-{{- end }}
-
-{{/*
-Name of the kopf peering object.
-*/}}
-{{- define "llm-mcp-hub-operator.peeringName" -}}
-{{- default (include "llm-mcp-hub-operator.fullname" .) .Values.operator.peering.name }}
-{{- end }}
-
-{{/*
 Gateway object name (also the Deployment every LLMProvider rolls).
 */}}
 {{- define "llm-mcp-hub-gateway.fullname" -}}
@@ -250,6 +236,16 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- end }}
 {{- if and .Values.operator.azure.tokenProjection.enabled (not .Values.operator.azure.tenantId) }}
 {{- fail "operator.azure.tokenProjection.enabled=true needs operator.azure.tenantId (there is no webhook to inject it)" }}
+{{- end }}
+{{- $election := .Values.operator.leaderElection }}
+{{- if and (not $election.enabled) (gt (int .Values.operator.replicaCount) 1) }}
+{{- fail "operator.replicaCount > 1 needs operator.leaderElection.enabled=true (otherwise every replica reconciles)" }}
+{{- end }}
+{{- if not (lt (int $election.renewDeadlineSeconds) (int $election.leaseDurationSeconds)) }}
+{{- fail "operator.leaderElection.renewDeadlineSeconds must be less than leaseDurationSeconds (the holder stops before its Lease can be taken)" }}
+{{- end }}
+{{- if not (lt (int $election.retryPeriodSeconds) (int $election.renewDeadlineSeconds)) }}
+{{- fail "operator.leaderElection.retryPeriodSeconds must be less than renewDeadlineSeconds (at least one renewal try before the deadline)" }}
 {{- end }}
 {{- $seen := dict }}
 {{- range .Values.providers }}
