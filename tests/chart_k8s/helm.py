@@ -23,6 +23,9 @@ class Helm:
     plane: ControlPlane
     home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="helm-home-")))
 
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HELM_", "KUBE"))}
         env.update(

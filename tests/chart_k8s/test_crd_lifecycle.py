@@ -1,7 +1,9 @@
 """The LLMProvider CRD is a chart template: Helm adopts, upgrades and (on uninstall) keeps it.
 
 The session's CRD was applied without Helm, exactly like the crds/ of earlier chart versions, so
-this also walks the documented upgrade from such a release: label and annotate it once.
+this also walks the documented upgrade from such a release: label and annotate it once. Then, on
+a cluster without the CRD, the documented first install: the chart creates the CRD, the
+LLMProviders follow with the next upgrade (Helm cannot map objects of a CRD it has yet to create).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tests.chart_k8s.conftest import PROVIDERS, create_namespaces, delete_namesp
 from tests.chart_k8s.helm import Helm
 from tests.k8s.fixtures import apply_crd
 from tests.k8s.kube import GROUP, PLURAL, VERSION
+from tests.waiting import eventually
 
 RELEASE = "crd"
 CRD = f"{PLURAL}.{GROUP}"
@@ -51,7 +54,16 @@ async def served_columns(api: client.ApiClient, namespace: str) -> list[str]:
     return [c["name"] for c in table["columnDefinitions"]]
 
 
-async def test_helm_adopts_upgrades_and_keeps_the_crd(
+async def crd_or_none(ext: client.ApiextensionsV1Api) -> Any:
+    try:
+        return await ext.read_custom_resource_definition(CRD)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+async def test_helm_adopts_upgrades_and_keeps_the_crd_and_creates_it_on_a_fresh_cluster(
     helm_k8s: Helm, admin: client.ApiClient, tmp_path: Path
 ) -> None:
     ns = unique("crd")
@@ -94,6 +106,19 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd(
         kept = await ext.read_custom_resource_definition(CRD)
         assert kept.metadata.deletion_timestamp is None
         assert "Vault" in await served_columns(admin, ns)
+
+        await ext.delete_custom_resource_definition(CRD)
+        await eventually(lambda: crd_or_none(ext), lambda found: found is None, timeout=30)
+        first = helm_k8s.run(
+            "install", RELEASE, str(CHART), "-n", ns, "-f", str(helm_k8s.values(values))
+        )
+        assert first.returncode != 0
+        assert "Install once without providers (the chart creates the CRD)" in first.stderr
+        helm_k8s.install(RELEASE, ns, {})
+        helm_k8s.upgrade(RELEASE, ns, values)
+        listed = await custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+        assert sorted(p["metadata"]["name"] for p in listed["items"]) == ["claude", "gemini"]
+        helm_k8s.uninstall(RELEASE, ns)
     finally:
         helm_k8s.run("uninstall", RELEASE, "-n", ns)
         await apply_crd(admin)  # the session's CRD again, without Helm's metadata

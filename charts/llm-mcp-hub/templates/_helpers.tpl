@@ -247,6 +247,11 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- if not (lt (int $election.retryPeriodSeconds) (int $election.renewDeadlineSeconds)) }}
 {{- fail "operator.leaderElection.retryPeriodSeconds must be less than renewDeadlineSeconds (at least one renewal try before the deadline)" }}
 {{- end }}
+{{- /* Helm maps every object before it creates any, so LLMProviders cannot ride in the release that
+creates their CRD. Only on a live cluster (lookup sees kube-system; `helm template` renders all). */}}
+{{- if and .Values.crds.install .Values.providers (not (.Capabilities.APIVersions.Has "llm-mcp-hub.io/v1alpha1/LLMProvider")) (lookup "v1" "Namespace" "" "kube-system") }}
+{{- fail "providers: the LLMProvider CRD is not in the cluster yet and Helm cannot create a CRD and its objects in one step. Install once without providers (the chart creates the CRD), then helm upgrade with them; or apply crds/ yourself with crds.install=false" }}
+{{- end }}
 {{- $seen := dict }}
 {{- range .Values.providers }}
 {{- if hasKey $seen .name }}
