@@ -93,8 +93,8 @@ def test_good_provider_values_pass_the_schema() -> None:
             "renewDeadlineSeconds must be less than leaseDurationSeconds",
         ),
         (
-            ("operator.leaderElection.retryPeriodSeconds=10",),
-            "retryPeriodSeconds must be less than renewDeadlineSeconds",
+            ("operator.leaderElection.retryPeriodSeconds=9",),  # 10 s is not > 1.2 x 9 s
+            "renewDeadlineSeconds must exceed 1.2 x retryPeriodSeconds",
         ),
     ],
 )

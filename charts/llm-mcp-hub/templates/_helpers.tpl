@@ -244,8 +244,8 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- if not (lt (int $election.renewDeadlineSeconds) (int $election.leaseDurationSeconds)) }}
 {{- fail "operator.leaderElection.renewDeadlineSeconds must be less than leaseDurationSeconds (the holder stops before its Lease can be taken)" }}
 {{- end }}
-{{- if not (lt (int $election.retryPeriodSeconds) (int $election.renewDeadlineSeconds)) }}
-{{- fail "operator.leaderElection.retryPeriodSeconds must be less than renewDeadlineSeconds (at least one renewal try before the deadline)" }}
+{{- if not (gt (mul (int $election.renewDeadlineSeconds) 10) (mul (int $election.retryPeriodSeconds) 12)) }}
+{{- fail "operator.leaderElection.renewDeadlineSeconds must exceed 1.2 x retryPeriodSeconds (as client-go requires: a renewal try fits before the deadline)" }}
 {{- end }}
 {{- /* Helm maps every object before it creates any, so LLMProviders cannot ride in the release that
 creates their CRD. Only on a live cluster (lookup sees kube-system; `helm template` renders all). */}}
