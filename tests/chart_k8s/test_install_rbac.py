@@ -7,10 +7,8 @@ namespace. The CRD is the session's (crds.install=false: a cluster has one owner
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from tests.chart_k8s.conftest import (
     unique,
 )
 from tests.chart_k8s.helm import Helm
+from tests.chart_k8s.rbac import granted, operator_needs
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.kube import GROUP, PLURAL, VERSION, RealKube
 from tests.waiting import eventually
@@ -35,7 +34,6 @@ RELEASE = "hub"
 MERGE = {"_content_type": "application/merge-patch+json"}
 OPERATOR, GATEWAY = "hub-llm-mcp-hub-operator", "hub-llm-mcp-hub-gateway"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
 @dataclass(frozen=True)
@@ -114,59 +112,15 @@ async def test_install_creates_every_object_and_restricted_pods_for_two_operator
         assert not p["metadata"].get("finalizers")
 
 
-def _expected(release: Release) -> dict[tuple[str, str, str, str, str], set[str]]:
-    """(namespace, group, resource, subresource, name) -> the verbs the operator may use."""
-    ns, watched, other = release.namespace, release.watched, release.other
-    expected: dict[tuple[str, str, str, str, str], set[str]] = {
-        ("", "apiextensions.k8s.io", "customresourcedefinitions", "", ""): {"get", "list", "watch"},
-        ("", "", "namespaces", "", ""): {"list", "watch"},
-        ("", "", "secrets", "", ""): set(),  # cluster-wide
-        (ns, "coordination.k8s.io", "leases", "", ""): {"get", "create", "update"},
-        (watched, "coordination.k8s.io", "leases", "", ""): set(),
-        (other, "coordination.k8s.io", "leases", "", ""): set(),
-    }
-    for n in (ns, watched, other):
-        mine = n != other
-        expected |= {
-            (n, GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if mine else set(),
-            (n, GROUP, PLURAL, "status", ""): {"get", "patch"} if mine else set(),
-            (n, "", "secrets", "", ""): {"get", "list", "watch", "create", "update"}
-            if mine
-            else set(),
-            (n, "", "events", "", ""): {"create"} if mine else set(),
-            (n, "events.k8s.io", "events", "", ""): {"create"} if mine else set(),
-            (n, "apps", "deployments", "", GATEWAY): {"get", "patch"} if mine else set(),
-            (n, "apps", "deployments", "", OPERATOR): set(),
-            (n, "apps", "deployments", "", ""): set(),
-            (n, "", "configmaps", "", ""): set(),
-            (n, "", "pods", "", ""): set(),
-        }
-    return expected
-
-
 async def test_operator_service_account_may_do_exactly_what_the_operator_needs(
     release: Release, operator_api: client.ApiClient
 ) -> None:
     """Every verb on every resource the operator touches, asked of the real RBAC authorizer."""
-    authz = client.AuthorizationV1Api(operator_api)
-    expected = _expected(release)
-
-    async def allowed(key: tuple[str, str, str, str, str], verb: str) -> bool:
-        ns, group, resource, sub, name = key
-        attrs = {"verb": verb, "group": group, "resource": resource}
-        attrs |= {k: v for k, v in (("namespace", ns), ("subresource", sub), ("name", name)) if v}
-        review = await authz.create_self_subject_access_review(
-            {"spec": {"resourceAttributes": attrs}}
-        )
-        return bool(review.status.allowed)
-
-    keys = list(product(expected, VERBS))
-    answers = await asyncio.gather(*(allowed(key, verb) for key, verb in keys))
-    granted: dict[tuple[str, str, str, str, str], set[str]] = {key: set() for key in expected}
-    for (key, verb), ok in zip(keys, answers, strict=True):
-        if ok:
-            granted[key].add(verb)
-    assert granted == expected
+    namespaces = [release.namespace, release.watched, release.other]
+    needs = operator_needs(
+        RELEASE, namespaces, {release.namespace, release.watched}, cluster_wide=False
+    )
+    assert await granted(operator_api, list(needs)) == needs
 
 
 async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(

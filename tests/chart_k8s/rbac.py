@@ -1,0 +1,71 @@
+"""What the operator's ServiceAccount may do, asked of the real RBAC authorizer verb by verb."""
+
+from __future__ import annotations
+
+import asyncio
+from itertools import product
+
+from kubernetes_asyncio import client
+
+from tests.k8s.kube import GROUP, PLURAL
+
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+# (namespace or "" for cluster scope, group, resource, subresource, name)
+Target = tuple[str, str, str, str, str]
+
+
+def operator_needs(
+    release: str, namespaces: list[str], watched: set[str] | None, cluster_wide: bool
+) -> dict[Target, set[str]]:
+    """The verbs the operator of ``release`` must have, and no more (``watched=None``: all)."""
+    operator, gateway = f"{release}-llm-mcp-hub-operator", f"{release}-llm-mcp-hub-gateway"
+    home = namespaces[0]  # the release namespace
+    secrets = {"get", "list", "watch", "create", "update"}
+    needs: dict[Target, set[str]] = {
+        ("", "apiextensions.k8s.io", "customresourcedefinitions", "", ""): {"get", "list", "watch"},
+        # kopf follows named namespaces; watching all it never lists them.
+        ("", "", "namespaces", "", ""): set() if cluster_wide else {"list", "watch"},
+        ("", "", "secrets", "", ""): secrets if cluster_wide else set(),
+        ("", GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if cluster_wide else set(),
+        ("", "apps", "deployments", "", ""): set(),
+    }
+    for ns in namespaces:
+        mine = watched is None or ns in watched
+        needs |= {
+            (ns, "coordination.k8s.io", "leases", "", ""): (
+                {"get", "create", "update"} if ns == home else set()
+            ),
+            (ns, GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if mine else set(),
+            (ns, GROUP, PLURAL, "status", ""): {"get", "patch"} if mine else set(),
+            (ns, "", "secrets", "", ""): secrets if mine else set(),
+            (ns, "", "events", "", ""): {"create"} if mine else set(),
+            (ns, "events.k8s.io", "events", "", ""): {"create"} if mine else set(),
+            (ns, "apps", "deployments", "", gateway): {"get", "patch"} if mine else set(),
+            (ns, "apps", "deployments", "", operator): set(),
+            (ns, "apps", "deployments", "", ""): set(),
+            (ns, "", "configmaps", "", ""): set(),
+            (ns, "", "pods", "", ""): set(),
+        }
+    return needs
+
+
+async def granted(api: client.ApiClient, targets: list[Target]) -> dict[Target, set[str]]:
+    """Every verb of VERBS on every target, by SelfSubjectAccessReview as ``api``'s identity."""
+    authz = client.AuthorizationV1Api(api)
+
+    async def allowed(target: Target, verb: str) -> bool:
+        ns, group, resource, sub, name = target
+        attrs = {"verb": verb, "group": group, "resource": resource}
+        attrs |= {k: v for k, v in (("namespace", ns), ("subresource", sub), ("name", name)) if v}
+        review = await authz.create_self_subject_access_review(
+            {"spec": {"resourceAttributes": attrs}}
+        )
+        return bool(review.status.allowed)
+
+    asks = list(product(targets, VERBS))
+    answers = await asyncio.gather(*(allowed(target, verb) for target, verb in asks))
+    result: dict[Target, set[str]] = {target: set() for target in targets}
+    for (target, verb), ok in zip(asks, answers, strict=True):
+        if ok:
+            result[target].add(verb)
+    return result
