@@ -166,6 +166,11 @@ kubectl -n "$AZ_NS" rollout status deploy/fake-azure --timeout "${TIMEOUT}s"
 
 # ---------------------------------------------------------------------------- the hub
 log "helm install $RELEASE"
+if ! kubectl get crd llmproviders.llm-mcp-hub.io >/dev/null 2>&1; then
+  # The chart creates the LLMProvider CRD, and Helm maps every object before it creates any:
+  # LLMProviders need their CRD from an earlier step, so a fresh cluster gets one without them.
+  helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" --set-json 'providers=[]'
+fi
 helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES"
 
 log "LLMProviders sync and their Secrets appear"
