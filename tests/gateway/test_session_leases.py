@@ -100,7 +100,7 @@ async def test_a_long_turn_keeps_its_lease_renewed() -> None:
     service = ChatService(Registry(echo_providers(), Settings()), store, Metrics(), lease_s=0.3)
     sid = (await service.complete(await service.prepare(provider="claude", prompt="hi"))).session_id
     chat = await service.prepare(provider="claude", prompt="!slow", session_id=sid)
-    async with aclosing(service.stream(chat)) as deltas:
+    async with aclosing(service.run(chat)) as deltas:
         started = time.monotonic()
         async for _ in deltas:
             if time.monotonic() - started > 1.0:  # more than three lease periods

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -126,8 +127,9 @@ def test_a_failed_turn_releases_the_session(gw: ThreadedGateway) -> None:
 
 
 def test_an_unknown_or_mismatched_session_releases_its_lease(gw: ThreadedGateway) -> None:
-    assert _post(gw, prompt="x", session_id="no-such-session").status_code == 404
-    assert _post(gw, prompt="x", session_id="no-such-session").status_code == 404  # not 409
+    unknown = str(uuid.uuid4())
+    assert _post(gw, prompt="x", session_id=unknown).status_code == 404
+    assert _post(gw, prompt="x", session_id=unknown).status_code == 404  # not 409
     sid = _post(gw, prompt="first").json()["session_id"]
     wrong = httpx.post(
         f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "x", "session_id": sid}

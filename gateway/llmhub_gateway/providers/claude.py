@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -104,6 +105,14 @@ class ClaudeProvider:
 
     def models(self) -> Sequence[str]:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
+
+    def problem(self) -> str | None:
+        """Readiness: an explicit CLAUDE_CLI_PATH must be an executable file (the SDK's
+        bundled CLI is part of the image)."""
+        path = self._cli_path
+        if path is not None and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return "claude: the Claude Code CLI is not installed or not executable"
+        return None
 
     async def aclose(self) -> None:
         """Per-request dirs are removed as requests end; drop the root if nothing is left."""

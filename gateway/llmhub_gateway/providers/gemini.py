@@ -95,6 +95,12 @@ class GeminiProvider:
     def models(self) -> Sequence[str]:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
 
+    def problem(self) -> str | None:
+        """Readiness: the CLI must be an executable file on this replica."""
+        if not (os.path.isfile(self._cli_path) and os.access(self._cli_path, os.X_OK)):
+            return "gemini: the gemini CLI is not installed or not executable"
+        return None
+
     async def aclose(self) -> None:
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
 
