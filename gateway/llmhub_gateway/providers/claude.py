@@ -44,7 +44,7 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
 )
-from llmhub_gateway.providers.diagnostics import Tail, is_auth_failure, safe_detail
+from llmhub_gateway.providers.diagnostics import Tail, safe_detail
 from llmhub_gateway.providers.procs import finish, kill_tree, resolve_executable
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -214,18 +214,17 @@ def _delta_text(event: dict[str, Any]) -> str | None:
 
 
 def _result_failure(detail: str) -> ProviderError:
-    if is_auth_failure(detail):
-        return ProviderAuthError("claude: the CLI rejected the OAuth token")
-    return ProviderError(f"claude: {safe_detail(detail)}")
+    """An error result; auth failures arrive structured (``AssistantMessage.error``), so this
+    is a category for the client and the text for the log."""
+    log.warning("claude reported an error: %s", safe_detail(detail))
+    return ProviderError("claude: the provider reported an error")
 
 
 def _map_sdk_error(exc: Exception, stderr: str) -> ProviderError:
     """Sort SDK failures into the base.py tree; messages stay free of secrets and stderr."""
     if isinstance(exc, CLINotFoundError):
         return ProviderNotConfigured("claude: the Claude Code CLI was not found")
-    if isinstance(exc, ProcessError):
-        if is_auth_failure(f"{exc.stderr or ''} {exc} {stderr}"):
-            return ProviderAuthError("claude: the CLI rejected the OAuth token")
+    if isinstance(exc, ProcessError):  # classified by its exit status, not its stderr words
         log.warning("claude CLI failed: %s | %s", safe_detail(str(exc)), safe_detail(stderr))
         return ProviderCrashed(f"claude: the CLI exited with status {exc.exit_code}")
     if isinstance(exc, CLIJSONDecodeError):
