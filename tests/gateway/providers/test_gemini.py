@@ -15,6 +15,7 @@ import pytest
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import (
     ProviderAuthError,
+    ProviderBusy,
     ProviderCrashed,
     ProviderError,
     ProviderNotConfigured,
@@ -239,3 +240,24 @@ async def test_a_disconnect_inside_an_anyio_scope_still_kills_the_group(
     while our_zombies() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert our_zombies() == []
+
+
+async def test_the_cap_counts_a_cli_in_its_sigterm_grace_until_it_is_gone(
+    gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path
+) -> None:
+    """A client that disconnects (its task cancelled, as in an SSE disconnect) leaves at once,
+    but the CLI ignores SIGTERM for the 2 s grace: its slot stays taken until it is gone."""
+    set_mode(monkeypatch, "hang")
+    limited = Limited(gemini, max_concurrency=1, timeout_s=60)
+    await consume_until_anyio_cancels(limited, chat("hello?"), after=1.0)  # as Starlette does
+    pid = recorded_pids(pidfile)[0]
+    assert procs.running(pid)  # still in its grace
+    assert limited.active == 1
+    with pytest.raises(ProviderBusy):
+        await collect(limited, chat("one too many"))
+    deadline = time.monotonic() + 10
+    while limited.active and time.monotonic() < deadline:
+        assert limited.active == 1
+        await asyncio.sleep(0.02)
+    assert limited.active == 0
+    assert not procs.running(pid)  # freed only once the process was gone
