@@ -5,13 +5,15 @@ Keys of one session share one hash slot (``{<uuid>}``), ready for Redis Cluster:
 - ``<prefix>{<id>}:meta``  hash: provider, model, created_at, updated_at
 - ``<prefix>{<id>}:turns`` list of JSON turns
 - ``<prefix>{<id>}:done``  hash: turn id -> ``<index of its answer>:<JSON model/duration/fp>``
-- ``<prefix>{<id>}:lock``  the turn lease: ``SET NX PX`` with a random token
+- ``<prefix>{<id>}:lock``  the turn lease: a random token with a PX expiry
 
 Ids are validated before they get here (``sessions/ids.py``), so no id can name another key.
 Creating, committing a turn, renewing and releasing the lease are Lua scripts, so each is one
 atomic step: a commit never lands without the lease, never resurrects a deleted or flushed
 session, and a commit retried after a lost reply is recognised by its turn id. Connection
-failures become StoreUnavailable; redis-py reconnects (and reloads scripts) by itself.
+failures become StoreUnavailable; redis-py reconnects (and reloads scripts) by itself but never
+resends a command on its own (its default would), since each script is written to be retried by
+the caller: lock with the same token, create-if-absent, commit with its turn id.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from llmhub_gateway.providers.base import Turn
@@ -61,6 +65,15 @@ for i = 1, 3 do redis.call('expire', KEYS[i], ARGV[3]) end
 redis.call('del', KEYS[4])
 return 1
 """
+# Taking the lease again with the same token succeeds, so a retried lock is harmless.
+_LOCK = """
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] or not held then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -98,8 +111,12 @@ class RedisSessionStore:
             socket_connect_timeout=1.0,
             socket_timeout=socket_timeout,
             health_check_interval=10,
+            # No silent resends: a command whose reply was lost may have run. Every script
+            # here is safe to run twice, and the turn runner retries the commit itself.
+            retry=Retry(NoBackoff(), 0),
         )
         self._create = self._redis.register_script(_CREATE)
+        self._lock = self._redis.register_script(_LOCK)
         self._commit = self._redis.register_script(_COMMIT)
         self._renew = self._redis.register_script(_RENEW)
         self._unlock = self._redis.register_script(_UNLOCK)
@@ -184,8 +201,7 @@ class RedisSessionStore:
 
     async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
         key = self._key(session_id, "lock")
-        taken = await self._call(self._redis.set(key, token, nx=True, px=ttl_ms))
-        return bool(taken)
+        return bool(await self._call(self._lock(keys=[key], args=[token, ttl_ms])))
 
     async def renew(self, session_id: str, token: str, ttl_ms: int) -> bool:
         key = self._key(session_id, "lock")
