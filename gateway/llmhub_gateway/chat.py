@@ -61,6 +61,7 @@ from llmhub_gateway.sessions.base import (
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
 
 log = logging.getLogger(__name__)
+INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
@@ -377,7 +378,7 @@ def check_text(*texts: str) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise BadRequest("the request contains invalid Unicode (a lone surrogate)") from None
+            raise BadRequest(INVALID_UNICODE) from None
 
 
 def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> str:

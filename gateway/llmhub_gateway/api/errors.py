@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmhub_common.logging import redact
 from llmhub_gateway.api.disconnect import ClientGone
+from llmhub_gateway.chat import INVALID_UNICODE
 from llmhub_gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "string_unicode" for err in exc.errors()):
+        # Same answer as the turn runner's own check (chat.check_text), whichever sees it.
+        return error_response(400, "bad_request", INVALID_UNICODE)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
         for err in exc.errors()
