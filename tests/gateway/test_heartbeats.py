@@ -13,7 +13,7 @@ import pytest
 
 from llmhub_gateway.core.config import Settings
 from tests.gateway.conftest import ThreadedGateway
-from tests.gateway.test_session_lock import GatedProvider
+from tests.gateway.fake_provider import GatedProvider
 
 SILENCE_S = 2.0
 HEARTBEAT_S = 0.25

@@ -13,8 +13,8 @@ import redis
 
 from llmhub_gateway.core.config import Settings
 from tests.gateway.conftest import RedisServer, ThreadedGateway, wait_until
+from tests.gateway.fake_provider import GatedProvider
 from tests.gateway.test_mcp import call
-from tests.gateway.test_session_lock import GatedProvider
 
 
 @pytest.fixture(scope="module")

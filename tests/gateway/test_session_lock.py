@@ -8,10 +8,9 @@ long turn runs.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,34 +18,11 @@ import httpx
 import pytest
 
 from llmhub_gateway.core.config import Settings
-from llmhub_gateway.providers.base import ChatRequest
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
-from tests.gateway.fake_provider import EchoProvider
+from tests.gateway.fake_provider import EchoProvider, GatedProvider
 from tests.gateway.test_mcp import call
 
 LEASE_S = 0.6  # short, so the renewal runs several times within one test
-
-
-class GatedProvider(EchoProvider):
-    """EchoProvider whose ``!gate`` prompts wait until the test opens the gate."""
-
-    def __init__(self, name: str, default_model: str) -> None:
-        super().__init__(name, default_model)
-        self.started = threading.Event()
-        self.gate = threading.Event()
-
-    def arm(self) -> None:
-        self.started.clear()
-        self.gate.clear()
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
-        if "!gate" in request.prompt:
-            self.started.set()
-            deadline = time.monotonic() + 20
-            while not self.gate.is_set() and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-        async for delta in super().stream(request):
-            yield delta
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])

@@ -22,9 +22,8 @@ from llmhub_gateway.sessions.base import CommitOutcome, SessionStore, TurnRecord
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
 from tests.gateway.conftest import RedisServer, ThreadedGateway, wait_until
-from tests.gateway.fake_provider import EchoProvider
+from tests.gateway.fake_provider import EchoProvider, GatedProvider
 from tests.gateway.faulty_proxy import FaultyProxy
-from tests.gateway.test_session_lock import GatedProvider
 
 CLAUDE = "claude-sonnet-4-5-20250929"
 
