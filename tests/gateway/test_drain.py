@@ -56,10 +56,20 @@ def test_sigterm_drains_turns_and_another_replica_continues_at_once(
                         first_delta.set()
         return events
 
-    with ThreadPoolExecutor(2) as pool:
+    def openai_stream() -> list[str]:
+        body = {
+            "model": "claude-x",
+            "stream": True,
+            "messages": [{"role": "user", "content": "!slow"}],
+        }
+        with httpx.stream("POST", f"{a.url}/v1/chat/completions", json=body, timeout=60) as r:
+            return [line for line in r.iter_lines() if line.startswith("data: ")]
+
+    with ThreadPoolExecutor(3) as pool:
         streaming = pool.submit(stream)
         plain = pool.submit(_chat, a, prompt="!slow", session_id=plain_sid)
-        wait_until(lambda: _in_flight(a) == 2.0, what="both turns running on replica a")
+        stateless = pool.submit(openai_stream)
+        wait_until(lambda: _in_flight(a) == 3.0, what="three turns running on replica a")
         assert first_delta.wait(10)
         assert a.proc is not None
         signalled = time.monotonic()
@@ -79,6 +89,7 @@ def test_sigterm_drains_turns_and_another_replica_continues_at_once(
 
         plain_answer = plain.result(timeout=30)
         events = streaming.result(timeout=30)
+        chunks = stateless.result(timeout=30)
     ended = time.monotonic() - signalled
     assert 1.5 < ended < 8  # the bounded drain (2 s), not the provider's 30 s
     assert plain_answer.status_code == 503
@@ -87,6 +98,8 @@ def test_sigterm_drains_turns_and_another_replica_continues_at_once(
     assert events[0][0] == "session"
     assert events[-1][0] == "error"
     assert events[-1][1]["error"]["type"] == "shutting_down"  # type: ignore[index]
+    assert chunks[-1] == "data: [DONE]"  # the OpenAI stream: an error chunk, then [DONE]
+    assert json.loads(chunks[-2].removeprefix("data: "))["error"]["type"] == "shutting_down"
 
     # The leases were released: replica b continues both sessions at once, no 409.
     for sid, first in ((streamed_sid, "one"), (plain_sid, "two")):
