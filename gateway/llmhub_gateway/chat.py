@@ -252,6 +252,9 @@ class ChatService:
                 chat.replay.duration_ms,
             )
             return
+        if self.drain.draining:  # prepared just before the drain began: never started
+            await finish(self._release(chat.lease))
+            self.drain.check()
         queue: asyncio.Queue[object] = asyncio.Queue()
         handle = self.drain.add(lambda: queue.put_nowait(_SHUTDOWN))
         keeper = None

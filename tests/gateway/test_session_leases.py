@@ -10,8 +10,9 @@ from contextlib import aclosing
 
 import pytest
 
-from llmhub_gateway.chat import ChatService, SessionBusy
+from llmhub_gateway.chat import ChatService
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import SessionBusy, ShuttingDown
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import SessionStore
@@ -109,3 +110,16 @@ async def test_a_long_turn_keeps_its_lease_renewed() -> None:
             await service.prepare(provider="claude", prompt="clash", session_id=sid)
     # Closing the stream released it at once.
     assert (await service.prepare(provider="claude", prompt="after", session_id=sid)).lease
+
+
+async def test_a_turn_prepared_before_the_drain_began_is_refused_and_releases_its_lease() -> None:
+    store = MemorySessionStore(60)
+    service = ChatService(Registry(echo_providers(), Settings()), store, Metrics())
+    sid = (await service.complete(await service.prepare(provider="claude", prompt="hi"))).session_id
+    prepared = await service.prepare(provider="claude", prompt="late", session_id=sid)
+    service.drain.begin()
+    with pytest.raises(ShuttingDown):
+        await service.complete(prepared)
+    assert await store.lock(sid, "someone else", 1000)  # the lease was released
+    with pytest.raises(ShuttingDown):
+        await service.prepare(provider="claude", prompt="new", session_id=sid)
