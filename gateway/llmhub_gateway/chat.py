@@ -49,7 +49,7 @@ from llmhub_gateway.providers.base import (
     ProviderTimeout,
     Turn,
 )
-from llmhub_gateway.providers.procs import finish
+from llmhub_gateway.providers.procs import background, finish
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import (
     CommitOutcome,
@@ -261,7 +261,7 @@ class ChatService:
         if chat.lease is not None:
             keeper = Keeper(self.store, chat.lease, self.lease_s, lambda: queue.put_nowait(_LOST))
         pump = asyncio.create_task(self._pump(chat, queue))
-        committed = False
+        commit: asyncio.Task[bool] | None = None
         try:
             parts: list[str] = []
             while True:
@@ -296,7 +296,10 @@ class ChatService:
             if chat.persist and chat.lease is not None:
                 if keeper is not None:
                     await keeper.stop()
-                committed = await finish(self._commit(chat, chat.lease, text, duration_ms))
+                # A client leaving now does not cut the commit off: it runs to its end, and
+                # the lease is released only after it (a retry may find the answer).
+                commit = background(self._commit(chat, chat.lease, text, duration_ms))
+                await asyncio.shield(commit)
             yield ChatResult(
                 chat.request.session_id, chat.provider.name, chat.request.model, text, duration_ms
             )
@@ -304,12 +307,20 @@ class ChatService:
             self.drain.discard(handle)
             if not pump.done():
                 pump.cancel()
-            await finish(self._end(pump, None if committed else chat.lease, keeper))
+            await finish(self._end(pump, chat.lease, keeper, commit))
 
     async def _end(
-        self, pump: asyncio.Task[None], lease: Lease | None, keeper: Keeper | None
+        self,
+        pump: asyncio.Task[None],
+        lease: Lease | None,
+        keeper: Keeper | None,
+        commit: asyncio.Task[bool] | None,
     ) -> None:
         await asyncio.wait([pump])
+        if commit is not None:
+            await asyncio.wait([commit])
+            if not commit.cancelled() and commit.exception() is None:
+                lease = None  # the commit script released it
         await self._release(lease, keeper)
 
     async def _pump(self, chat: PreparedChat, queue: asyncio.Queue[object]) -> None:

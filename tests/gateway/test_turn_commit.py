@@ -8,6 +8,8 @@ Real redis-server; the faults between gateway and Redis come from a TCP proxy
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -361,3 +363,38 @@ def test_two_replicas_a_partitioned_turn_loses_its_lease_and_never_writes(
         a_claude.gate.set()
         turns = httpx.get(f"{b.url}/v1/sessions/{sid}").json()["turns"]
         assert [t["text"] for t in turns if t["role"] == "user"] == ["first", "on b"]
+
+
+def test_a_client_leaving_during_the_commit_does_not_cut_it_off(
+    proxied: tuple[ThreadedGateway, FaultyProxy],
+) -> None:
+    gw, proxy = proxied
+    gw.app.state.chat.store = RedisSessionStore(proxy.url, 600, socket_timeout=3.0)
+    claude = _claude(gw)
+    claude.arm()
+    sid = _post(gw, prompt="first").json()["session_id"]
+    key = str(uuid.uuid4())
+    body = json.dumps({"provider": "claude", "prompt": "!gate leaving", "session_id": sid})
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    sock.sendall(
+        (
+            f"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        ).encode()
+    )
+    wait_until(claude.started.is_set, what="the turn to reach the provider")
+    proxy.delay_next_reply(1.0)  # the commit is in Redis's hands, its reply is slow...
+    claude.gate.set()
+    time.sleep(0.3)
+    sock.close()  # ...and the client leaves meanwhile
+    calls = len(claude.requests)
+    wait_until(
+        lambda: (
+            _post(gw, {"Idempotency-Key": key}, prompt="!gate leaving", session_id=sid).status_code
+            == 200
+        ),
+        what="the retry to find the stored answer (409 while the commit finishes)",
+    )
+    assert len(claude.requests) == calls  # no second provider call
+    turns = httpx.get(f"{gw.url}/v1/sessions/{sid}").json()["turns"]
+    assert [t["text"] for t in turns if t["role"] == "user"] == ["first", "!gate leaving"]

@@ -112,13 +112,19 @@ async def finish(cleanup: Coroutine[Any, Any, T]) -> T:
     where every further await is cancelled again), and a half-run cleanup would leave a CLI
     alive. The cleanup therefore runs in its own task; the caller waits for it when it can.
     """
-    task = asyncio.create_task(cleanup)
+    return await asyncio.shield(background(cleanup))
+
+
+def background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Start ``work`` as a task that shutdown waits for (``drain_cleanups``) and that nobody's
+    cancellation reaches; ``finish`` is this plus a shielded wait."""
+    task = asyncio.create_task(work)
     _cleanups.add(task)
     task.add_done_callback(_cleanups.discard)
     tracked = _tracker.get()
     if tracked is not None:
         tracked.append(task)
-    return await asyncio.shield(task)
+    return task
 
 
 @contextlib.contextmanager
