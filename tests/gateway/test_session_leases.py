@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
@@ -17,24 +15,9 @@ from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
-from llmhub_gateway.sessions.redis import RedisSessionStore
-from tests.gateway.conftest import RedisServer
 from tests.gateway.fake_provider import echo_providers
 
 TTL_MS = 300
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> AsyncIterator[SessionStore]:
-    backend: SessionStore
-    if request.param == "redis":
-        backend = RedisSessionStore(redis_server.url, 60, prefix=f"t{uuid.uuid4().hex}:")
-    else:
-        backend = MemorySessionStore(60)
-    yield backend
-    await backend.aclose()
 
 
 async def _until_free(store: SessionStore, sid: str, token: str, timeout: float = 5.0) -> float:

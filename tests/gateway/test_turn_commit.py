@@ -11,7 +11,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,19 +28,6 @@ from tests.gateway.fake_provider import EchoProvider, GatedProvider
 from tests.gateway.faulty_proxy import FaultyProxy
 
 CLAUDE = "claude-sonnet-4-5-20250929"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> AsyncIterator[SessionStore]:
-    backend: SessionStore
-    if request.param == "redis":
-        backend = RedisSessionStore(redis_server.url, 60, prefix=f"t{uuid.uuid4().hex}:")
-    else:
-        backend = MemorySessionStore(60)
-    yield backend
-    await backend.aclose()
 
 
 def _record(turn_id: str, text: str = "answer") -> TurnRecord:
@@ -279,56 +266,42 @@ def _lease_gateway(redis_url: str, lease_s: float = 0.6) -> ThreadedGateway:
     return gateway
 
 
-def test_a_flushall_mid_turn_cancels_the_turn_and_leaves_no_broken_record(
-    redis_server: RedisServer,
+def _flushall(server: RedisServer) -> None:
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+
+
+def _restart(server: RedisServer) -> None:
+    server.stop()
+    server.start()  # no persistence: everything is gone
+
+
+@pytest.mark.parametrize("fault", [_flushall, _restart], ids=["flushall", "restart"])
+def test_losing_redis_data_mid_turn_cancels_the_turn_and_leaves_no_broken_record(
+    fault: Callable[[RedisServer], None],
 ) -> None:
-    flushed = RedisServer()  # its own server: FLUSHALL must not hit the other tests' data
-    flushed.start()
+    server = RedisServer()  # its own server: the fault must not hit the other tests' data
+    server.start()
     try:
-        with _lease_gateway(flushed.url) as gw:
+        with _lease_gateway(server.url) as gw:
             claude = _claude(gw)
             claude.arm()
             sid = _post(gw, prompt="first").json()["session_id"]
             with ThreadPoolExecutor(1) as pool:
-                turn = pool.submit(_post, gw, prompt="!gate flushed", session_id=sid)
+                turn = pool.submit(_post, gw, prompt="!gate mid-turn", session_id=sid)
                 wait_until(claude.started.is_set, what="the turn to reach the provider")
-                client = redis.Redis.from_url(flushed.url)
-                client.flushall()
-                client.close()
+                fault(server)
                 answer = turn.result(timeout=30)  # the gate never opened: cancelled
             assert claude.open_streams == 0
             assert answer.status_code == 409
             assert answer.json()["error"]["type"] == "session_lease_lost"
             assert answer.headers["retry-after"] == "2"
-            assert httpx.get(f"{gw.url}/v1/sessions/{sid}").status_code == 404
+            assert httpx.get(f"{gw.url}/v1/sessions/{sid}").status_code == 404  # not 500
             assert _post(gw, prompt="next", session_id=sid).status_code == 404
             claude.gate.set()
     finally:
-        flushed.stop()
-
-
-def test_a_redis_restart_mid_turn_cancels_the_turn_and_leaves_no_broken_record() -> None:
-    restarted = RedisServer()
-    restarted.start()
-    try:
-        with _lease_gateway(restarted.url) as gw:
-            claude = _claude(gw)
-            claude.arm()
-            sid = _post(gw, prompt="first").json()["session_id"]
-            with ThreadPoolExecutor(1) as pool:
-                turn = pool.submit(_post, gw, prompt="!gate restarted", session_id=sid)
-                wait_until(claude.started.is_set, what="the turn to reach the provider")
-                restarted.stop()
-                restarted.start()  # no persistence: everything is gone
-                answer = turn.result(timeout=30)
-            assert answer.status_code == 409
-            assert answer.json()["error"]["type"] == "session_lease_lost"
-            assert claude.open_streams == 0
-            assert httpx.get(f"{gw.url}/v1/sessions/{sid}").status_code == 404
-            assert _post(gw, prompt="next", session_id=sid).status_code == 404
-            claude.gate.set()
-    finally:
-        restarted.stop()
+        server.stop()
 
 
 def test_two_replicas_a_partitioned_turn_loses_its_lease_and_never_writes(
