@@ -36,13 +36,14 @@ def test_shellcheck_really_flags_problems(tmp_path: Path) -> None:
     assert "SC2086" in done.stdout
 
 
-def test_chart_values_and_kind_configs_pass_yamllint() -> None:
+def test_chart_values_kind_configs_and_workflows_pass_yamllint() -> None:
     targets = [
         CHART / "values.yaml",
         CHART / "Chart.yaml",
         CHART / "ci",
         REPO / "kind" / "cluster.yaml",
         REPO / ".yamllint",
+        REPO / ".github" / "workflows",
     ]
     done = _run(tool("yamllint"), "--strict", "-c", str(REPO / ".yamllint"), *map(str, targets))
     assert done.returncode == 0, done.stdout + done.stderr
