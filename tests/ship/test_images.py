@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from tests.chart.conftest import tool
-from tests.ship.dockerfiles import DIGEST_PIN, DOCKERFILES, REPO, stage_args, stages
+from tests.ship.dockerfiles import (
+    DIGEST_PIN,
+    DOCKERFILES,
+    REPO,
+    instructions,
+    stage_args,
+    stages,
+)
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 COMPONENTS = {"operator": "gateway", "gateway": "operator"}
@@ -184,3 +191,16 @@ def test_bump_base_images_refuses_an_answer_without_a_digest(tmp_path: Path) -> 
     assert done.returncode != 0
     assert "no digest" in done.stderr
     assert (tree / "Dockerfile.operator").read_text() == before
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_images_build_without_buildkit_as_az_acr_build_does(component: str) -> None:
+    """docs/aks.md builds with `az acr build`, whose builder has no BuildKit-only syntax."""
+    dockerfile = REPO / f"Dockerfile.{component}"
+    assert not dockerfile.read_text().startswith("# syntax=")
+    for word, rest in instructions(dockerfile):
+        for buildkit_only in ("--mount", "--chmod", "--link", "<<"):
+            assert buildkit_only not in rest, f"{word} {rest}"
+    # The ARGs a FROM uses are declared before the first FROM (the classic builder needs it).
+    for stage in stages(REPO / f"Dockerfile.{component}"):
+        assert "${" not in stage.base, stage.base
