@@ -33,7 +33,7 @@ def workflow(name: str) -> dict[str, Any]:
 
 
 def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = job["steps"]
+    found: list[dict[str, Any]] = job.get("steps", [])  # none in a job that calls a workflow
     return found
 
 
@@ -73,15 +73,18 @@ def test_actionlint_really_flags_problems(tmp_path: Path) -> None:
 
 def test_every_action_is_pinned_by_a_full_commit_sha_with_its_version_beside() -> None:
     seen = 0
+    local = re.compile(r"^\./\.github/workflows/[\w-]+\.yml$")  # this repository, this commit
     for path in sorted(WORKFLOWS.glob("*.yml")):
         for job in workflow(path.name)["jobs"].values():
-            assert "uses" not in job or SHA_PIN.match(job["uses"]), job["uses"]
+            if "uses" in job:
+                assert local.match(job["uses"]), f"{path.name}: {job['uses']} is not local"
+                assert (WORKFLOWS / job["uses"].rsplit("/", 1)[1]).exists()
             for uses in uses_of(job):
                 assert SHA_PIN.match(uses), f"{path.name}: {uses} is not pinned by a 40-hex SHA"
                 seen += 1
         # The version each SHA stands for, for humans and for update bots.
         for line in path.read_text().splitlines():
-            if "uses:" in line:
+            if "uses:" in line and "uses: ./" not in line:
                 assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
     assert seen >= 10
 
@@ -178,7 +181,12 @@ def test_release_workflow_publishes_what_the_tag_logic_computed() -> None:
     ]
 
     images = jobs["images"]
-    assert images["needs"] == "version"
+    # Published only from a commit that passed the suite and the kind end-to-end check.
+    assert images["needs"] == ["version", "tests", "e2e"]
+    assert jobs["tests"] == {"uses": "./.github/workflows/test.yml"}
+    assert jobs["e2e"] == {"uses": "./.github/workflows/e2e.yml"}
+    for called in ("test.yml", "e2e.yml"):
+        assert "workflow_call" in workflow(called)["on"]
     assert images["strategy"]["matrix"]["component"] == ["operator", "gateway"]
     assert images["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
     assert images["env"]["IMAGE"] == (
