@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck and wrk (apt, needs root), and the pinned Gemini CLI (npm, project-local).
+# redis-server, shellcheck, wrk and openssl (apt, needs root), and the pinned Gemini CLI (npm, project-local).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the gateway benchmark's load generator
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # kind/e2e.sh's CA, run by tests/ship
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
