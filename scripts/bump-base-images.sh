@@ -4,7 +4,7 @@
 # multi-platform index digest, so linux/amd64 and linux/arm64 both resolve). Give NAME=<image:tag>
 # to move a tag as well, e.g.
 #   scripts/bump-base-images.sh                                   # same tags, fresh digests
-#   scripts/bump-base-images.sh NODE_IMAGE=node:24.21.0-bookworm-slim PYTHON_IMAGE=python:3.11.15-slim-bookworm
+#   scripts/bump-base-images.sh NODE_IMAGE=node:24.21.0-bookworm-slim PYTHON_IMAGE=python:3.11.16-slim-bookworm
 # Needs `docker buildx` (docker buildx imagetools inspect) or `crane` (crane digest); no pull.
 # The kind node image is not handled here: its tag@digest pair comes from kind's release notes
 # (kind/cluster.yaml).
