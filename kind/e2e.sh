@@ -118,6 +118,11 @@ t = d.datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00"))
 sys.exit(0 if t.timestamp() >= float(sys.argv[2]) else 1)' "$at" "$2"
 }
 
+settle() { # provider: wait for a sync pass that began after now, so no roll for an older value is still on its way
+  local since=$(($(date +%s) + 1))
+  wait_for "a fresh sync of llmprovider/$1" synced_since "$1" "$since"
+}
+
 put_claude_version() { # value: a new version of claude-oauth-token, PUT from inside the fake's pod
   k -n "$AZ_NS" exec -i deploy/fake-azure -- python - "$TENANT" "$1" <<'PY'
 import json, ssl, sys, urllib.parse, urllib.request
@@ -292,6 +297,8 @@ for provider in claude gemini; do
   wait_for "llmprovider/$provider Ready" \
     k -n "$HUB_NS" wait "llmprovider/$provider" --for=jsonpath='{.status.phase}'=Ready --timeout=5s
 done
+# The Secret is written before the gateway is patched: let that pass finish before counting rolls.
+settle claude
 secret_value "$HUB_NS" gemini-credentials oauth_creds.json | python3 -c 'import json,sys; assert json.load(sys.stdin)["refresh_token"]' ||
   fail "gemini-credentials does not hold oauth_creds.json"
 for s in claude-credentials gemini-credentials; do
@@ -323,6 +330,7 @@ helm_ upgrade "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" \
 k -n "$HUB_NS" rollout status "deploy/$OPERATOR" --timeout "${TIMEOUT}s"
 [ "$(k -n "$HUB_NS" get deploy "$OPERATOR" -o jsonpath='{.status.readyReplicas}')" = "2" ] ||
   fail "two operator replicas are not both Ready"
+settle claude
 rotate_and_expect_one_roll "$CLAUDE_V3"
 
 # ---------------------------------------------------------------------------- gateway checks

@@ -212,7 +212,7 @@ def test_an_operator_restart_that_rolls_the_gateway_fails_the_run(tmp_path: Path
 
 
 def test_objects_left_after_helm_uninstall_fail_the_run(tmp_path: Path) -> None:
-    run = run_script(tmp_path, STANDIN_STUCK="1", TIMEOUT="1")
+    run = run_script(tmp_path, STANDIN_STUCK="1", TIMEOUT="4")
     assert run.done.returncode != 0
     assert "timed out waiting for: the release's LLMProviders" in run.done.stderr
     uninstall = [a for a in run.of("helm") if "uninstall" in a]
