@@ -1,52 +1,60 @@
 #!/usr/bin/env bash
-# End-to-end check of llm-mcp-hub on kind: creates the cluster, builds and loads the images,
-# deploys a stand-in Entra + Key Vault over TLS, installs the chart with its kind values (the
-# chart's own service-account token projection, so the real Workload Identity + Key Vault code
-# runs), then checks: the LLMProviders sync, the Secrets appear, a Key Vault rotation rolls the
-# gateway, /health/tokens answers, and an MCP tool call round-trips. See kind/README.md.
+# End-to-end check of llm-mcp-hub on kind: creates the cluster (or reuses one), builds and loads
+# the images, deploys a stand-in Entra + Key Vault over TLS, installs the chart with its kind
+# values (the chart's own service-account token projection, so the real Workload Identity + Key
+# Vault code runs), then checks: the LLMProviders sync this run's values, a Key Vault rotation
+# rolls the gateway, an operator restart rolls nothing, two operator replicas work,
+# /health/tokens answers, an MCP tool call round-trips, `helm test` passes and `helm uninstall`
+# leaves nothing stuck. See kind/README.md.
 #
-# Env: KIND_CLUSTER (default llm-mcp-hub), KEEP_CLUSTER=1 keeps the cluster afterwards,
+# Safe on a workstation: it talks to the cluster only through its own kubeconfig file
+# (kind/out/kubeconfig) and context, never touches ~/.kube/config or the current context, and
+# deletes the cluster at exit only when this run created it. Runs under bash 3.2 (macOS).
+#
+# Env: KIND_CLUSTER (default llm-mcp-hub), KEEP_CLUSTER=1 keeps a cluster this run created,
 #      SKIP_BUILD=1 reuses images already loaded, HELM (default: helm, else `uv run helm`),
-#      TIMEOUT (seconds per wait, default 300), LOCAL_PORT (port-forward, default 18000).
+#      TIMEOUT (seconds per wait, default 300), POLL (seconds between checks, default 2),
+#      LOCAL_PORT (port-forward, default 18000), E2E_OUT (scratch dir, default kind/out).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 CLUSTER="${KIND_CLUSTER:-llm-mcp-hub}"
+CONTEXT="kind-${CLUSTER}"
 HUB_NS="llm-mcp-hub"
 AZ_NS="llm-mcp-hub-system"
 RELEASE="llm-mcp-hub"
 CHART="charts/llm-mcp-hub"
 VALUES="$CHART/ci/kind-values.yaml"
-OUT="kind/out"
+OUT="${E2E_OUT:-kind/out}"
 TIMEOUT="${TIMEOUT:-300}"
+POLL="${POLL:-2}"
 LOCAL_PORT="${LOCAL_PORT:-18000}"
 TAG="e2e"
 TENANT="66666666-7777-8888-9999-000000000000"
 FAKE_HOST="fake-azure.${AZ_NS}.svc"
 GATEWAY="${RELEASE}-gateway"
+OPERATOR="${RELEASE}-operator"
 MCP_HOST="${GATEWAY}.${HUB_NS}.svc"
-# Fake credentials: never real tokens. The fake CLIs accept anything.
-CLAUDE_V1="sk-ant-oat01-kind-e2e-first-$(date +%s)"
-CLAUDE_V2="sk-ant-oat01-kind-e2e-rotated-$(date +%s)"
-GEMINI_V1='{"access_token":"ya29.kind-e2e","refresh_token":"1//kind-e2e","token_type":"Bearer","expiry_date":4102444800000}'
+# Fake credentials, unique per run so a re-run can tell its own values from the last run's.
+RUN_ID="$(date +%s)-$$"
+CLAUDE_V1="sk-ant-oat01-kind-e2e-first-${RUN_ID}"
+CLAUDE_V2="sk-ant-oat01-kind-e2e-rotated-${RUN_ID}"
+CLAUDE_V3="sk-ant-oat01-kind-e2e-ha-${RUN_ID}"
+GEMINI_V1="{\"access_token\":\"ya29.kind-e2e-${RUN_ID}\",\"refresh_token\":\"1//kind-e2e\",\"token_type\":\"Bearer\",\"expiry_date\":4102444800000}"
 
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+# This run's own kubeconfig: kind, kubectl and helm never read or write the user's.
+KUBECONFIG="$OUT/kubeconfig"
+export KUBECONFIG
+CREATED_CLUSTER=0
 PF_PID=""
 
 log() { printf '\n==> %s\n' "$*"; }
-fail() {
-  printf '\nFAIL: %s\n' "$*" >&2
-  kubectl -n "$HUB_NS" get llmproviders,deploy,pods,secrets -o wide >&2 || true
-  kubectl -n "$HUB_NS" logs "deploy/${RELEASE}-operator" --tail=50 >&2 || true
-  exit 1
-}
 
-cleanup() {
-  if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null || true; fi
-  if [ "${KEEP_CLUSTER:-0}" != "1" ]; then kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
+k() { kubectl --kubeconfig "$KUBECONFIG" --context "$CONTEXT" "$@"; }
 
 if [ -n "${HELM:-}" ]; then
   read -r -a helm_cmd <<<"$HELM"
@@ -55,7 +63,22 @@ elif command -v helm >/dev/null 2>&1; then
 else
   helm_cmd=(uv run --frozen helm)
 fi
-helm_() { "${helm_cmd[@]}" "$@"; }
+helm_() { "${helm_cmd[@]}" --kubeconfig "$KUBECONFIG" --kube-context "$CONTEXT" "$@"; }
+
+fail() {
+  printf '\nFAIL: %s\n' "$*" >&2
+  k -n "$HUB_NS" get llmproviders,deploy,pods,secrets -o wide >&2 || true
+  k -n "$HUB_NS" logs "deploy/$OPERATOR" --tail=50 >&2 || true
+  exit 1
+}
+
+cleanup() {
+  if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null || true; fi
+  if [ "$CREATED_CLUSTER" = "1" ] && [ "${KEEP_CLUSTER:-0}" != "1" ]; then
+    kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null 2>&1 || fail "needs $1 on PATH (see kind/README.md)"; }
 for tool in kind kubectl docker openssl curl python3; do need "$tool"; done
@@ -67,25 +90,90 @@ wait_for() {
   local deadline=$((SECONDS + TIMEOUT))
   until "$@" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for: $what"
-    sleep 2
+    sleep "$POLL"
   done
 }
 
 secret_value() { # namespace secret key -> decoded value (kept in variables, never printed)
-  kubectl -n "$1" get secret "$2" -o "jsonpath={.data.${3//./\\.}}" | base64 -d
+  k -n "$1" get secret "$2" -o "jsonpath={.data.${3//./\\.}}" | base64 -d
 }
+secret_is() { [ "$(secret_value "$HUB_NS" "$1" "$2")" = "$3" ]; }
+secret_has() { secret_value "$HUB_NS" "$1" "$2" | grep -qF -- "$3"; }
 
 template_annotation() { # deployment annotation-key
-  kubectl -n "$HUB_NS" get deploy "$1" -o json |
+  k -n "$HUB_NS" get deploy "$1" -o json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["template"]["metadata"].get("annotations",{}).get(sys.argv[1],""))' "$2"
+}
+template_annotations() { # deployment -> its pod-template annotations, as sorted JSON
+  k -n "$HUB_NS" get deploy "$1" -o json |
+    python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["spec"]["template"]["metadata"].get("annotations",{}), sort_keys=True))'
+}
+generation() { k -n "$HUB_NS" get deploy "$1" -o jsonpath='{.metadata.generation}'; }
+
+synced_since() { # provider epoch-seconds: its status.lastSyncTime is at or after that moment
+  local at
+  at="$(k -n "$HUB_NS" get llmprovider "$1" -o jsonpath='{.status.lastSyncTime}')"
+  [ -n "$at" ] && python3 -c 'import sys, datetime as d
+t = d.datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00"))
+sys.exit(0 if t.timestamp() >= float(sys.argv[2]) else 1)' "$at" "$2"
+}
+
+settle() { # provider: wait for a sync pass that began after now, so no roll for an older value is still on its way
+  local since=$(($(date +%s) + 1))
+  wait_for "a fresh sync of llmprovider/$1" synced_since "$1" "$since"
+}
+
+put_claude_version() { # value: a new version of claude-oauth-token, PUT from inside the fake's pod
+  k -n "$AZ_NS" exec -i deploy/fake-azure -- python - "$TENANT" "$1" <<'PY'
+import json, ssl, sys, urllib.parse, urllib.request
+tenant, value = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile="/ca/ca.crt")
+base = "https://localhost:8443"
+ctx.check_hostname = False  # the certificate names the Service, not localhost
+form = urllib.parse.urlencode({
+    "grant_type": "client_credentials", "client_id": "kind-e2e",
+    "scope": "https://vault.azure.net/.default",
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    "client_assertion": "kind-e2e"}).encode()
+with urllib.request.urlopen(f"{base}/{tenant}/oauth2/v2.0/token", form, context=ctx) as r:
+    token = json.load(r)["access_token"]
+req = urllib.request.Request(
+    f"{base}/secrets/claude-oauth-token?api-version=7.5", method="PUT",
+    data=json.dumps({"value": value}).encode(),
+    headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+with urllib.request.urlopen(req, context=ctx) as r:
+    assert r.status == 200, r.status
+    print("new version:", json.load(r)["id"].rsplit("/", 1)[-1])
+PY
+}
+
+rotate_and_expect_one_roll() { # new-value: PUT it, wait for the Secret and exactly one gateway roll
+  local before_hash before_gen after_gen
+  before_hash="$(template_annotation "$GATEWAY" llm-mcp-hub.io/claude-hash)"
+  before_gen="$(generation "$GATEWAY")"
+  put_claude_version "$1"
+  wait_for "claude-credentials to hold the rotated value" secret_is claude-credentials CLAUDE_CODE_OAUTH_TOKEN "$1"
+  hash_moved() { [ "$(template_annotation "$GATEWAY" llm-mcp-hub.io/claude-hash)" != "$before_hash" ]; }
+  wait_for "gateway pod-template annotation llm-mcp-hub.io/claude-hash to change" hash_moved
+  k -n "$HUB_NS" rollout status "deploy/$GATEWAY" --timeout "${TIMEOUT}s" >/dev/null
+  after_gen="$(generation "$GATEWAY")"
+  [ "$after_gen" -eq $((before_gen + 1)) ] ||
+    fail "one rotation should roll the gateway once (generation $before_gen -> $after_gen)"
 }
 
 # ---------------------------------------------------------------------------- cluster + images
-log "cluster $CLUSTER"
-if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  kind create cluster --name "$CLUSTER" --config kind/cluster.yaml --wait 120s
+log "cluster $CLUSTER (kubeconfig $KUBECONFIG, context $CONTEXT)"
+existing=0
+for name in $(kind get clusters 2>/dev/null || true); do
+  if [ "$name" = "$CLUSTER" ]; then existing=1; fi
+done
+if [ "$existing" = "1" ]; then
+  kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
+else
+  kind create cluster --name "$CLUSTER" --config kind/cluster.yaml --kubeconfig "$KUBECONFIG" --wait 120s
+  CREATED_CLUSTER=1
 fi
-kubectl config use-context "kind-$CLUSTER" >/dev/null
+k get --raw /readyz >/dev/null || fail "the API server of $CONTEXT does not answer"
 
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   log "building images"
@@ -101,32 +189,55 @@ fi
 
 # ---------------------------------------------------------------------------- stand-in Azure
 log "TLS for $FAKE_HOST"
-mkdir -p "$OUT"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=llm-mcp-hub kind CA" \
+# A CA that says it is one (basicConstraints CA:TRUE, keyCertSign) rather than relying on the
+# openssl default config; works with OpenSSL and LibreSSL.
+cat >"$OUT/ca.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = llm-mcp-hub kind CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -config "$OUT/ca.cnf" -extensions v3_ca \
   -keyout "$OUT/ca.key" -out "$OUT/ca.crt" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj "/CN=$FAKE_HOST" \
   -keyout "$OUT/tls.key" -out "$OUT/tls.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s,DNS:%s.cluster.local,DNS:fake-azure.%s,DNS:fake-azure\nextendedKeyUsage=serverAuth\n' \
-  "$FAKE_HOST" "$FAKE_HOST" "$AZ_NS" >"$OUT/san.ext"
+cat >"$OUT/server.ext" <<EOF
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:$FAKE_HOST, DNS:$FAKE_HOST.cluster.local, DNS:fake-azure.$AZ_NS, DNS:fake-azure
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+EOF
 openssl x509 -req -in "$OUT/tls.csr" -CA "$OUT/ca.crt" -CAkey "$OUT/ca.key" -CAcreateserial \
-  -days 2 -extfile "$OUT/san.ext" -out "$OUT/tls.crt" 2>/dev/null
+  -days 2 -extfile "$OUT/server.ext" -out "$OUT/tls.crt" 2>/dev/null
+openssl verify -CAfile "$OUT/ca.crt" "$OUT/tls.crt" >/dev/null || fail "the fake's certificate does not verify"
 
 for ns in "$AZ_NS" "$HUB_NS"; do
-  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
   # The API server itself refuses any pod of ours that is not Pod Security "restricted".
-  kubectl label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+  k label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
 done
-kubectl -n "$AZ_NS" create secret tls fake-azure-tls --cert "$OUT/tls.crt" --key "$OUT/tls.key" \
-  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl -n "$AZ_NS" create configmap fake-azure-ca --from-file "ca.crt=$OUT/ca.crt" \
-  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl -n "$HUB_NS" create configmap fake-azure-ca --from-file "ca.crt=$OUT/ca.crt" \
-  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# A re-run makes a new CA: an operator that is already running must be restarted to trust it.
+previous_ca="$(k -n "$HUB_NS" get configmap fake-azure-ca -o jsonpath='{.data.ca\.crt}' 2>/dev/null || true)"
+k -n "$AZ_NS" create secret tls fake-azure-tls --cert "$OUT/tls.crt" --key "$OUT/tls.key" \
+  --dry-run=client -o yaml | k apply -f - >/dev/null
+for ns in "$AZ_NS" "$HUB_NS"; do
+  k -n "$ns" create configmap fake-azure-ca --from-file "ca.crt=$OUT/ca.crt" \
+    --dry-run=client -o yaml | k apply -f - >/dev/null
+done
+ca_fingerprint="$(openssl x509 -in "$OUT/ca.crt" -noout -fingerprint -sha256 | tr -d ':' | sed 's/.*=//' | cut -c1-16)"
 
 log "fake Entra + Key Vault in $AZ_NS"
-python3 - "$AZ_NS" "$TAG" "$TENANT" "claude-oauth-token=$CLAUDE_V1" "gemini-oauth-creds=$GEMINI_V1" <<'PY' | kubectl apply -f - >/dev/null
+# Recreate: the fake keeps its vault in memory, so two pods at once would be two vaults.
+python3 - "$AZ_NS" "$TAG" "$TENANT" "$ca_fingerprint" "claude-oauth-token=$CLAUDE_V1" "gemini-oauth-creds=$GEMINI_V1" <<'PY' | k apply -f - >/dev/null
 import json, sys
-ns, tag, tenant, *seeds = sys.argv[1:]
+ns, tag, tenant, ca, *seeds = sys.argv[1:]
 labels = {"app.kubernetes.io/name": "fake-azure"}
 args = ["--host", "0.0.0.0", "--port", "8443", "--cert-file", "/tls/tls.crt",
         "--key-file", "/tls/tls.key", "--tenant", tenant]
@@ -137,8 +248,9 @@ restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
 deployment = {
     "apiVersion": "apps/v1", "kind": "Deployment",
     "metadata": {"name": "fake-azure", "namespace": ns, "labels": labels},
-    "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
-        "metadata": {"labels": labels},
+    "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+             "selector": {"matchLabels": labels}, "template": {
+        "metadata": {"labels": labels, "annotations": {"llm-mcp-hub.io/e2e-ca": ca}},
         "spec": {
             "automountServiceAccountToken": False,
             "securityContext": {"runAsUser": 10001, "runAsNonRoot": True,
@@ -162,67 +274,76 @@ service = {
 }
 print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [deployment, service]}))
 PY
-kubectl -n "$AZ_NS" rollout status deploy/fake-azure --timeout "${TIMEOUT}s"
+k -n "$AZ_NS" rollout status deploy/fake-azure --timeout "${TIMEOUT}s"
 
 # ---------------------------------------------------------------------------- the hub
 log "helm install $RELEASE"
-if ! kubectl get crd llmproviders.llm-mcp-hub.io >/dev/null 2>&1; then
+if ! k get crd llmproviders.llm-mcp-hub.io >/dev/null 2>&1; then
   # The chart creates the LLMProvider CRD, and Helm maps every object before it creates any:
   # LLMProviders need their CRD from an earlier step, so a fresh cluster gets one without them.
-  helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" --set-json 'providers=[]'
+  helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" \
+    --set operator.replicaCount=1 --set-json 'providers=[]'
 fi
-helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES"
+helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" \
+  --set operator.replicaCount=1
+if [ -n "$previous_ca" ] && [ "$previous_ca" != "$(cat "$OUT/ca.crt")" ]; then
+  log "new CA: restarting the operator so it trusts it"
+  k -n "$HUB_NS" rollout restart "deploy/$OPERATOR" >/dev/null
+  k -n "$HUB_NS" rollout status "deploy/$OPERATOR" --timeout "${TIMEOUT}s"
+fi
 
-log "LLMProviders sync and their Secrets appear"
+log "LLMProviders sync this run's values and their Secrets appear"
+# The values are this run's own: on a re-run the Secrets still hold the last run's until the
+# operator has re-synced, so wait for the values, not for a phase that is already Ready.
+wait_for "claude-credentials to hold this run's Key Vault value" \
+  secret_is claude-credentials CLAUDE_CODE_OAUTH_TOKEN "$CLAUDE_V1"
+wait_for "gemini-credentials to hold this run's oauth_creds.json" \
+  secret_has gemini-credentials oauth_creds.json "ya29.kind-e2e-${RUN_ID}"
 for provider in claude gemini; do
   wait_for "llmprovider/$provider Ready" \
-    kubectl -n "$HUB_NS" wait "llmprovider/$provider" --for=jsonpath='{.status.phase}'=Ready --timeout=5s
+    k -n "$HUB_NS" wait "llmprovider/$provider" --for=jsonpath='{.status.phase}'=Ready --timeout=5s
 done
-[ "$(secret_value "$HUB_NS" claude-credentials CLAUDE_CODE_OAUTH_TOKEN)" = "$CLAUDE_V1" ] ||
-  fail "claude-credentials does not hold the Key Vault value"
+# The Secret is written before the gateway is patched: let that pass finish before counting rolls.
+settle claude
 secret_value "$HUB_NS" gemini-credentials oauth_creds.json | python3 -c 'import json,sys; assert json.load(sys.stdin)["refresh_token"]' ||
   fail "gemini-credentials does not hold oauth_creds.json"
 for s in claude-credentials gemini-credentials; do
   [ -n "$(secret_value "$HUB_NS" "$s" expires_at)" ] || fail "$s has no expires_at"
 done
-kubectl -n "$HUB_NS" rollout status "deploy/$GATEWAY" --timeout "${TIMEOUT}s"
+k -n "$HUB_NS" rollout status "deploy/$GATEWAY" --timeout "${TIMEOUT}s"
 
 log "rotation in Key Vault rolls the gateway"
-before_hash="$(template_annotation "$GATEWAY" llm-mcp-hub.io/claude-hash)"
-before_gen="$(kubectl -n "$HUB_NS" get deploy "$GATEWAY" -o jsonpath='{.metadata.generation}')"
-# PUT a new version from inside the fake's pod (token first, as a Key Vault client would).
-kubectl -n "$AZ_NS" exec -i deploy/fake-azure -- python - "$TENANT" "$CLAUDE_V2" <<'PY'
-import json, ssl, sys, urllib.parse, urllib.request
-tenant, value = sys.argv[1], sys.argv[2]
-ctx = ssl.create_default_context(cafile="/ca/ca.crt")
-base = "https://localhost:8443"
-ctx.check_hostname = False  # the certificate names the Service, not localhost
-form = urllib.parse.urlencode({
-    "grant_type": "client_credentials", "client_id": "kind-e2e",
-    "scope": "https://vault.azure.net/.default",
-    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-    "client_assertion": "kind-e2e"}).encode()
-with urllib.request.urlopen(f"{base}/{tenant}/oauth2/v2.0/token", form, context=ctx) as r:
-    token = json.load(r)["access_token"]
-req = urllib.request.Request(
-    f"{base}/secrets/claude-oauth-token?api-version=7.5", method="PUT",
-    data=json.dumps({"value": value}).encode(),
-    headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-with urllib.request.urlopen(req, context=ctx) as r:
-    assert r.status == 200, r.status
-    print("new version:", json.load(r)["id"].rsplit("/", 1)[-1])
-PY
-changed() { [ "$(template_annotation "$GATEWAY" llm-mcp-hub.io/claude-hash)" != "$before_hash" ]; }
-wait_for "gateway pod-template annotation llm-mcp-hub.io/claude-hash to change" changed
-after_gen="$(kubectl -n "$HUB_NS" get deploy "$GATEWAY" -o jsonpath='{.metadata.generation}')"
-[ "$after_gen" -gt "$before_gen" ] || fail "the gateway Deployment did not roll"
-kubectl -n "$HUB_NS" rollout status "deploy/$GATEWAY" --timeout "${TIMEOUT}s"
-[ "$(secret_value "$HUB_NS" claude-credentials CLAUDE_CODE_OAUTH_TOKEN)" = "$CLAUDE_V2" ] ||
-  fail "claude-credentials was not updated to the rotated value"
+rotate_and_expect_one_roll "$CLAUDE_V2"
+
+log "an operator restart rolls nothing"
+before_gen="$(generation "$GATEWAY")"
+before_annotations="$(template_annotations "$GATEWAY")"
+k -n "$HUB_NS" rollout restart "deploy/$OPERATOR" >/dev/null
+k -n "$HUB_NS" rollout status "deploy/$OPERATOR" --timeout "${TIMEOUT}s"
+# One replica rolls with Recreate: from here on, every sync is the new operator's.
+restarted_at="$(date +%s)"
+for provider in claude gemini; do
+  wait_for "the restarted operator to sync llmprovider/$provider" synced_since "$provider" "$restarted_at"
+done
+[ "$(generation "$GATEWAY")" = "$before_gen" ] || fail "an operator restart rolled the gateway"
+[ "$(template_annotations "$GATEWAY")" = "$before_annotations" ] ||
+  fail "an operator restart changed the gateway's pod template"
+secret_is claude-credentials CLAUDE_CODE_OAUTH_TOKEN "$CLAUDE_V2" || fail "an operator restart changed claude-credentials"
+
+log "two operator replicas (Lease leader election)"
+helm_ upgrade "$RELEASE" "$CHART" --namespace "$HUB_NS" -f "$VALUES" \
+  --set operator.replicaCount=2
+k -n "$HUB_NS" rollout status "deploy/$OPERATOR" --timeout "${TIMEOUT}s"
+[ "$(k -n "$HUB_NS" get deploy "$OPERATOR" -o jsonpath='{.status.readyReplicas}')" = "2" ] ||
+  fail "two operator replicas are not both Ready"
+settle claude
+rotate_and_expect_one_roll "$CLAUDE_V3"
 
 # ---------------------------------------------------------------------------- gateway checks
 log "port-forward svc/$GATEWAY to 127.0.0.1:$LOCAL_PORT"
-kubectl -n "$HUB_NS" port-forward "svc/$GATEWAY" "$LOCAL_PORT:8000" >"$OUT/port-forward.log" 2>&1 &
+# kubectl itself in the background (not the k function's subshell), so $! is the one to kill.
+kubectl --kubeconfig "$KUBECONFIG" --context "$CONTEXT" -n "$HUB_NS" port-forward "svc/$GATEWAY" "$LOCAL_PORT:8000" \
+  >"$OUT/port-forward.log" 2>&1 &
 PF_PID=$!
 BASE="http://127.0.0.1:$LOCAL_PORT"
 wait_for "gateway /health/live through the port-forward" curl -fsS "$BASE/health/live"
@@ -239,22 +360,27 @@ for name in ("claude", "gemini"):
 ' || fail "/health/tokens does not report both providers valid"
 
 log "MCP tools/call claude_chat (Host: $MCP_HOST)"
-mcp_headers=(-H "Host: $MCP_HOST" -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream")
+mcp_post() { # body [extra curl args...]: POST to the MCP endpoint with this run's headers
+  local body="$1"
+  shift
+  curl "$@" -H "Host: $MCP_HOST" -H "Content-Type: application/json" \
+    -H "Accept: application/json, text/event-stream" -d "$body" "$BASE$MCP_PATH"
+}
 # The mount may redirect /mcp to /mcp/ (307); use whichever path answers the POST itself.
 MCP_PATH="/mcp"
 init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"kind-e2e","version":"1"}}}'
-code="$(curl -s -o /dev/null -w '%{http_code}' "${mcp_headers[@]}" -d "$init" "$BASE$MCP_PATH")"
+code="$(mcp_post "$init" -s -o /dev/null -w '%{http_code}')"
 if [ "$code" = "307" ] || [ "$code" = "308" ]; then MCP_PATH="/mcp/"; fi
-curl -fsS -D "$OUT/mcp-init.headers" -o "$OUT/mcp-init.body" "${mcp_headers[@]}" -d "$init" "$BASE$MCP_PATH" ||
+mcp_post "$init" -fsS -D "$OUT/mcp-init.headers" -o "$OUT/mcp-init.body" ||
   fail "MCP initialize was refused (Host allow-list?)"
 session="$(tr -d '\r' <"$OUT/mcp-init.headers" | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')"
-session_header=()
-if [ -n "$session" ]; then session_header=(-H "Mcp-Session-Id: $session"); fi
-curl -fsS -o /dev/null "${mcp_headers[@]}" "${session_header[@]}" \
-  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$BASE$MCP_PATH"
+# No optional-header array here: expanding an empty array is an unbound-variable error under
+# bash 3.2 with set -u.
+mcp_post '{"jsonrpc":"2.0","method":"notifications/initialized"}' -fsS -o /dev/null \
+  -H "Mcp-Session-Id: $session"
 prompt="kind-e2e-ping-$RANDOM"
 call="{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"claude_chat\",\"arguments\":{\"prompt\":\"$prompt\"}}}"
-curl -fsS "${mcp_headers[@]}" "${session_header[@]}" -d "$call" "$BASE$MCP_PATH" >"$OUT/mcp-call.body"
+mcp_post "$call" -fsS -H "Mcp-Session-Id: $session" >"$OUT/mcp-call.body"
 python3 - "$OUT/mcp-call.body" "$prompt" <<'PY' || fail "MCP tools/call did not echo the prompt"
 import json, sys
 raw, prompt = open(sys.argv[1]).read(), sys.argv[2]
@@ -267,8 +393,22 @@ text = " ".join(c.get("text", "") for c in result["result"]["content"])
 assert prompt in text, text
 print("claude_chat answered:", text[:120])
 PY
+kill "$PF_PID" 2>/dev/null || true
+PF_PID=""
 
 log "helm test"
 helm_ test "$RELEASE" --namespace "$HUB_NS" --timeout "${TIMEOUT}s"
+
+# ---------------------------------------------------------------------------- uninstall
+log "helm uninstall leaves nothing stuck"
+helm_ uninstall "$RELEASE" --namespace "$HUB_NS" --wait --timeout "${TIMEOUT}s"
+nothing_left() { # no LLMProvider, no Secret the operator wrote, no pod of the release
+  [ -z "$(k -n "$HUB_NS" get llmproviders -o name)" ] &&
+    [ -z "$(k -n "$HUB_NS" get secrets -l app.kubernetes.io/managed-by=llm-mcp-hub-operator -o name)" ] &&
+    [ -z "$(k -n "$HUB_NS" get pods -l "app.kubernetes.io/instance=$RELEASE" -o name)" ]
+}
+wait_for "the release's LLMProviders, Secrets and pods to be gone" nothing_left
+k delete namespace "$HUB_NS" --wait --timeout "${TIMEOUT}s" >/dev/null ||
+  fail "namespace $HUB_NS did not go away (a finalizer left behind?)"
 
 log "PASS: llm-mcp-hub end-to-end on kind"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck, wrk and etcd (apt, needs root), the pinned Gemini CLI (npm, project-local),
-# and the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
+# redis-server, shellcheck, wrk, openssl and etcd (apt, needs root), the pinned Gemini CLI (npm,
+# project-local), and the test control plane's kube-apiserver/kube-controller-manager from
+# ../shared/k8s when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the gateway benchmark's load generator
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # kind/e2e.sh's CA, run by tests/ship
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # the test control plane's store
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import aiohttp
 from kubernetes_asyncio import client
 
 T = TypeVar("T")
@@ -23,7 +24,7 @@ async def eventually(
             last = await probe()
             if check(last):
                 return last
-        except client.ApiException as exc:
-            last = exc
+        except (client.ApiException, aiohttp.ClientError, OSError) as exc:
+            last = exc  # an API server restarting answers nothing for a moment
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

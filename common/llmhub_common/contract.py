@@ -36,5 +36,10 @@ def rollout_annotation(provider_resource_name: str) -> str:
     return f"{API_GROUP}/{provider_resource_name}-hash"
 
 
+def secret_uid_annotation(provider_resource_name: str) -> str:
+    """Pod-template annotation with the uid of the Secret the pods were started with."""
+    return f"{API_GROUP}/{provider_resource_name}-secret-uid"
+
+
 def default_target_secret(provider_resource_name: str) -> str:
     return f"{provider_resource_name}-credentials"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 import sys
@@ -15,6 +17,8 @@ REDACTED = "[REDACTED]"
 # kopf attaches its whole OperatorSettings (and a skip flag) to every object log record; rendering
 # them deep-copies the settings, fails on a queue inside and costs seconds of CPU per line.
 _NOT_LOGGED = ("settings", "k8s_skip")
+
+_BODY_LOGGERS = ("kubernetes_asyncio.client.rest", "kubernetes.client.rest")
 
 # Shapes of credentials we never want in a log line even if a caller slips: Claude OAuth tokens,
 # Google access/refresh tokens, bearer headers, JWTs.
@@ -32,24 +36,40 @@ class SecretRegistry:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     def add(self, *values: str | None) -> None:
+        """Each value also in the forms it takes on the wire: base64 (Secret data) and JSON."""
+        forms = set()
+        for value in values:
+            if value and len(value) >= 8:
+                forms.add(value)
+                forms.add(base64.b64encode(value.encode()).decode("ascii"))
+                forms.add(json.dumps(value)[1:-1])
+                forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
         with self._lock:
-            self._values.update(v for v in values if v and len(v) >= 8)
+            if forms <= self._values:
+                return
+            self._values.update(forms)
+            # Longest first, so a value is never half-replaced through a shorter one inside it.
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def values(self) -> Iterable[str]:
         with self._lock:
             return tuple(self._values)
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
 secrets = SecretRegistry()
 
 
 def redact(text: str) -> str:
-    for value in secrets.values():
-        if value in text:
-            text = text.replace(value, REDACTED)
+    text = secrets.redact(text)
     for pattern in _PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
@@ -106,3 +126,6 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
+    # Response bodies of the Kubernetes client hold Secrets (base64) at DEBUG; no level logs them.
+    for name in _BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

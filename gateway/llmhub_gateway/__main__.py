@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
-import uvicorn
+from pydantic import ValidationError
 
 from llmhub_common.contract import GATEWAY_PORT
 from llmhub_common.logging import configure
-from llmhub_gateway.core.config import Settings
+from llmhub_gateway.core.config import Settings, describe_invalid
 from llmhub_gateway.main import create_app
+from llmhub_gateway.server import serve
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,17 +20,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a pod)")
     parser.add_argument("--port", type=int, default=GATEWAY_PORT)
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(describe_invalid(exc) + "\n")
+        return 2
     configure(settings.log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    serve(create_app(settings), settings, host=args.host, port=args.port)
     return 0
 
 

@@ -1,26 +1,45 @@
-"""One chat turn, shared by REST, OpenAI and MCP: resolve the session, call, record the turns.
+"""The turn runner, shared by REST JSON, REST SSE, OpenAI chunks and MCP.
 
-Everything that can fail before the first byte (unknown session, store down, wrong provider,
-session busy) fails in ``prepare`` so streaming endpoints can still answer with an honest status
-code.
+``prepare`` does everything that can fail before the first byte (draining, bad ids or text,
+unknown session, store down, wrong provider, session busy), so streaming endpoints can still
+answer with an honest status code. ``run`` then yields the answer's deltas (``str``),
+``HEARTBEAT`` while the provider is silent (when asked), and finally the ``ChatResult``; it
+raises only ``errors.GatewayError`` subclasses (or CancelledError). The edges format these.
 
-One turn at a time per session: ``prepare`` takes the session's lease in the store (across
-replicas with Redis) or raises SessionBusy (409); ``stream`` keeps it renewed while the provider
-answers and releases it when the turn ends, however it ends. A lease whose stream never starts
-(the client left in between) expires by itself after LEASE_S.
+One turn at a time per session: ``prepare`` takes the session's lease (across replicas with
+Redis) or raises SessionBusy; the keeper renews it while the provider answers. The turn ends
+with the store's atomic ``commit`` (lease held, session still there, turn id not yet stored);
+a turn that lost its lease is cancelled at once and never written; a session deleted during
+the turn refuses the commit (404, nothing resurrected). With an Idempotency-Key the turn id is
+stable, so a retried request gets the stored answer without running the provider again, and a
+commit whose reply was lost is retried safely. A lease whose stream never starts (the client
+left in between) expires by itself after the lease time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from typing import Final
 
+from llmhub_gateway.drain import Drain
+from llmhub_gateway.errors import (
+    BadRequest,
+    GatewayError,
+    IdempotencyKeyReused,
+    LeaseLost,
+    SessionBusy,
+    SessionConflict,
+    SessionNotFound,
+    ShuttingDown,
+)
+from llmhub_gateway.lease import Keeper, Lease
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.base import (
     ChatRequest,
@@ -30,44 +49,35 @@ from llmhub_gateway.providers.base import (
     ProviderTimeout,
     Turn,
 )
-from llmhub_gateway.providers.procs import finish
+from llmhub_gateway.providers.procs import background, finish
 from llmhub_gateway.registry import Registry
-from llmhub_gateway.sessions.base import SessionStore, StoreUnavailable
+from llmhub_gateway.sessions.base import (
+    CommitOutcome,
+    SessionStore,
+    StoredTurn,
+    StoreUnavailable,
+    TurnRecord,
+)
+from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
 
 log = logging.getLogger(__name__)
+INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
-SESSION_BUSY_RETRY_AFTER_S = 2
-KEEPER_GRACE_S = 5.0
+COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
+COMMIT_RETRY_S = 0.2
 
 
-class SessionNotFound(LookupError):
-    """The client named a session this gateway does not know (404)."""
+class _Heartbeat:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HEARTBEAT"
 
 
-class SessionConflict(ValueError):
-    """The session belongs to another provider (400)."""
-
-
-class SessionBusy(RuntimeError):
-    """Another turn on this session is running, here or on another replica (409)."""
-
-    retry_after = SESSION_BUSY_RETRY_AFTER_S
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    session_id: str
-    token: str
-
-
-@dataclass(slots=True)
-class _Keeper:
-    """Renews a lease while a turn runs. Armed as a timer: the renewing task only exists for
-    turns that outlive a third of the lease, so a short turn pays no extra task."""
-
-    stop: asyncio.Event
-    timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task[None] | None = None
+HEARTBEAT: Final = _Heartbeat()
+_END: Final = object()
+_LOST: Final = object()
+_SHUTDOWN: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +105,28 @@ class PreparedChat:
     request: ChatRequest
     persist: bool
     lease: Lease | None = None
+    turn_id: str = ""
+    fingerprint: str = ""
+    replay: StoredTurn | None = None  # a retried turn: its stored answer, no provider call
+
+
+Event = str | _Heartbeat | ChatResult
 
 
 class ChatService:
     def __init__(
-        self, registry: Registry, store: SessionStore, metrics: Metrics, lease_s: float = LEASE_S
+        self,
+        registry: Registry,
+        store: SessionStore,
+        metrics: Metrics,
+        lease_s: float = LEASE_S,
+        drain: Drain | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.metrics = metrics
         self.lease_s = lease_s
+        self.drain = drain or Drain()
 
     async def prepare(
         self,
@@ -114,19 +136,30 @@ class ChatService:
         session_id: str | None = None,
         model: str | None = None,
         system: str | None = None,
+        idempotency_key: str | None = None,
+        principal: str = "anonymous",
     ) -> PreparedChat:
-        """Find or create the session and build the provider request with its history."""
+        """Find or create the session, take its lease and build the request with its history
+        (or find the stored answer of a retried turn)."""
+        self.drain.check()
         adapter = self.registry.get(provider)
+        check_text(prompt, system or "")
+        if session_id is not None:
+            session_id = parse_session_id(session_id)
         if not adapter.configured():  # before a session is created for nothing
             raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
-        history: Sequence[Turn] = ()
+        model = model or adapter.default_model
+        tid = turn_id(principal, idempotency_key)
+        fingerprint = _fingerprint(adapter.name, model, system, prompt)
+        created = False
         if session_id is None:
-            session_id = str(uuid.uuid4())
-            await self.store.create(session_id, adapter.name, model or adapter.default_model)
-            lease = await self._lease(session_id)  # its id is announced before the answer
-        else:
-            lease = await self._lease(session_id)
-            try:
+            session_id = new_session_id(principal, idempotency_key)
+            created = await self.store.create(session_id, adapter.name, model)
+        lease = await self._lease(session_id)
+        history: Sequence[Turn] = ()
+        replay = None
+        try:
+            if not created:  # a continuation, or the retry of a first turn
                 session = await self.store.get(session_id)
                 if session is None:
                     raise SessionNotFound(f"session '{session_id}' not found")
@@ -134,63 +167,44 @@ class ChatService:
                     raise SessionConflict(
                         f"session '{session_id}' belongs to provider '{session.provider}'"
                     )
-            except BaseException:
+                history = session.turns
+                if idempotency_key is not None:
+                    replay = await self.store.recorded(session_id, tid)
+            if replay is not None:
+                if replay.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used for a different request on this session"
+                    )
                 await finish(self._release(lease))
-                raise
-            history = session.turns
+        except BaseException:
+            await finish(self._release(lease))
+            raise
         request = ChatRequest(
             prompt=prompt,
-            model=model or adapter.default_model,
+            model=model,
             session_id=session_id,
             history=tuple(history),
             system=system,
         )
-        return PreparedChat(adapter, request, persist=True, lease=lease)
+        return PreparedChat(
+            adapter,
+            request,
+            persist=True,
+            lease=None if replay is not None else lease,
+            turn_id=tid,
+            fingerprint=fingerprint,
+            replay=replay,
+        )
 
     async def _lease(self, session_id: str) -> Lease:
         lease = Lease(session_id, secrets.token_hex(16))
-        if not await self.store.lock(session_id, lease.token, self._lease_ms):
+        if not await self.store.lock(session_id, lease.token, int(self.lease_s * 1000)):
             raise SessionBusy(f"session '{session_id}' is answering another request")
         return lease
 
-    @property
-    def _lease_ms(self) -> int:
-        return int(self.lease_s * 1000)
-
-    async def _keep(self, lease: Lease, stop: asyncio.Event) -> None:
-        """Renew the lease while the turn runs (a provider may take minutes). It is stopped by
-        ``stop``, never cancelled, so no store command is ever cut off half-way."""
-        while not stop.is_set():  # started a third of a lease into the turn: renew first
-            try:
-                if not await self.store.renew(lease.session_id, lease.token, self._lease_ms):
-                    log.warning("lost the turn lease of a session")
-                    return
-            except StoreUnavailable:
-                pass  # the store may come back before the lease runs out
-            try:
-                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
-            except TimeoutError:
-                continue
-
-    def _arm_keeper(self, lease: Lease) -> _Keeper:
-        keeper = _Keeper(asyncio.Event())
-
-        def start() -> None:
-            if not keeper.stop.is_set():
-                keeper.task = asyncio.create_task(self._keep(lease, keeper.stop))
-
-        keeper.timer = asyncio.get_running_loop().call_later(self.lease_s / 3, start)
-        return keeper
-
-    async def _release(self, lease: Lease | None, keeper: _Keeper | None = None) -> None:
+    async def _release(self, lease: Lease | None, keeper: Keeper | None = None) -> None:
         if keeper is not None:
-            if keeper.timer is not None:
-                keeper.timer.cancel()
-            keeper.stop.set()
-            if keeper.task is not None:
-                _, running = await asyncio.wait([keeper.task], timeout=KEEPER_GRACE_S)
-                for task in running:  # a renew stuck past the store's own socket timeout
-                    task.cancel()
+            await keeper.stop()
         if lease is None:
             return
         try:
@@ -208,62 +222,185 @@ class ChatService:
         system: str | None,
     ) -> PreparedChat:
         """For OpenAI clients, who send the whole history each time: nothing is stored."""
+        self.drain.check()
+        check_text(prompt, system or "", *(turn.text for turn in history))
         request = ChatRequest(
             prompt=prompt,
             model=model,
-            session_id=str(uuid.uuid4()),
+            session_id=new_session_id("", None),
             history=tuple(history),
             system=system,
         )
         return PreparedChat(provider, request, persist=False)
 
-    async def stream(self, chat: PreparedChat) -> AsyncGenerator[str, None]:
-        """Yield deltas; closing this generator early closes the provider stream (kills the CLI)
-        and releases the session's lease."""
+    async def run(
+        self, chat: PreparedChat, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Deltas, HEARTBEAT every ``heartbeat_s`` of provider silence, then the ChatResult.
+
+        Closing this generator early (client gone) cancels the provider call (the adapter
+        kills its CLI) and releases the lease; nothing is stored.
+        """
+        started = time.perf_counter()
+        if chat.replay is not None:
+            yield chat.replay.text
+            yield ChatResult(
+                chat.request.session_id,
+                chat.provider.name,
+                chat.replay.model,
+                chat.replay.text,
+                chat.replay.duration_ms,
+            )
+            return
+        if self.drain.draining:  # prepared just before the drain began: never started
+            await finish(self._release(chat.lease))
+            self.drain.check()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        handle = self.drain.add(lambda: queue.put_nowait(_SHUTDOWN))
         keeper = None
         if chat.lease is not None:
-            keeper = self._arm_keeper(chat.lease)
+            keeper = Keeper(self.store, chat.lease, self.lease_s, lambda: queue.put_nowait(_LOST))
+        pump = asyncio.create_task(self._pump(chat, queue))
+        commit: asyncio.Task[bool] | None = None
         try:
-            async with aclosing(self._turn(chat)) as deltas:
-                async for delta in deltas:
-                    yield delta
+            parts: list[str] = []
+            while True:
+                if heartbeat_s is None:
+                    item = await queue.get()
+                else:
+                    try:
+                        async with asyncio.timeout(heartbeat_s):
+                            item = await queue.get()
+                    except TimeoutError:
+                        yield HEARTBEAT
+                        continue
+                if isinstance(item, str):
+                    parts.append(item)
+                    yield item
+                elif item is _END:
+                    break
+                elif item is _LOST:
+                    raise LeaseLost(
+                        f"session '{chat.request.session_id}' was taken over while this turn "
+                        "ran (store failover or partition); the turn was cancelled, not stored"
+                    )
+                elif item is _SHUTDOWN:
+                    raise ShuttingDown(
+                        "this gateway replica is shutting down; the turn was stopped and not "
+                        "stored; retry on another replica"
+                    )
+                elif isinstance(item, BaseException):
+                    raise item
+            text = "".join(parts)
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            if chat.persist and chat.lease is not None:
+                if keeper is not None:
+                    await keeper.stop()
+                # A client leaving now does not cut the commit off: it runs to its end, and
+                # the lease is released only after it (a retry may find the answer).
+                commit = background(self._commit(chat, chat.lease, text, duration_ms))
+                await asyncio.shield(commit)
+            yield ChatResult(
+                chat.request.session_id, chat.provider.name, chat.request.model, text, duration_ms
+            )
         finally:
-            await finish(self._release(chat.lease, keeper))
+            self.drain.discard(handle)
+            if not pump.done():
+                pump.cancel()
+            await finish(self._end(pump, chat.lease, keeper, commit))
 
-    async def _turn(self, chat: PreparedChat) -> AsyncGenerator[str, None]:
-        parts: list[str] = []
+    async def _end(
+        self,
+        pump: asyncio.Task[None],
+        lease: Lease | None,
+        keeper: Keeper | None,
+        commit: asyncio.Task[bool] | None,
+    ) -> None:
+        await asyncio.wait([pump])
+        if commit is not None:
+            await asyncio.wait([commit])
+            if not commit.cancelled() and commit.exception() is None:
+                lease = None  # the commit script released it
+        await self._release(lease, keeper)
+
+    async def _pump(self, chat: PreparedChat, queue: asyncio.Queue[object]) -> None:
+        """Run the provider stream in its own task, so the runner can wake up for heartbeats,
+        a lost lease or a drain while the provider is silent, and cancel it."""
         with self.metrics.provider_call(chat.provider.name) as call:
             try:
                 async with closing(chat.provider.stream(chat.request)) as deltas:
                     async for delta in deltas:
-                        parts.append(delta)
-                        yield delta
-            except ProviderError as exc:
-                call["outcome"] = outcome_of(exc)
+                        queue.put_nowait(delta)
+            except asyncio.CancelledError:
+                call["outcome"] = "cancelled"
                 raise
+            except GatewayError as exc:
+                call["outcome"] = outcome_of(exc)
+                queue.put_nowait(exc)
+                return
+            except Exception as exc:  # a bug in an adapter: a 500 with a fixed message
+                log.error("provider adapter failed: %s", type(exc).__name__, exc_info=exc)
+                queue.put_nowait(GatewayError("internal error"))
+                return
             call["outcome"] = "ok"
-        if chat.persist:
-            await self.store.append(
-                chat.request.session_id,
-                (Turn("user", chat.request.prompt), Turn("assistant", "".join(parts))),
-                chat.request.model,
+        queue.put_nowait(_END)
+
+    async def _commit(self, chat: PreparedChat, lease: Lease, text: str, duration_ms: int) -> bool:
+        record = TurnRecord(
+            turn_id=chat.turn_id,
+            prompt=chat.request.prompt,
+            text=text,
+            model=chat.request.model,
+            duration_ms=duration_ms,
+            fingerprint=chat.fingerprint,
+        )
+        sid = chat.request.session_id
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                outcome = await self.store.commit(sid, lease.token, record)
+                break
+            except StoreUnavailable:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                log.warning("commit of a turn got no reply; retrying (attempt %d)", attempt + 1)
+                await asyncio.sleep(COMMIT_RETRY_S * attempt)
+        if outcome is CommitOutcome.LEASE_LOST:
+            raise LeaseLost(
+                f"session '{sid}' lease was lost before the answer could be stored; "
+                "the turn was not stored"
             )
+        if outcome is CommitOutcome.SESSION_GONE:
+            raise SessionNotFound(
+                f"session '{sid}' was deleted (or expired) while the turn ran; "
+                "the answer was not stored"
+            )
+        return True
 
     async def complete(self, chat: PreparedChat) -> ChatResult:
         """Run the whole turn and return the full answer."""
-        started = time.perf_counter()
-        async with aclosing(self.stream(chat)) as deltas:
-            parts = [delta async for delta in deltas]
-        return self.result(chat, "".join(parts), started)
+        async with aclosing(self.run(chat)) as events:
+            async for item in events:
+                if isinstance(item, ChatResult):
+                    return item
+        raise GatewayError("internal error")  # run() always ends with a result or raises
 
-    def result(self, chat: PreparedChat, text: str, started: float) -> ChatResult:
-        return ChatResult(
-            session_id=chat.request.session_id,
-            provider=chat.provider.name,
-            model=chat.request.model,
-            text=text,
-            duration_ms=int((time.perf_counter() - started) * 1000),
-        )
+
+def check_text(*texts: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape), before it
+    reaches a CLI's argv or a store."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(INVALID_UNICODE) from None
+
+
+def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> str:
+    digest = hashlib.sha256()
+    for part in (provider, model, system or "", prompt):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 @asynccontextmanager

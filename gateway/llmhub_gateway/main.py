@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -13,13 +15,18 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.routes import chat, health, openai, sessions
 from llmhub_gateway.chat import ChatService
 from llmhub_gateway.core.config import Settings
-from llmhub_gateway.mcp_server import build_mcp, mcp_routes
+from llmhub_gateway.drain import Drain
+from llmhub_gateway.mcp_server import build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
 from llmhub_gateway.providers.base import Provider
+from llmhub_gateway.providers.procs import drain_cleanups
 from llmhub_gateway.registry import Registry, build_providers
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
+
+log = logging.getLogger(__name__)
+CLEANUP_DRAIN_S = 15.0  # CLI kills take at most ~4 s each (TERM grace, then KILL)
 
 
 def build_store(settings: Settings) -> SessionStore:
@@ -29,6 +36,24 @@ def build_store(settings: Settings) -> SessionStore:
             settings.redis_url.get_secret_value(), settings.session_ttl_seconds
         )
     return MemorySessionStore(settings.session_ttl_seconds)
+
+
+def sweep_scratch(settings: Settings) -> int:
+    """Remove per-call working directories a killed process left behind (they live in the
+    pod's emptyDir, which survives a container restart). These roots belong to this gateway
+    process alone: nothing else may be running in them at start."""
+    swept = 0
+    for root in (settings.scratch_dir, settings.gemini_cli_home / "work"):
+        try:
+            leftovers = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+        except OSError:
+            continue
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+        swept += len(leftovers)
+    if swept:
+        log.info("swept %d scratch directories left by an earlier process", swept)
+    return swept
 
 
 def create_app(
@@ -41,12 +66,12 @@ def create_app(
         secrets.add(settings.redis_url.get_secret_value())
     registry = Registry(build_providers(settings) if providers is None else providers, settings)
     metrics = Metrics()
-    service = ChatService(registry, build_store(settings), metrics)
+    service = ChatService(registry, build_store(settings), metrics, drain=Drain())
     mcp = build_mcp(service)
-    routes = mcp_routes(mcp, settings.mcp_hosts())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweep_scratch(settings)
         async with mcp.session_manager.run():
             # Imports leave ~100 MB of long-lived objects; freezing them keeps full GC passes
             # (tail-latency spikes) from walking them on every collection.
@@ -55,6 +80,10 @@ def create_app(
             try:
                 yield
             finally:
+                service.drain.begin()
+                left = await drain_cleanups(CLEANUP_DRAIN_S)  # they may release leases
+                if left:
+                    log.warning("%d cleanup task(s) still running at shutdown", left)
                 await service.store.aclose()
                 await registry.aclose()
 
@@ -70,6 +99,6 @@ def create_app(
     errors.install(app)
     for router in (chat.router, openai.router, sessions.router, health.router):
         app.include_router(router)
-    app.router.routes.extend(routes)
+    app.router.routes.append(mcp_route(mcp, settings.mcp_hosts()))
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -11,7 +11,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import BaseRoute
+from starlette.routing import Route
 
 from llmhub_gateway.api.errors import describe
 from llmhub_gateway.chat import ChatService
@@ -26,6 +26,7 @@ def build_mcp(chat: ChatService) -> MCPServer:
     )
 
     async def run(provider: str, prompt: str, session_id: str | None, model: str | None) -> Any:
+        """The same turn runner as REST; domain errors become tool errors only here."""
         try:
             prepared = await chat.prepare(
                 provider=provider, prompt=prompt, session_id=session_id, model=model
@@ -88,11 +89,13 @@ def security(extra_hosts: list[str]) -> TransportSecuritySettings:
     )
 
 
-def mcp_routes(server: MCPServer, extra_hosts: list[str]) -> list[BaseRoute]:
-    """The Starlette routes serving /mcp, to add to the FastAPI app (not shown in OpenAPI)."""
+def mcp_route(server: MCPServer, extra_hosts: list[str]) -> Route:
+    """The route serving /mcp with the SDK's whole Starlette app as its endpoint, so the app's
+    own middleware (where the SDK puts authentication) runs; the router labels it ``/mcp`` in
+    the request metrics. Not shown in OpenAPI."""
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         transport_security=security(extra_hosts),
     )
-    return list(app.routes)
+    return Route(MCP_PATH, endpoint=app, include_in_schema=False)

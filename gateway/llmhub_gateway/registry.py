@@ -10,11 +10,8 @@ from collections.abc import Iterable, Sequence
 
 from llmhub_common.tokens import TokenHealth, classify
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import UnknownProvider
 from llmhub_gateway.providers.base import Provider
-
-
-class UnknownProvider(LookupError):
-    """No provider of that name, or no provider serves that model id (404)."""
 
 
 class Registry:
@@ -33,6 +30,17 @@ class Registry:
 
     def configured(self) -> list[Provider]:
         return [p for p in self._providers.values() if p.configured()]
+
+    def problems(self) -> dict[str, str]:
+        """Why a configured provider cannot run on this replica (its CLI is missing), by
+        name. Adapters may offer ``problem() -> str | None``; those without one have none."""
+        found: dict[str, str] = {}
+        for provider in self.configured():
+            check = getattr(provider, "problem", None)
+            problem = check() if callable(check) else None
+            if problem:
+                found[provider.name] = problem
+        return found
 
     def for_model(self, model: str) -> Provider:
         """Model ids choose the provider by prefix: ``claude*`` and ``gemini*``."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import kopf
 import prometheus_client
+from pydantic import ValidationError
 
 from llmhub_common.logging import configure as configure_logging
 from llmhub_operator.settings import OperatorSettings
@@ -21,7 +22,12 @@ def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSet
     scope.add_argument("--all-namespaces", "-A", action="store_true")
     parser.add_argument("--metrics-port", type=int, default=env.metrics_port)
     parser.add_argument("--health-port", type=int, default=env.health_port)
-    parser.add_argument("--peering", default=env.peering_name, help="empty: standalone")
+    parser.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=env.leader_election,
+        help="HA: act only while holding the Lease (needs POD_NAMESPACE)",
+    )
     parser.add_argument("--log-level", default=env.log_level)
     args = parser.parse_args(argv)
     namespaces = env.watch_namespaces
@@ -29,12 +35,14 @@ def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSet
         namespaces = ""
     elif args.namespaces:
         namespaces = ",".join(args.namespaces)
-    return OperatorSettings(
-        watch_namespaces=namespaces,
-        log_level=args.log_level,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        peering_name=args.peering,
+    return env.model_copy(
+        update={
+            "watch_namespaces": namespaces,
+            "log_level": args.log_level,
+            "metrics_port": args.metrics_port,
+            "health_port": args.health_port,
+            "leader_election": args.leader_election,
+        }
     )
 
 
@@ -42,9 +50,10 @@ async def run(settings: OperatorSettings) -> None:
     import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     namespaces = settings.namespaces
+    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces)
     await kopf.operator(
-        standalone=not settings.peering_name,
-        peering_name=settings.peering_name or None,
+        standalone=True,  # HA is our Lease (leader.py), not kopf peering
+        memo=memo,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
@@ -52,10 +61,22 @@ async def run(settings: OperatorSettings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = parse_args(argv, OperatorSettings())
+    try:
+        env = OperatorSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"llmhub-operator: invalid settings: {_first_error(exc)}") from None
+    settings = parse_args(argv, env)
+    if settings.leader_election and not settings.pod_namespace:
+        raise SystemExit("llmhub-operator: --leader-election needs POD_NAMESPACE")
     configure_logging(settings.log_level)
     prometheus_client.start_http_server(settings.metrics_port)
     asyncio.run(run(settings))
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]).upper()
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 if __name__ == "__main__":

@@ -49,3 +49,18 @@ def expiry(
     if created is not None:
         return ensure_utc(created) + timedelta(days=max_age_days)
     return None
+
+
+def sensitive_parts(value: str) -> list[str]:
+    """Tokens inside a JSON credential (Gemini's), so logs redact them on their own too."""
+    try:
+        creds = json.loads(value)
+    except ValueError:
+        return []
+    if not isinstance(creds, dict):
+        return []
+    return [
+        v
+        for k, v in creds.items()
+        if isinstance(v, str) and len(v) >= 8 and ("token" in k or "secret" in k)
+    ]

@@ -1,27 +1,38 @@
-"""kopf wiring only: every handler hands over to reconcile() or to the runtime state in memo."""
+"""kopf wiring only: watch events feed the scheduler; the scheduler runs reconcile().
+
+No handler here makes kopf add a finalizer (no daemons, timers or mandatory delete handlers),
+so deleting an LLMProvider, its namespace or the release never waits for the operator: the
+Secret goes with its owner through the garbage collector.
+"""
 
 from __future__ import annotations
 
-import random
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
+from llmhub_operator import events
 from llmhub_operator.kube import make_api_client
-from llmhub_operator.model import DEFAULT_REFRESH_SECONDS, InvalidSpec, parse_duration
-from llmhub_operator.reconcile import Deps, Outcome, reconcile
+from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
+from llmhub_operator.reconcile import Deps, Key, reconcile
+from llmhub_operator.scheduler import Scheduler
+from llmhub_operator.secret_watch import owner_key, watch_secrets
 
-JITTER = 0.1  # ±10 % so many LLMProviders with one interval do not hit Key Vault together
-FINALIZER = f"{API_GROUP}/finalizer"
+log = logging.getLogger(__name__)
+
+# Put on every LLMProvider by releases before 0.2 (a kopf daemon needs one); released on sight.
+OLD_FINALIZER = f"{API_GROUP}/finalizer"
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP)
     # Events only from events.py (once per state change), not from every log line or retry.
     settings.posting.loggers = False
     # The API server ends each watch after this long: no silently stale connection lives on.
@@ -33,11 +44,39 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         from llmhub_operator.keyvault import KeyVaultSource
 
         memo.source = KeyVaultSource.from_env()
-    memo.deps = Deps(source=memo.source, api=await make_api_client())
+    api = await make_api_client()
+    events.use(api)
+    deps = memo.deps = Deps(source=memo.source, api=api)
+    leadership = memo.leadership = Leadership()
+    lease: LeaseSettings | None = getattr(memo, "lease", None)
+
+    async def sync(key: Key, body: Mapping[str, Any], reuse_fetch: bool) -> Any:
+        return await reconcile(key, body, deps, reuse_fetch)
+
+    scheduler = memo.scheduler = Scheduler(sync, leadership)
+    namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
+    tasks = [
+        asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets"),
+    ]
+    if lease is None:
+        leadership.gained()  # a single replica leads alone
+    else:
+        elector = LeaseElector(api, lease, leadership)
+        tasks.append(asyncio.create_task(elector.run(), name="leader-election"))
+    memo.tasks = tasks
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    tasks: list[asyncio.Task[None]] = getattr(memo, "tasks", [])
+    for task in tasks:
+        task.cancel()
+    # The elector hands the Lease back while cancelled: let it, but never hang shutdown.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    await events.drain()
+    events.use(None)
     deps: Deps | None = getattr(memo, "deps", None)
     if deps is not None:
         await deps.api.close()
@@ -50,65 +89,56 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
-@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
-@kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec")
-async def sync(name: str, namespace: str | None, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    outcome = await reconcile(namespace or "", name, memo.deps)
-    if outcome.transient:  # Retry-After wins; else exponential backoff up to 5 minutes
-        delay = outcome.retry_after or min(2.0 ** (retry + 1), 300.0)
-        raise kopf.TemporaryError(outcome.message, delay=delay)
+@kopf.on.event(API_GROUP, API_VERSION, PLURAL)
+async def observed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every replica keeps the scheduler's view current; only the leader acts on it."""
+    meta = body.get("metadata") or {}
+    key: Key = (meta.get("namespace") or "", meta.get("name") or "")
+    if OLD_FINALIZER in (meta.get("finalizers") or []):
+        await _release_old_finalizer(memo.deps.api, key, list(meta["finalizers"]))
+    if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+        memo.scheduler.forget(key)
+        memo.deps.forget(*key)
+        return
+    memo.scheduler.observe(dict(body))
 
 
-# backoff: a crashed pass (e.g. the API server briefly unreachable) restarts soon, not in 60 s.
-@kopf.daemon(API_GROUP, API_VERSION, PLURAL, id="refresh", cancellation_timeout=10.0, backoff=5.0)
-async def refresh(
-    name: str,
-    namespace: str | None,
-    spec: kopf.Spec,
-    memo: kopf.Memo,
-    stopped: kopf.DaemonStopped,
-    **_: Any,
-) -> None:
-    """Level-based resync: Key Vault can rotate without any event on the LLMProvider."""
-    wait, failures = _jittered(spec.get("refreshInterval")), 0
-    while not stopped:
-        await stopped.wait(wait)
-        if stopped:
+def _secret_event(memo: kopf.Memo) -> Any:
+    def on_secret(kind: str, secret: Mapping[str, Any]) -> None:
+        """A managed Secret deleted, or changed to other data than we wrote: repair it now."""
+        key = owner_key(secret)
+        if key is None or key not in memo.scheduler:
             return
-        try:
-            outcome = await reconcile(namespace or "", name, memo.deps)
-        except Exception:
-            if stopped:  # the operator is shutting down and closed its clients
-                return
+        if kind == "DELETED" or secret.get("data") != memo.deps.written.get(key):
+            log.info("Secret of %s/%s was %s; restoring it", *key, kind.lower())
+            memo.scheduler.repair(key)
+
+    return on_secret
+
+
+async def _release_old_finalizer(api: client.ApiClient, key: Key, finalizers: list[str]) -> None:
+    """JSON patch guarded by a test op: another writer's finalizers are never lost."""
+    kept = [f for f in finalizers if f != OLD_FINALIZER]
+    ops = [
+        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+        {"op": "replace", "path": "/metadata/finalizers", "value": kept},
+    ]
+    try:
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(  # type: ignore[call-arg]
+            API_GROUP,
+            API_VERSION,
+            key[0],
+            PLURAL,
+            key[1],
+            ops,
+            _content_type="application/json-patch+json",
+        )
+        log.info("released the old finalizer of %s/%s", *key)
+    except client.ApiException as exc:
+        if exc.status not in (404, 409, 422):  # gone, or changed meanwhile: the next event retries
             raise
-        failures = failures + 1 if outcome.transient else 0
-        wait = next_wait(outcome, failures, _jittered(spec.get("refreshInterval")))
-
-
-@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, optional=True)
-async def forget(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Optional: drops in-memory state without holding up the deletion with a finalizer."""
-    memo.deps.forget(namespace or "", name)
-
-
-def next_wait(outcome: Outcome, failures: int, interval: float) -> float:
-    """A transient failure retries with exponential backoff (capped by the interval), and never
-    before the source's Retry-After; anything else waits for the next interval."""
-    if not outcome.transient:
-        return interval
-    backoff = min(2.0 ** (failures - 1), interval)
-    return max(outcome.retry_after or 0.0, backoff)
 
 
 @kopf.on.probe(id="now")
 def now(**_: Any) -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _jittered(interval: object) -> float:
-    try:
-        seconds = parse_duration(interval) if isinstance(interval, str) else DEFAULT_REFRESH_SECONDS
-    except InvalidSpec:
-        seconds = DEFAULT_REFRESH_SECONDS
-    return seconds * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (not security)

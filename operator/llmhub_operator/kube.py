@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
 
 from kubernetes_asyncio import client, config
 
@@ -26,3 +29,45 @@ def _in_cluster() -> bool:
 
 def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, client.ApiException) and exc.status == 404
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFailure:
+    message: str
+    transient: bool  # worth a quick retry; else it needs a person and waits for the interval
+
+
+_NEEDS_A_PERSON = {
+    400: "the request was refused as malformed",
+    403: (
+        "the operator's RBAC does not allow it; the chart grants Secret writes only in the "
+        "namespaces it watches and Deployment patches only on its own gateway, so fix "
+        "spec.gateway.deploymentName / spec.target.secretName or extend the operator's Role"
+    ),
+    404: "it does not exist",
+    422: "the API server rejected the change as invalid",
+}
+
+
+def api_failure(exc: client.ApiException, doing: str) -> ApiFailure:
+    """Words for status and events from an API error: status code and reason, never a body."""
+    status = exc.status or 0
+    if status in _NEEDS_A_PERSON:
+        return ApiFailure(f"{doing} failed with HTTP {status}: {_NEEDS_A_PERSON[status]}", False)
+    return ApiFailure(f"{doing} failed with HTTP {status}; retrying", True)
+
+
+async def raw_json(call: Awaitable[Any]) -> dict[str, Any]:
+    """Await an API call made with ``_preload_content=False``: its JSON, or an ApiException.
+
+    Raw calls keep Secret bodies out of the client's DEBUG log and skip model conversion; the
+    client does not check their status, so this does (never keeping the body in the error).
+    """
+    response = await call
+    try:
+        if not 200 <= response.status <= 299:
+            raise client.ApiException(status=response.status, reason=response.reason)
+        body: dict[str, Any] = await response.json()
+        return body
+    finally:
+        response.release()

@@ -41,6 +41,11 @@ SECRET_WRITES = Counter(
     ["action"],
 )
 
+LEADER = Gauge(
+    "llmhub_operator_leader",
+    "1 while this replica holds the leader Lease (or runs alone), else 0.",
+)
+
 _PER_PROVIDER = (TOKEN_DAYS_REMAINING, TOKEN_EXPIRY_TIMESTAMP)
 
 

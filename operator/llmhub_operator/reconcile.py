@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,12 +15,24 @@ from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.logging import secrets
 from llmhub_common.tokens import TokenHealth, TokenStatus, classify, format_rfc3339
 from llmhub_operator import events, metrics
-from llmhub_operator.credential import InvalidCredential, content_hash, expiry, validate
-from llmhub_operator.kube import is_not_found
+from llmhub_operator.credential import (
+    InvalidCredential,
+    content_hash,
+    expiry,
+    sensitive_parts,
+    validate,
+)
+from llmhub_operator.kube import api_failure
 from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
-from llmhub_operator.rollout import RolloutResult, ensure_rolled
-from llmhub_operator.secret_writer import WriteAction, apply_secret, build_secret
-from llmhub_operator.source import SecretSource, describe_failure
+from llmhub_operator.rollout import Roller, RollRequest
+from llmhub_operator.secret_writer import (
+    SecretConflict,
+    SecretWrite,
+    WriteAction,
+    apply_secret,
+    build_secret,
+)
+from llmhub_operator.source import Fetched, SecretSource, describe_failure
 from llmhub_operator.status import (
     GATEWAY_ROLLED,
     SYNCED,
@@ -38,22 +48,38 @@ from llmhub_operator.status import (
 log = logging.getLogger(__name__)
 
 
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """The last good read of an object's source, to repair its Secret without Key Vault."""
+
+    where: tuple[str, str, str | None]  # (vault, secret, version) it was read for
+    fetched: Fetched
+
+
 @dataclass
 class Deps:
-    """Runtime objects shared by all handlers (kept in kopf's operator memo)."""
+    """Runtime objects shared by all syncs (kept in kopf's operator memo)."""
 
     source: SecretSource
     api: client.ApiClient
-    locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
-    # Key Vault's Retry-After per object, honoured by every handler, not only the one throttled.
-    not_before: dict[tuple[str, str], float] = field(default_factory=dict)
+    roller: Roller | None = None
+    # Key Vault's Retry-After per object, honoured by every pass, not only the one throttled.
+    not_before: dict[Key, float] = field(default_factory=dict)
+    fetched: dict[Key, _Cached] = field(default_factory=dict)
+    # The data last written per object: a Secret event that shows other data needs a repair.
+    written: dict[Key, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.roller is None:
+            self.roller = Roller(self.api)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted object's state, so create/delete cycles leak nothing."""
-        self.locks.pop((namespace, name), None)
-        self.not_before.pop((namespace, name), None)
+        for state in (self.not_before, self.fetched, self.written):
+            state.pop((namespace, name), None)
         metrics.forget_provider(namespace, name)
 
 
@@ -63,36 +89,48 @@ class Outcome:
     message: str
     transient: bool = False  # a failure worth retrying soon (throttling, 5xx, API errors)
     retry_after: float | None = None  # the source asked us to wait at least this long
+    body: Mapping[str, Any] | None = None  # the object as our last status write left it
 
 
-async def reconcile(namespace: str, name: str, deps: Deps) -> Outcome:
-    """Serialised per object, always on the live object, so handlers and the daemon agree."""
-    async with deps.locks[namespace, name]:
-        wait = deps.not_before.get((namespace, name), 0.0) - time.monotonic()
-        if wait > 0:
-            return Outcome(None, "Key Vault asked us to wait", transient=True, retry_after=wait)
-        body = await _read_provider(deps.api, namespace, name)
-        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-            deps.forget(namespace, name)  # a late pass must not bring the state back
-            return Outcome(None, "LLMProvider is gone")
-        sync = _Pass(body, deps)
+async def reconcile(
+    key: Key, body: Mapping[str, Any], deps: Deps, reuse_fetch: bool = False
+) -> Outcome:
+    """One pass on the latest object the watch delivered; ``reuse_fetch`` only repairs.
+
+    The scheduler runs one pass per object at a time, so passes never interleave.
+    """
+    namespace, name = key
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        deps.forget(namespace, name)  # a late pass must not bring the state back
+        return Outcome(None, "LLMProvider is being deleted")
+    wait = deps.not_before.get(key, 0.0) - time.monotonic()
+    if wait > 0 and not (reuse_fetch and key in deps.fetched):
+        return Outcome(None, "Key Vault asked us to wait", transient=True, retry_after=wait)
+    sync = _Pass(body, deps, reuse_fetch=reuse_fetch)
+    try:
         if not sync.previous.get("phase"):
             await sync.pending()
         outcome = await sync.run()
-        if outcome.retry_after:
-            deps.not_before[namespace, name] = time.monotonic() + outcome.retry_after
-        return outcome
+    except client.ApiException as exc:
+        if exc.status == 404:  # deleted under us; the watch will say so
+            return Outcome(None, "LLMProvider is gone")
+        raise
+    if outcome.retry_after:
+        deps.not_before[key] = time.monotonic() + outcome.retry_after
+    return outcome
 
 
 class _Pass:
     """The state of one reconciliation; methods are the pipeline's steps."""
 
-    def __init__(self, body: Mapping[str, Any], deps: Deps) -> None:
-        self.body, self.deps = body, deps
+    def __init__(self, body: Mapping[str, Any], deps: Deps, *, reuse_fetch: bool) -> None:
+        self.body, self.deps, self.reuse_fetch = body, deps, reuse_fetch
         self.meta = body["metadata"]
         self.namespace, self.name = self.meta["namespace"], self.meta["name"]
+        self.key: Key = (self.namespace, self.name)
         self.previous: Mapping[str, Any] = body.get("status") or {}
         self.now = datetime.now(UTC)
+        self.written_body: Mapping[str, Any] | None = None
 
     async def pending(self) -> None:
         """First sight: show ``Pending`` while the first Key Vault read is under way."""
@@ -105,21 +143,17 @@ class _Pass:
             spec = parse_spec(self.name, self.namespace, self.body.get("spec") or {})
         except InvalidSpec as exc:
             return await self._failed("InvalidSpec", str(exc))
-        started = time.monotonic()
         try:
-            fetched = await self.deps.source.fetch(spec.vault_url, spec.secret_name, spec.version)
+            fetched = await self._fetch(spec)
         except Exception as exc:
             failure = describe_failure(exc)
-            elapsed = time.monotonic() - started
-            metrics.KEYVAULT_REQUEST_SECONDS.labels(failure.reason).observe(elapsed)
             return await self._failed(
                 _camel(failure.reason),
                 failure.message,
                 transient=not failure.permanent,
                 retry_after=failure.retry_after,
             )
-        secrets.add(fetched.value)
-        metrics.KEYVAULT_REQUEST_SECONDS.labels("ok").observe(time.monotonic() - started)
+        secrets.add(fetched.value, *sensitive_parts(fetched.value))
         try:
             validate(spec.provider, fetched.value)
         except InvalidCredential as exc:
@@ -137,36 +171,57 @@ class _Pass:
             expires_at=expires_at,
             owner=self.body,
         )
+        self.deps.written[self.key] = dict(desired["data"])
         try:
-            action = await apply_secret(self.deps.api, desired)
+            write = await apply_secret(self.deps.api, desired)
+        except SecretConflict as exc:
+            return await self._failed("SecretConflict", str(exc))
         except client.ApiException as exc:
-            msg = f"writing Secret {spec.target_secret} failed: HTTP {exc.status}"
-            return await self._failed("SecretWriteFailed", msg, transient=True)
-        rolled = await self._roll(spec, digest)
-        health = classify(expires_at, now=self.now, warn_before_days=spec.warn_before_days)
-        return await self._synced(spec, fetched.version, digest, action, rolled, health)
-
-    async def _roll(self, spec: ProviderSpec, digest: str) -> Condition:
-        if spec.deployment is None:
-            return Condition(GATEWAY_ROLLED, "True", "NotConfigured", "No gateway Deployment set")
-        try:
-            result: RolloutResult = await ensure_rolled(
-                self.deps.api,
-                namespace=self.namespace,
-                deployment=spec.deployment,
-                provider_resource_name=self.name,
-                content_hash=digest,
+            refused = api_failure(exc, f"writing Secret {spec.target_secret}")
+            return await self._failed(
+                "SecretWriteFailed", refused.message, transient=refused.transient
             )
+        rolled, roll_transient = await self._roll(spec, digest, write)
+        health = classify(expires_at, now=self.now, warn_before_days=spec.warn_before_days)
+        return await self._synced(
+            spec, fetched.version, digest, write.action, rolled, roll_transient, health
+        )
+
+    async def _fetch(self, spec: ProviderSpec) -> Fetched:
+        """A fresh Key Vault read, except for a repair that may reuse the last good one."""
+        where = (spec.vault_url, spec.secret_name, spec.version)
+        cached = self.deps.fetched.get(self.key)
+        if self.reuse_fetch and cached is not None and cached.where == where:
+            return cached.fetched
+        fetched = await self.deps.source.fetch(spec.vault_url, spec.secret_name, spec.version)
+        self.deps.fetched[self.key] = _Cached(where, fetched)
+        return fetched
+
+    async def _roll(
+        self, spec: ProviderSpec, digest: str, write: SecretWrite
+    ) -> tuple[Condition, bool]:
+        """The GatewayRolled condition, and whether its failure is worth a quick retry."""
+        if spec.deployment is None:
+            no_roll = Condition(
+                GATEWAY_ROLLED, "True", "NotConfigured", "No gateway Deployment set"
+            )
+            return no_roll, False
+        assert self.deps.roller is not None
+        request = RollRequest(self.name, digest, write.uid)
+        try:
+            result = await self.deps.roller.ensure(self.namespace, spec.deployment, request)
         except client.ApiException as exc:
-            msg = f"patching Deployment {spec.deployment} failed: HTTP {exc.status}"
-            return Condition(GATEWAY_ROLLED, "False", "PatchFailed", msg)
+            failure = api_failure(exc, f"patching Deployment {spec.deployment}")
+            failed = Condition(GATEWAY_ROLLED, "False", "PatchFailed", failure.message)
+            return failed, failure.transient
         if not result.found:
             msg = f"Deployment {spec.deployment} not found; will roll it once it exists"
-            return Condition(GATEWAY_ROLLED, "False", "DeploymentNotFound", msg)
+            return Condition(GATEWAY_ROLLED, "False", "DeploymentNotFound", msg), False
         if result.rolled:
             events.gateway_rolled(self.body, deployment=spec.deployment, digest=digest)
-            return Condition(GATEWAY_ROLLED, "True", "Rolled", f"Rolled for {digest}")
-        return Condition(GATEWAY_ROLLED, "True", "UpToDate", f"Pod template carries {digest}")
+            return Condition(GATEWAY_ROLLED, "True", "Rolled", f"Rolled for {digest}"), False
+        up_to_date = Condition(GATEWAY_ROLLED, "True", "UpToDate", f"Pod template carries {digest}")
+        return up_to_date, False
 
     async def _synced(
         self,
@@ -175,6 +230,7 @@ class _Pass:
         digest: str,
         action: WriteAction | None,
         rolled: Condition,
+        roll_transient: bool,
         health: TokenHealth,
     ) -> Outcome:
         # A rotation is a new value; a new version or expiry of the same value is not.
@@ -194,7 +250,6 @@ class _Pass:
         if entered and health.status in (TokenStatus.WARNING, TokenStatus.EXPIRED):
             events.token_state(self.body, status=health.status, message=health.message)
         phase = phase_for(synced=True, token=health.status)
-        failed_roll = rolled.reason == "PatchFailed"
         synced = Condition(SYNCED, "True", "Synced", f"Secret {spec.target_secret} is up to date")
         status: dict[str, Any] = {
             "phase": phase,
@@ -209,8 +264,10 @@ class _Pass:
         await self._write_status(status, [synced, token_condition(health), rolled])
         metrics.SYNCS.labels("ok").inc()
         _export_token(self.namespace, self.name, spec.provider, health)
-        # A failed Deployment patch is retried with backoff, not a whole refresh interval later.
-        return Outcome(phase, rolled.message if failed_roll else synced.message, failed_roll)
+        # A transient Deployment patch failure is retried with backoff; one that needs a person
+        # (RBAC, a wrong name, an invalid patch) waits for the next refresh interval.
+        message = rolled.message if rolled.reason == "PatchFailed" else synced.message
+        return Outcome(phase, message, roll_transient, body=self.written_body)
 
     async def _failed(
         self,
@@ -232,7 +289,9 @@ class _Pass:
         phase = phase_for(synced=False, token=token)
         synced = Condition(SYNCED, "False", reason, message)
         await self._write_status({"phase": phase}, [synced])
-        return Outcome(phase, message, transient=transient, retry_after=retry_after)
+        return Outcome(
+            phase, message, transient=transient, retry_after=retry_after, body=self.written_body
+        )
 
     async def _write_status(
         self, fields: dict[str, Any], conditions: list[Condition]
@@ -244,7 +303,7 @@ class _Pass:
         )
         body = {"status": {**fields, "observedGeneration": generation, "conditions": merged}}
         api = client.CustomObjectsApi(self.deps.api)
-        await api.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+        self.written_body = await api.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
             API_GROUP,
             API_VERSION,
             self.namespace,
@@ -254,17 +313,6 @@ class _Pass:
             _content_type="application/merge-patch+json",
         )
         return merged
-
-
-async def _read_provider(api: client.ApiClient, namespace: str, name: str) -> Any:
-    try:
-        return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, PLURAL, name
-        )
-    except client.ApiException as exc:
-        if is_not_found(exc):
-            return None
-        raise
 
 
 def _export_token(namespace: str, name: str, provider: str, health: TokenHealth) -> None:

@@ -1,9 +1,17 @@
-"""The Secret the gateway reads (DESIGN.md contract): a pure builder plus create-or-patch."""
+"""The Secret the gateway reads (DESIGN.md contract): a pure builder plus a guarded replace.
+
+Only Secrets this LLMProvider created are ever written: ours carry its controller
+ownerReference. A Secret of that name that is not ours is left byte-for-byte untouched
+(``SecretConflict``). Ours are replaced whole, guarded by ``resourceVersion``, so their data is
+exactly the contract's keys: a merge patch could never drop a key (e.g. after spec.provider
+changed) and a server-side apply would keep keys that a person added.
+"""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -22,9 +30,20 @@ from llmhub_common.contract import (
 )
 from llmhub_common.tokens import format_rfc3339
 from llmhub_operator import metrics
-from llmhub_operator.kube import is_not_found
+from llmhub_operator.kube import is_not_found, raw_json
 
 WriteAction = Literal["create", "update", "annotate"]
+OUR_ANNOTATIONS = (SOURCE_VERSION_ANNOTATION, CONTENT_HASH_ANNOTATION, EXPIRES_AT_ANNOTATION)
+
+
+class SecretConflict(Exception):
+    """The target Secret exists and was not created by this LLMProvider: never touched."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretWrite:
+    action: WriteAction | None  # None: it was already exactly right, nothing written
+    uid: str  # the Secret's uid: a new one means it was re-created
 
 
 def build_secret(
@@ -58,42 +77,89 @@ def build_secret(
     return secret
 
 
-async def apply_secret(api: client.ApiClient, desired: Mapping[str, Any]) -> WriteAction | None:
-    """Create the Secret, or patch it when data or our metadata differ; None when up to date."""
+def is_ours(secret: Mapping[str, Any], owner_uid: str) -> bool:
+    """Ours = created by this LLMProvider: its controller ownerReference is on the Secret."""
+    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in refs)
+
+
+async def apply_secret(api: client.ApiClient, desired: Mapping[str, Any]) -> SecretWrite:
+    """Create the Secret, or replace ours when anything we own differs; never a foreign one."""
     core = client.CoreV1Api(api)
     meta = desired["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    owner_uid = meta["ownerReferences"][0]["uid"]
     try:
-        current = await core.read_namespaced_secret(meta["name"], meta["namespace"])
+        current = await raw_json(
+            core.read_namespaced_secret(name, namespace, _preload_content=False)
+        )
     except client.ApiException as exc:
         if not is_not_found(exc):
             raise
-        await core.create_namespaced_secret(meta["namespace"], cast(Any, dict(desired)))
+        created = await raw_json(
+            core.create_namespaced_secret(
+                namespace, cast(Any, dict(desired)), _preload_content=False
+            )
+        )
         metrics.SECRET_WRITES.labels("create").inc()
-        return "create"
-    action = _needed_action(current, desired)
+        return SecretWrite("create", created["metadata"]["uid"])
+    if not is_ours(current, owner_uid):
+        raise SecretConflict(
+            f"Secret {name} already exists and was not created by this LLMProvider; it is left "
+            "untouched. Set spec.target.secretName to another name, or delete that Secret."
+        )
+    merged, action = _merge(current, desired)
+    uid = current["metadata"]["uid"]
     if action is not None:
-        patch = {"metadata": {k: meta[k] for k in ("labels", "annotations", "ownerReferences")}}
-        patch["data"] = desired["data"]
-        await core.patch_namespaced_secret(meta["name"], meta["namespace"], patch)
+        await raw_json(
+            core.replace_namespaced_secret(
+                name, namespace, cast(Any, merged), _preload_content=False
+            )
+        )
         metrics.SECRET_WRITES.labels(action).inc()
-    return action
+    return SecretWrite(action, uid)
 
 
-def _needed_action(current: client.V1Secret, desired: Mapping[str, Any]) -> WriteAction | None:
-    if dict(current.data or {}) != desired["data"]:
-        return "update"
-    cur_meta = current.metadata
-    labels = cur_meta.labels or {}
-    annotations = cur_meta.annotations or {}
-    owners = {ref.uid for ref in cur_meta.owner_references or []}
+def _merge(
+    current: Mapping[str, Any], desired: Mapping[str, Any]
+) -> tuple[dict[str, Any], WriteAction | None]:
+    """Our keys exactly; others' labels, annotations and owners are kept. None: up to date."""
+    cur_meta = current.get("metadata") or {}
     want = desired["metadata"]
-    if any(labels.get(k) != v for k, v in want["labels"].items()):
-        return "annotate"
-    if any(annotations.get(k) != v for k, v in want["annotations"].items()):
-        return "annotate"
-    if any(ref["uid"] not in owners for ref in want["ownerReferences"]):
-        return "annotate"
-    return None
+    labels = {**(cur_meta.get("labels") or {}), **want["labels"]}
+    annotations = {
+        k: v for k, v in (cur_meta.get("annotations") or {}).items() if k not in OUR_ANNOTATIONS
+    }
+    annotations.update(want["annotations"])
+    ours = want["ownerReferences"][0]
+    owners = [r for r in cur_meta.get("ownerReferences") or [] if r.get("uid") != ours["uid"]]
+    owners.insert(0, ours)
+    merged = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": current.get("type") or desired["type"],
+        "metadata": {
+            **{k: v for k, v in cur_meta.items() if k != "managedFields"},
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": owners,
+        },
+        "data": dict(desired["data"]),
+    }
+    if (current.get("data") or {}) != merged["data"]:
+        return merged, "update"
+    same_meta = (
+        cur_meta.get("labels") == labels
+        and (cur_meta.get("annotations") or {}) == annotations
+        and _refs(cur_meta.get("ownerReferences")) == _refs(owners)
+    )
+    return merged, None if same_meta else "annotate"
+
+
+def _refs(refs: Any) -> list[tuple[Any, ...]]:
+    return [
+        (r.get("uid"), r.get("kind"), r.get("name"), bool(r.get("controller"))) for r in refs or []
+    ]
 
 
 def _b64(text: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.chart.conftest import (
+    CHART,
     CI_VALUES,
     Manifest,
     ci_file,
@@ -15,6 +16,7 @@ from tests.chart.conftest import (
     find,
     one,
     render,
+    run_helm,
 )
 
 VALUE_SETS: list[list[Path]] = [[], *([p] for p in CI_VALUES)]
@@ -255,3 +257,43 @@ def test_selectors_of_components_never_overlap(default_docs: list[Manifest]) -> 
         for b in selectors[i + 1 :]:
             assert not a <= b
             assert not b <= a
+
+
+def test_gateway_drains_before_kubernetes_kills_it(default_docs: list[Manifest]) -> None:
+    """preStop sleep, then the drain, then uvicorn's graceful shutdown: the grace period must
+    cover all three, and the gateway must be told the same numbers."""
+    spec = one(default_docs, "Deployment", "-gateway")["spec"]["template"]["spec"]
+    c = container(one(default_docs, "Deployment", "-gateway"))
+    env = env_of(c)
+    pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = int(env["SHUTDOWN_DRAIN_SECONDS"]["value"])
+    graceful = int(env["SHUTDOWN_GRACEFUL_SECONDS"]["value"])
+    assert (pre_stop, drain, graceful) == (5, 30, 10)
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + drain + graceful
+    assert env["SSE_HEARTBEAT_SECONDS"]["value"] == "15"
+
+
+def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
+    done = run_helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "gateway.shutdown.drainSeconds=120",
+    )
+    assert done.returncode != 0
+    assert "gateway.terminationGracePeriodSeconds (60) must be longer than" in done.stderr
+    docs = render(
+        sets=["gateway.shutdown.drainSeconds=120", "gateway.terminationGracePeriodSeconds=140"]
+    )
+    assert (
+        one(docs, "Deployment", "-gateway")["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+        == 140
+    )
+
+
+def test_no_pre_stop_hook_when_its_sleep_is_zero() -> None:
+    docs = render(sets=["gateway.shutdown.preStopSleepSeconds=0"])
+    assert "lifecycle" not in container(one(docs, "Deployment", "-gateway"))

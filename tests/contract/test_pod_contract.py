@@ -23,7 +23,7 @@ from kubernetes_asyncio import client
 from tests.chart.conftest import CHART, run_helm
 from tests.contract.pods import REPO, Image, LocalPod, decode_secret
 from tests.fakes.fake_azure import DEFAULT_CLIENT_ID, FakeAzure
-from tests.operator.kopf_harness import GROUP, NS, PLURAL, VERSION, Kube, eventually
+from tests.operator.kopf_harness import GROUP, PLURAL, VERSION, Kube, eventually
 
 FAKES = REPO / "tests" / "fakes"
 # Where kind's gateway-fakes image puts the fake CLIs (kind/Dockerfile.gateway-fakes).
@@ -116,16 +116,22 @@ async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
     fake_azure.set_secret("gemini-oauth", json.dumps(GEMINI_CREDS))
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(chart_values(fake_azure, redis_url)))
-    rendered = run_helm("template", "hub", str(CHART), "--namespace", NS, "-f", str(values))
+    rendered = run_helm(
+        "template", "hub", str(CHART), "--namespace", kube.namespace, "-f", str(values)
+    )
     assert rendered.returncode == 0, rendered.stderr
     manifests = [m for m in yaml.safe_load_all(rendered.stdout) if m]
-    assert {m["metadata"].get("namespace") for m in by_kind(manifests, "Deployment")} == {NS}
+    assert {m["metadata"].get("namespace") for m in by_kind(manifests, "Deployment")} == {
+        kube.namespace
+    }
 
     # The cluster state the chart creates and the operator works on.
     for provider in by_kind(manifests, "LLMProvider"):
-        await kube.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, provider)
+        await kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, kube.namespace, PLURAL, provider
+        )
     gateway_deploy = deployment(manifests, "gateway")
-    await client.AppsV1Api(kube.api).create_namespaced_deployment(NS, gateway_deploy)
+    await client.AppsV1Api(kube.api).create_namespaced_deployment(kube.namespace, gateway_deploy)
 
     operator = LocalPod(
         deployment(manifests, "operator"),
@@ -169,8 +175,12 @@ async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
         (claude,) = [
             p for p in by_kind(manifests, "LLMProvider") if p["metadata"]["name"] == "claude"
         ]
-        status = (await kube.provider("claude"))["status"]
-        assert status["phase"] == "Ready"
+        body = await eventually(
+            lambda: kube.provider("claude"),
+            lambda b: b.get("status", {}).get("phase") == "Ready",
+            timeout=20,
+        )
+        status = body["status"]
         assert status["targetSecret"] == claude["spec"]["target"]["secretName"]
 
     gateway = LocalPod(

@@ -138,7 +138,8 @@ def answer(prompt: str) -> None:
     chunks = [text[i : i + third] for i in range(0, len(text), third)]
     for i, chunk in enumerate(chunks):
         if MODE == "crash" and i == 1:
-            sys.stderr.write("fake-claude: segmentation fault (simulated)\n")
+            # Words a log matcher would take for an auth failure; the exit status says crash.
+            sys.stderr.write("fake-claude: segmentation fault reading cached OAuth credentials\n")
             sys.exit(3)
         if streaming:
             delta(chunk)

@@ -7,7 +7,10 @@ Like the real 0.61 CLI it reads its home from GEMINI_CLI_HOME (else HOME), needs
 writable), reads extra prompt text from stdin only when stdin is not a terminal, and exits 41
 on an authentication failure. The answer echoes model, whether stdout is a TTY, and the prompt.
 
-Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | error (in-band API error) |
+Like the real CLI it prints "Loaded cached credentials." on every run.
+
+Env: FAKE_CLI_MODE = ok | slow | hang | crash | oom (Node heap crash, exit 134) | garbage | auth |
+error (in-band API error, quota, code 429) |
 settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files);
 FAKE_CLI_DELAY; FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the
 same process group).
@@ -108,6 +111,15 @@ def main() -> None:
 
     record_pids()
     home = check_home()
+    # Like the real CLI, on every run with OAuth: a banner that mentions credentials.
+    sys.stderr.write("Loaded cached credentials.\n")
+    sys.stderr.flush()
+    if MODE == "oom":  # a Node crash before any output: the banner must not read as auth
+        sys.stderr.write(
+            "<--- Last few GCs --->\nFATAL ERROR: Reached heap limit Allocation failed - "
+            "JavaScript heap out of memory (while refreshing oauth credentials)\n"
+        )
+        sys.exit(134)
     if MODE == "auth":  # what 0.61 prints when Google refuses the refresh token
         fail_auth(
             "Error authenticating: FatalAuthenticationError: invalid_grant: "
@@ -139,7 +151,7 @@ def main() -> None:
                 "timestamp": now(),
                 "status": "error",
                 "stats": {},
-                "error": {"type": "ApiError", "message": msg},
+                "error": {"type": "ApiError", "message": msg, "code": 429},
             }
         )
         sys.exit(1)

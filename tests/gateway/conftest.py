@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import uvicorn
 
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.main import create_app
+from llmhub_gateway.sessions.base import SessionStore
+from llmhub_gateway.sessions.memory import MemorySessionStore
+from llmhub_gateway.sessions.redis import RedisSessionStore
 from tests.gateway.fake_provider import EchoProvider, echo_providers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +99,20 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[SessionStore]:
+    """Each session store in turn (Redis under a fresh key prefix): they must behave alike."""
+    backend: SessionStore
+    if request.param == "redis":
+        backend = RedisSessionStore(redis_server.url, 60, prefix=f"t{uuid.uuid4().hex}:")
+    else:
+        backend = MemorySessionStore(60)
+    yield backend
+    await backend.aclose()
 
 
 class ThreadedGateway:

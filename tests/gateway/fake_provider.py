@@ -9,6 +9,8 @@ slow stream, to test disconnects).
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from llmhub_gateway.providers.base import (
@@ -69,6 +71,28 @@ class EchoProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+class GatedProvider(EchoProvider):
+    """EchoProvider whose ``!gate`` prompts wait until the test opens the gate."""
+
+    def __init__(self, name: str, default_model: str) -> None:
+        super().__init__(name, default_model)
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def arm(self) -> None:
+        self.started.clear()
+        self.gate.clear()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        if "!gate" in request.prompt:
+            self.started.set()
+            deadline = time.monotonic() + 20
+            while not self.gate.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        async for delta in super().stream(request):
+            yield delta
 
 
 def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:

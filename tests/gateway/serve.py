@@ -1,14 +1,15 @@
 """A real gateway process with EchoProviders, for multi-replica tests: ``python -m
-tests.gateway.serve --port N`` (config from the same env vars as production)."""
+tests.gateway.serve --port N`` (config from the same env vars as production, served with the
+production server: drain on SIGTERM included)."""
 
 from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
+from llmhub_common.logging import configure
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.main import create_app
+from llmhub_gateway.server import serve
 from tests.gateway.fake_provider import echo_providers
 
 
@@ -16,8 +17,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = create_app(Settings(), providers=echo_providers())
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    settings = Settings()
+    configure(settings.log_level)
+    serve(
+        create_app(settings, providers=echo_providers()), settings, host="127.0.0.1", port=args.port
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from llmhub_gateway.core.config import Settings
+from llmhub_gateway.core.config import Settings, describe_invalid
 from tests.leaks import assert_no_leak
 
 ENV = {
@@ -96,8 +100,49 @@ def test_gemini_expiry_from_env_wins_over_the_file(
     assert Settings().token_expiry("gemini") is None
 
 
-@pytest.mark.parametrize("key", ["CLAUDE_MAX_CONCURRENCY", "SESSION_TTL_SECONDS"])
-def test_nonsense_numbers_are_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
-    monkeypatch.setenv(key, "0")
-    with pytest.raises(ValueError, match="at least 1"):
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("CLAUDE_MAX_CONCURRENCY", "0", "greater than or equal to 1"),
+        ("SESSION_TTL_SECONDS", "-1", "greater than or equal to 1"),
+        ("CLAUDE_TIMEOUT_SECONDS", "nan", "finite number"),
+        ("GEMINI_TIMEOUT_SECONDS", "-1", "greater than 0"),
+        ("CLAUDE_TIMEOUT_SECONDS", "inf", "finite number"),
+        ("SSE_HEARTBEAT_SECONDS", "0", "greater than 0"),
+        ("SHUTDOWN_DRAIN_SECONDS", "-5", "greater than or equal to 0"),
+        ("TOKEN_WARN_BEFORE_DAYS", "-1", "greater than or equal to 0"),
+        ("LOG_LEVEL", "LOUD", "must be DEBUG, INFO"),
+    ],
+)
+def test_nonsense_values_are_refused_with_the_variable_named(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as caught:
         Settings()
+    described = describe_invalid(caught.value)
+    assert f"{key}: " in described
+    assert expected in described
+
+
+def test_the_gateway_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CLAUDE_TIMEOUT_SECONDS": "nan",
+        "GEMINI_MAX_CONCURRENCY": "-1",
+        "REDIS_URL": "redis://:hunter2-secret@redis:6379/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhub_gateway", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid configuration:" in done.stderr
+    assert "CLAUDE_TIMEOUT_SECONDS: Input should be a finite number" in done.stderr
+    assert "GEMINI_MAX_CONCURRENCY: Input should be greater than or equal to 1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert_no_leak(done.stderr + done.stdout, redis_password="hunter2-secret")

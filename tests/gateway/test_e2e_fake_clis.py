@@ -156,3 +156,30 @@ def test_client_disconnect_kills_the_cli_process_tree(tmp_path: Path) -> None:
         wait_until(lambda: in_flight in httpx.get(f"{gw.url}/metrics").text, what="slot freed")
     finally:
         gw.stop()
+
+
+def test_a_gemini_crash_after_the_credentials_banner_is_a_crash_not_bad_credentials(
+    tmp_path: Path,
+) -> None:
+    """The real CLI prints "Loaded cached credentials." on every run; an out-of-memory crash
+    after it must not send operators rotating tokens, nor show the CLI's text to clients."""
+    log_path = tmp_path / "gateway.log"
+    gw = GatewayProcess(
+        _env(tmp_path, FAKE_CLI_MODE="oom"), module="llmhub_gateway", log_path=log_path
+    )
+    gw.start()
+    try:
+        response = httpx.post(
+            f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
+        )
+        metrics = httpx.get(f"{gw.url}/metrics").text
+    finally:
+        gw.stop()
+    assert response.status_code == 502
+    assert response.json()["error"] == {
+        "type": "provider_crashed",
+        "message": "gemini: the CLI exited with status 134",
+    }
+    assert 'outcome="provider_crashed",provider="gemini"' in metrics
+    assert 'outcome="provider_auth_error"' not in metrics
+    assert "heap out of memory" in log_path.read_text()  # the detail stays in the log

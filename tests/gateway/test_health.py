@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,12 +71,18 @@ def test_unknown_expiry() -> None:
 def test_metrics_count_requests_by_route_and_time_providers(gateway: ThreadedGateway) -> None:
     httpx.post(f"{gateway.url}/v1/chat", json={"provider": "claude", "prompt": "m"})
     httpx.post(f"{gateway.url}/v1/chat", json={"provider": "claude", "prompt": "!timeout"})
-    httpx.get(f"{gateway.url}/v1/sessions/some-unknown-id")
+    unknown = str(uuid.uuid4())
+    httpx.get(f"{gateway.url}/v1/sessions/{unknown}")
+    httpx.post(  # an MCP request (refused: the test sends no MCP Accept header)
+        f"{gateway.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    )
     text = httpx.get(f"{gateway.url}/metrics").text
     assert 'llmhub_gateway_requests_total{method="POST",route="/v1/chat",status="200"}' in text
     assert 'llmhub_gateway_requests_total{method="POST",route="/v1/chat",status="504"}' in text
     assert 'route="/v1/sessions/{session_id}",status="404"' in text
-    assert "some-unknown-id" not in text
+    assert unknown not in text
+    assert 'route="/mcp"' in text
+    assert 'route="unmatched"' not in text
     assert 'llmhub_gateway_provider_latency_seconds_count{outcome="ok",provider="claude"}' in text
     assert (
         'llmhub_gateway_provider_latency_seconds_count{outcome="timeout",provider="claude"}' in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -68,9 +69,9 @@ async def test_gemini_chat_with_model(gateway: ThreadedGateway) -> None:
 
 
 async def test_tool_errors_are_reported_not_raised(gateway: ThreadedGateway) -> None:
-    unknown = await call(gateway, "gemini_chat", {"prompt": "hi", "session_id": "nope"})
+    unknown = await call(gateway, "gemini_chat", {"prompt": "hi", "session_id": str(uuid.uuid4())})
     assert unknown.is_error is True
-    assert "session_not_found" in unknown.content[0].text
+    assert "gemini_chat: session_not_found: session" in unknown.content[0].text
     busy = await call(gateway, "claude_chat", {"prompt": "!busy"})
     assert busy.is_error is True
     assert "provider_busy" in busy.content[0].text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 
@@ -60,10 +61,11 @@ def test_sessions_are_isolated(gateway: ThreadedGateway) -> None:
 
 
 def test_unknown_session_is_404_and_never_created(gateway: ThreadedGateway) -> None:
-    response = chat(gateway, provider="claude", prompt="x", session_id="made-up-id")
+    made_up = str(uuid.uuid4())
+    response = chat(gateway, provider="claude", prompt="x", session_id=made_up)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "session_not_found"
-    assert httpx.get(f"{gateway.url}/v1/sessions/made-up-id").status_code == 404
+    assert httpx.get(f"{gateway.url}/v1/sessions/{made_up}").status_code == 404
 
 
 def test_session_of_another_provider_is_400(gateway: ThreadedGateway) -> None:
@@ -146,7 +148,9 @@ def test_sse_reports_provider_failure_as_error_event(gateway: ThreadedGateway) -
 
 
 def test_sse_unknown_session_fails_before_streaming(gateway: ThreadedGateway) -> None:
-    response = chat(gateway, provider="claude", prompt="x", session_id="nope", stream=True)
+    response = chat(
+        gateway, provider="claude", prompt="x", session_id=str(uuid.uuid4()), stream=True
+    )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
 

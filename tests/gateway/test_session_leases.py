@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
 
-from llmhub_gateway.chat import ChatService, SessionBusy
+from llmhub_gateway.chat import ChatService
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import SessionBusy, ShuttingDown
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
-from llmhub_gateway.sessions.redis import RedisSessionStore
-from tests.gateway.conftest import RedisServer
 from tests.gateway.fake_provider import echo_providers
 
 TTL_MS = 300
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> AsyncIterator[SessionStore]:
-    backend: SessionStore
-    if request.param == "redis":
-        backend = RedisSessionStore(redis_server.url, 60, prefix=f"t{uuid.uuid4().hex}:")
-    else:
-        backend = MemorySessionStore(60)
-    yield backend
-    await backend.aclose()
 
 
 async def _until_free(store: SessionStore, sid: str, token: str, timeout: float = 5.0) -> float:
@@ -100,7 +84,7 @@ async def test_a_long_turn_keeps_its_lease_renewed() -> None:
     service = ChatService(Registry(echo_providers(), Settings()), store, Metrics(), lease_s=0.3)
     sid = (await service.complete(await service.prepare(provider="claude", prompt="hi"))).session_id
     chat = await service.prepare(provider="claude", prompt="!slow", session_id=sid)
-    async with aclosing(service.stream(chat)) as deltas:
+    async with aclosing(service.run(chat)) as deltas:
         started = time.monotonic()
         async for _ in deltas:
             if time.monotonic() - started > 1.0:  # more than three lease periods
@@ -109,3 +93,16 @@ async def test_a_long_turn_keeps_its_lease_renewed() -> None:
             await service.prepare(provider="claude", prompt="clash", session_id=sid)
     # Closing the stream released it at once.
     assert (await service.prepare(provider="claude", prompt="after", session_id=sid)).lease
+
+
+async def test_a_turn_prepared_before_the_drain_began_is_refused_and_releases_its_lease() -> None:
+    store = MemorySessionStore(60)
+    service = ChatService(Registry(echo_providers(), Settings()), store, Metrics())
+    sid = (await service.complete(await service.prepare(provider="claude", prompt="hi"))).session_id
+    prepared = await service.prepare(provider="claude", prompt="late", session_id=sid)
+    service.drain.begin()
+    with pytest.raises(ShuttingDown):
+        await service.complete(prepared)
+    assert await store.lock(sid, "someone else", 1000)  # the lease was released
+    with pytest.raises(ShuttingDown):
+        await service.prepare(provider="claude", prompt="new", session_id=sid)

@@ -8,9 +8,9 @@ long turn runs.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,34 +18,11 @@ import httpx
 import pytest
 
 from llmhub_gateway.core.config import Settings
-from llmhub_gateway.providers.base import ChatRequest
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
-from tests.gateway.fake_provider import EchoProvider
+from tests.gateway.fake_provider import EchoProvider, GatedProvider
 from tests.gateway.test_mcp import call
 
 LEASE_S = 0.6  # short, so the renewal runs several times within one test
-
-
-class GatedProvider(EchoProvider):
-    """EchoProvider whose ``!gate`` prompts wait until the test opens the gate."""
-
-    def __init__(self, name: str, default_model: str) -> None:
-        super().__init__(name, default_model)
-        self.started = threading.Event()
-        self.gate = threading.Event()
-
-    def arm(self) -> None:
-        self.started.clear()
-        self.gate.clear()
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
-        if "!gate" in request.prompt:
-            self.started.set()
-            deadline = time.monotonic() + 20
-            while not self.gate.is_set() and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-        async for delta in super().stream(request):
-            yield delta
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -126,8 +103,9 @@ def test_a_failed_turn_releases_the_session(gw: ThreadedGateway) -> None:
 
 
 def test_an_unknown_or_mismatched_session_releases_its_lease(gw: ThreadedGateway) -> None:
-    assert _post(gw, prompt="x", session_id="no-such-session").status_code == 404
-    assert _post(gw, prompt="x", session_id="no-such-session").status_code == 404  # not 409
+    unknown = str(uuid.uuid4())
+    assert _post(gw, prompt="x", session_id=unknown).status_code == 404
+    assert _post(gw, prompt="x", session_id=unknown).status_code == 404  # not 409
     sid = _post(gw, prompt="first").json()["session_id"]
     wrong = httpx.post(
         f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "x", "session_id": sid}

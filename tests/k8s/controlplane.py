@@ -220,30 +220,39 @@ class ControlPlane:
         )
         return client_port
 
-    def _start_apiserver(self, pki: Path, etcd_port: int) -> None:
-        self._spawn(
-            "kube-apiserver",
-            [
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.apiserver_port}",
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--authorization-mode=Node,RBAC",
-                "--anonymous-auth=false",
-                "--allow-privileged=true",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--service-account-issuer={SA_ISSUER}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--endpoint-reconciler-type=none",  # 127.0.0.1 cannot be an Endpoints address
-                f"--cert-dir={self.workdir / 'apiserver-certs'}",
-                "--profiling=false",
-                "--v=1",
-            ],
+    def restart_apiserver(self, timeout: float = 60.0) -> None:
+        """Kill the API server (a crash: a graceful stop waits out open watches for a minute) and
+        start it again on the same port: every client's watch breaks."""
+        proc = self.procs.pop("kube-apiserver")
+        proc.kill()
+        proc.wait(20)
+        self._spawn("kube-apiserver", self._apiserver_args)
+        self._wait(
+            f"{self.url}/readyz", time.monotonic() + timeout, "kube-apiserver", admin_tls=True
         )
+
+    def _start_apiserver(self, pki: Path, etcd_port: int) -> None:
+        self._apiserver_args = [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--authorization-mode=Node,RBAC",
+            "--anonymous-auth=false",
+            "--allow-privileged=true",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--service-account-issuer={SA_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--endpoint-reconciler-type=none",  # 127.0.0.1 cannot be an Endpoints address
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            "--profiling=false",
+            "--v=1",
+        ]
+        self._spawn("kube-apiserver", self._apiserver_args)
 
     def _start_controller_manager(self, pki: Path) -> int:
         port = free_port()

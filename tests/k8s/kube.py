@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
+from tests.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.k8s.controlplane import ControlPlane
@@ -32,6 +33,23 @@ def provider_body(name: str, namespace: str, vault_url: str, **spec: Any) -> dic
         "kind": "LLMProvider",
         "metadata": {"name": name, "namespace": namespace},
         "spec": full,
+    }
+
+
+def deployment_body(name: str, image: str = "gateway:test") -> dict[str, Any]:
+    """A minimal valid Deployment (pods stay Pending here: there is no kubelet)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "gateway", "image": image}]},
+            },
+        },
     }
 
 
@@ -84,6 +102,26 @@ class RealKube:
         ns = namespace or self.namespace
         return await self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)  # type: ignore[no-any-return]
 
+    async def wait_phase(
+        self, name: str, phase: str = "Ready", timeout: float = 30
+    ) -> dict[str, Any]:
+        """The LLMProvider once its status shows ``phase``."""
+
+        def reached(body: dict[str, Any]) -> bool:
+            return (body.get("status") or {}).get("phase") == phase
+
+        return await eventually(lambda: self.provider(name), reached, timeout=timeout)
+
+    async def wait_recreated(self, name: str, old_uid: str, timeout: float = 15) -> client.V1Secret:
+        """The Secret ``name`` once it exists again with another uid."""
+
+        def recreated(secret: client.V1Secret | None) -> bool:
+            return secret is not None and secret.metadata.uid != old_uid
+
+        found = await eventually(lambda: self.secret_or_none(name), recreated, timeout=timeout)
+        assert found is not None
+        return found
+
     async def provider_or_none(self, name: str) -> dict[str, Any] | None:
         try:
             return await self.provider(name)
@@ -111,20 +149,7 @@ class RealKube:
             raise
 
     async def create_deployment(self, name: str) -> None:
-        labels = {"app": name}
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "gateway", "image": "gateway:test"}]},
-                },
-            },
-        }
-        await self.apps.create_namespaced_deployment(self.namespace, body)
+        await self.apps.create_namespaced_deployment(self.namespace, deployment_body(name))
 
     async def deployment(self, name: str) -> client.V1Deployment:
         return await self.apps.read_namespaced_deployment(name, self.namespace)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.fake_azure import FakeAzure
-from tests.operator.kopf_harness import kmock_options, kube, source  # noqa: F401
+from tests.operator.kopf_harness import kube, source  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from bench import operator_bench
 ROWS = (
     "rotation → template, 1 provider (s)",
     "providers synced at start (of 10)",
+    "cold start → all 10 synced (s)",
     "rollouts of an unchanged provider on operator restart",
     "operator RSS with 10 providers (MiB)",
     "Key Vault GETs / provider / interval",

@@ -7,7 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from llmhub_operator.rollout import rollout_patch
+import pytest
+
+from llmhub_operator.rollout import RollRequest, needed_annotations, rollout_patch
 from llmhub_operator.secret_writer import build_secret
 
 OWNER: dict[str, Any] = {
@@ -61,9 +63,25 @@ def test_claude_secret_uses_the_env_key_and_tolerates_unknown_expiry() -> None:
     assert "llm-mcp-hub.io/expires-at" not in secret["metadata"]["annotations"]
 
 
-def test_rollout_patch_touches_only_the_provider_annotation() -> None:
-    assert rollout_patch("claude", "sha256:abc") == {
-        "spec": {
-            "template": {"metadata": {"annotations": {"llm-mcp-hub.io/claude-hash": "sha256:abc"}}}
-        }
+HASH, UID = "llm-mcp-hub.io/claude-hash", "llm-mcp-hub.io/claude-secret-uid"
+
+
+def test_rollout_patch_touches_only_the_given_annotations() -> None:
+    assert rollout_patch({HASH: "sha256:abc"}) == {
+        "spec": {"template": {"metadata": {"annotations": {HASH: "sha256:abc"}}}}
     }
+
+
+@pytest.mark.parametrize(
+    ("current", "needed"),
+    [
+        ({}, {HASH: "sha256:new", UID: "u1"}),  # first sync: roll and record both
+        ({HASH: "sha256:old", UID: "u1"}, {HASH: "sha256:new", UID: "u1"}),  # rotation
+        ({HASH: "sha256:new", UID: "u1"}, {}),  # restart, or a new version of the same value
+        ({HASH: "sha256:new", UID: "u0"}, {UID: "u1"}),  # Secret re-created: roll once
+        ({HASH: "sha256:new"}, {}),  # template from before the uid existed: no roll to add it
+        ({HASH: "sha256:new", UID: "u1", "other": "x"}, {}),  # others' annotations: ignored
+    ],
+)
+def test_rollout_needs_only_what_changed(current: dict[str, str], needed: dict[str, str]) -> None:
+    assert needed_annotations(current, RollRequest("claude", "sha256:new", "u1")) == needed

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from llmhub_operator.errors import SourceAuthError, SourceThrottled
-from llmhub_operator.handlers import _jittered
 from llmhub_operator.model import DEFAULT_REFRESH_SECONDS
+from llmhub_operator.scheduler import jittered as _jittered
 from llmhub_operator.source import describe_failure
 
 

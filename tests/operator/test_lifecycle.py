@@ -8,20 +8,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-import kmock as kmock_lib
+import pytest
+from kubernetes_asyncio import client
 
 from llmhub_operator import metrics
 from llmhub_operator.credential import content_hash
 from llmhub_operator.keyvault import FetchedSecret
 from llmhub_operator.reconcile import Deps
+from llmhub_operator.rollout import Roller
 from tests.operator.kopf_harness import (
-    NS,
     FakeSource,
     Kube,
     condition,
     eventually,
-    running_operator,
 )
 
 TOKEN = "sk-ant-oat01-lifecycle-token-4444444444444"
@@ -41,7 +42,7 @@ class GatedSource(FakeSource):
 async def test_pending_with_synced_unknown_until_the_first_sync_completes(kube: Kube) -> None:
     source = GatedSource()
     source.set_secret("claude-token", TOKEN)
-    async with running_operator(source):
+    async with kube.operator(source):
         await kube.create_provider("claude", gateway={})
         pending = await eventually(
             lambda: kube.provider("claude"),
@@ -59,12 +60,20 @@ async def test_pending_with_synced_unknown_until_the_first_sync_completes(kube: 
 
 
 async def test_failed_deployment_patch_is_retried_before_the_refresh_interval(
-    kube: Kube, source: FakeSource
+    kube: Kube, source: FakeSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A transient API error (a 500 while the API server restarts) is retried with backoff."""
     source.set_secret("claude-token", TOKEN)
     await kube.create_deployment("gateway")
-    kube.kmock.fail_next("deployments", kmock_lib.action.UPDATE)
-    async with running_operator(source):
+    original, failures = Roller.ensure, [client.ApiException(status=500, reason="restarting")]
+
+    async def flaky(self: Roller, *args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await original(self, *args)
+
+    monkeypatch.setattr(Roller, "ensure", flaky)
+    async with kube.operator(source):
         await kube.create_provider("claude", refreshInterval="1h")
         failed = await eventually(
             lambda: kube.provider("claude"),
@@ -80,14 +89,15 @@ async def test_failed_deployment_patch_is_retried_before_the_refresh_interval(
     assert "HTTP 500" in condition(failed, "GatewayRolled")["message"]
     assert condition(rolled, "GatewayRolled")["reason"] == "Rolled"
     assert annotations["llm-mcp-hub.io/claude-hash"] == content_hash(TOKEN)
-    # The refused PATCH stored nothing, so the annotation is the retry's (PATCHes seen: both).
-    assert len(kube.deployment_patches("gateway")) == 2
+    assert await kube.rollouts("gateway") == 1  # the retry's; the refused one changed nothing
 
 
-async def test_delete_drops_locks_holds_and_token_metrics(kube: Kube, source: FakeSource) -> None:
+async def test_delete_drops_cached_reads_holds_and_token_metrics(
+    kube: Kube, source: FakeSource
+) -> None:
     source.set_secret("claude-token", TOKEN, expires=datetime(2099, 1, 1, tzinfo=UTC))
-    key = (NS, "claude")
-    async with running_operator(source) as memo:
+    key = (kube.namespace, "claude")
+    async with kube.operator(source) as memo:
         deps: Deps = memo.deps
         for _cycle in range(2):
             await kube.create_provider("claude", gateway={})
@@ -111,8 +121,8 @@ State = tuple[bool, bool, list[tuple[str, ...]]]
 
 
 def _state(deps: Deps, key: tuple[str, str]) -> State:
-    """Lock held?, Retry-After hold?, token metric series: everything kept per object."""
-    return key in deps.locks, key in deps.not_before, _series(key)
+    """Last read cached?, Retry-After hold?, token metric series: everything kept per object."""
+    return key in deps.fetched, key in deps.not_before, _series(key)
 
 
 def _probe_state(deps: Deps, key: tuple[str, str]) -> Callable[[], Awaitable[State]]:

@@ -18,22 +18,64 @@ from tests.operator.kopf_harness import Kube, eventually
 
 def test_environment_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCH_NAMESPACES", "hub, team-a,,")
-    monkeypatch.setenv("PEERING_NAME", "llm-mcp-hub")
     settings = parse_args([], OperatorSettings())
     assert settings.namespaces == ["hub", "team-a"]
     assert (settings.metrics_port, settings.health_port) == (9090, 8080)
-    assert (settings.peering_name, settings.log_level) == ("llm-mcp-hub", "INFO")
+    assert (settings.leader_election, settings.log_level) == (False, "INFO")
+    assert settings.lease() is None  # one replica leads alone
 
 
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCH_NAMESPACES", "hub")
     monkeypatch.setenv("METRICS_PORT", "9999")
     args = ["-n", "a", "--namespace", "b", "--metrics-port", "1", "--health-port", "2"]
-    settings = parse_args([*args, "--peering", "p", "--log-level", "DEBUG"], OperatorSettings())
+    settings = parse_args([*args, "--log-level", "DEBUG"], OperatorSettings())
     assert settings.namespaces == ["a", "b"]
-    assert (settings.metrics_port, settings.health_port, settings.peering_name) == (1, 2, "p")
+    assert (settings.metrics_port, settings.health_port) == (1, 2)
     assert settings.log_level == "DEBUG"
     assert parse_args(["--all-namespaces"], OperatorSettings()).namespaces == []
+
+
+def test_leader_election_settings_name_the_lease_and_a_unique_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {
+        "LEADER_ELECTION": "true",
+        "POD_NAMESPACE": "hub",
+        "POD_NAME": "op-7d9f",
+        "LEASE_NAME": "hub-operator",
+        "LEASE_DURATION_SECONDS": "20",
+    }.items():
+        monkeypatch.setenv(key, value)
+    first, second = OperatorSettings().lease(), OperatorSettings().lease()
+    assert first is not None
+    assert second is not None
+    assert (first.namespace, first.name, first.lease_duration) == ("hub", "hub-operator", 20)
+    assert first.identity.startswith("op-7d9f_")
+    assert first.identity != second.identity  # a restarted process is a new candidate
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"POD_NAMESPACE": ""}, "POD_NAMESPACE"),
+        ({"LEASE_DURATION_SECONDS": "5", "LEASE_RENEW_DEADLINE_SECONDS": "5"}, "LEASE_DURATION"),
+        (
+            {"LEASE_RENEW_DEADLINE_SECONDS": "2", "LEASE_RETRY_PERIOD_SECONDS": "2"},
+            "RENEW_DEADLINE",
+        ),
+        ({"LEASE_RETRY_PERIOD_SECONDS": "0"}, "lease_retry_period_seconds"),
+    ],
+)
+def test_bad_leader_election_settings_are_refused_with_the_setting_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], complaint: str
+) -> None:
+    monkeypatch.setenv("LEADER_ELECTION", "true")
+    monkeypatch.setenv("POD_NAMESPACE", "hub")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=complaint):
+        OperatorSettings()
 
 
 def free_port() -> int:

@@ -13,12 +13,10 @@ from prometheus_client import REGISTRY, generate_latest
 from tests.fakes.fake_azure import FakeAzure
 from tests.leaks import assert_no_leak
 from tests.operator.kopf_harness import (
-    NS,
     FakeSource,
     Kube,
     condition,
     eventually,
-    running_operator,
 )
 
 TOKEN = "sk-ant-oat01-observability-token-4444444444"
@@ -33,7 +31,7 @@ async def test_token_events_fire_once_when_entering_warning_and_expired(
 ) -> None:
     now = datetime.now(UTC)
     source.set_secret("claude-token", TOKEN, expires=now + timedelta(days=2, hours=1))
-    async with running_operator(source):
+    async with kube.operator(source):
         await kube.create_provider("claude", gateway={})
         warned = await eventually(lambda: kube.provider("claude"), token_is("warning"))
         await kube.wait_fetches(source, 3)
@@ -46,9 +44,9 @@ async def test_token_events_fire_once_when_entering_warning_and_expired(
     assert condition(warned, "TokenValid")["reason"] == "ExpiresSoon"
     assert expired["status"]["phase"] == "Expired"
     assert condition(expired, "TokenValid")["status"] == "False"
-    assert len(kube.event_reasons("TokenExpiring")) == 1
-    assert len(kube.event_reasons("TokenExpired")) == 1
-    assert all(e["type"] == "Warning" for e in kube.event_reasons("TokenExpired"))
+    assert len(await kube.event_reasons("TokenExpiring")) == 1
+    assert len(await kube.event_reasons("TokenExpired")) == 1
+    assert all(e["type"] == "Warning" for e in await kube.event_reasons("TokenExpired"))
 
 
 async def test_metrics_count_syncs_rollouts_and_export_token_expiry(
@@ -56,12 +54,12 @@ async def test_metrics_count_syncs_rollouts_and_export_token_expiry(
 ) -> None:
     expires = datetime.now(UTC) + timedelta(days=40, hours=1)
     source.set_secret("metrics-token", TOKEN, expires=expires)
-    labels = {"namespace": NS, "name": "metrics", "provider": "claude"}
-    roll_labels = {"namespace": NS, "deployment": "gateway"}
+    labels = {"namespace": kube.namespace, "name": "metrics", "provider": "claude"}
+    roll_labels = {"namespace": kube.namespace, "deployment": "gateway"}
     ok_before = REGISTRY.get_sample_value("llmhub_operator_syncs_total", {"result": "ok"}) or 0
     rolls_before = REGISTRY.get_sample_value("llmhub_operator_rollouts_total", roll_labels) or 0
     await kube.create_deployment("gateway")
-    async with running_operator(source):
+    async with kube.operator(source):
         await kube.create_provider("metrics")
         await eventually(lambda: kube.provider("metrics"), token_is("valid"))
         await kube.wait_fetches(source, 2)
@@ -103,7 +101,7 @@ async def test_no_secret_value_reaches_logs_events_status_metrics_or_errors(
     fake_azure.set_secret("hygiene-claude", claude)
     fake_azure.set_secret("hygiene-gemini", gemini)
     source = {"vaultUrl": vault_url}
-    async with running_operator(None):
+    async with kube.operator(None):
         await kube.create_provider(
             "claude", source={"azureKeyVault": {**source, "secretName": "hygiene-claude"}}
         )
@@ -138,13 +136,13 @@ async def test_no_secret_value_reaches_logs_events_status_metrics_or_errors(
         "logs": "\n".join(
             f"{r.getMessage()} {r.exc_text or ''} {r.exc_info!r}" for r in caplog.records
         ),
-        "events": json.dumps(kube.events(), default=str),
+        "events": json.dumps(await kube.events(), default=str),
         "status": json.dumps(providers, default=str),
         "metrics": generate_latest(REGISTRY).decode(),
     }
     values = [claude, rotated, gemini, broken, *fake_azure.issued_tokens()]
     values += ["ya29.hygiene-access-77777", "1//hygiene-refresh-8888", "ya29.hygiene-broken-99999"]
     assert len(caplog.records) > 10  # the run really logged
-    assert kube.event_reasons("SyncFailed")
+    assert await kube.event_reasons("SyncFailed")
     for channel, text in outputs.items():
         assert_no_leak(text, **{f"{channel}#{i}": value for i, value in enumerate(values)})

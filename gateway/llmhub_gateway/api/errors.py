@@ -1,9 +1,9 @@
-"""The one error shape, ``{"error": {"type", "message"}}``, and the handlers that produce it.
+"""The HTTP edge of ``llmhub_gateway.errors``: the one error shape, ``{"error": {"type",
+"message"}}``, and the handlers that produce it.
 
-Provider errors carry their own status (502/504/429); the store being down is 503; unknown
-sessions and models are 404; a session already answering another request is 409. Anything
-unexpected is a 500 with a fixed message: no stack trace or exception text ever reaches a
-client.
+Domain errors carry their own status, type and Retry-After; this module only formats them.
+Anything unexpected is a 500 with a fixed message: no stack trace or exception text ever
+reaches a client.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmhub_common.logging import redact
 from llmhub_gateway.api.disconnect import ClientGone
-from llmhub_gateway.chat import SessionBusy, SessionConflict, SessionNotFound
-from llmhub_gateway.providers.base import ProviderBusy, ProviderError
-from llmhub_gateway.registry import UnknownProvider
-from llmhub_gateway.sessions.base import StoreUnavailable
+from llmhub_gateway.chat import INVALID_UNICODE
+from llmhub_gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
-STORE_RETRY_AFTER_S = 5
 
 
 class ErrorDetail(BaseModel):
@@ -48,23 +45,11 @@ def error_response(
 
 
 def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
-    """Status, type, client-safe message and headers for any exception (also used by SSE)."""
-    if isinstance(exc, ProviderBusy):
-        headers = {"Retry-After": str(exc.retry_after)}
-        return exc.status_code, exc.error_type, str(exc) or "provider busy", headers
-    if isinstance(exc, ProviderError):
-        return exc.status_code, exc.error_type, str(exc) or "provider failed", {}
-    if isinstance(exc, StoreUnavailable):
-        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
-        return 503, "session_store_unavailable", str(exc), headers
-    if isinstance(exc, SessionNotFound):
-        return 404, "session_not_found", str(exc), {}
-    if isinstance(exc, UnknownProvider):
-        return 404, "model_not_found", str(exc), {}
-    if isinstance(exc, SessionBusy):
-        return 409, "session_busy", str(exc), {"Retry-After": str(exc.retry_after)}
-    if isinstance(exc, SessionConflict):
-        return 400, "session_provider_mismatch", str(exc), {}
+    """Status, type, client-safe message and headers for any exception (also used by SSE
+    and MCP)."""
+    if isinstance(exc, GatewayError):
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return exc.status_code, exc.error_type, str(exc) or exc.error_type, headers
     if isinstance(exc, ClientGone):  # nginx's 499; only the metrics ever see it
         return 499, "client_closed_request", str(exc), {}
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
@@ -99,6 +84,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "string_unicode" for err in exc.errors()):
+        # Same answer as the turn runner's own check (chat.check_text), whichever sees it.
+        return error_response(400, "bad_request", INVALID_UNICODE)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
         for err in exc.errors()
@@ -107,16 +95,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    for exc_type in (
-        ProviderError,
-        StoreUnavailable,
-        SessionNotFound,
-        SessionConflict,
-        SessionBusy,
-        UnknownProvider,
-        ClientGone,
-        Exception,
-    ):
+    for exc_type in (GatewayError, ClientGone, Exception):
         app.add_exception_handler(exc_type, _known)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
@@ -125,13 +104,15 @@ def install(app: FastAPI) -> None:
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error codes a route really produces."""
     text = {
-        400: "Bad input (e.g. session of another provider)",
+        400: "Bad input (session_id not a UUID, invalid Unicode, session of another provider)",
         404: "Unknown session or model",
-        409: "Session busy: another turn on it is running; retry after Retry-After seconds",
-        422: "Request body failed validation",
+        409: "Session busy (another turn on it is running) or this turn lost the session's "
+        "lease; retry after Retry-After seconds",
         429: "Provider at capacity; retry after Retry-After seconds",
         502: "Provider failed",
-        503: "Session store unavailable; retry after Retry-After seconds",
+        422: "Request body failed validation, or an Idempotency-Key reused for another request",
+        503: "Session store unavailable, or this replica is shutting down; retry after "
+        "Retry-After seconds",
         504: "Provider timed out",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}

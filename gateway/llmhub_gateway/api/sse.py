@@ -22,3 +22,7 @@ SSE_EVENT_SCHEMA = {
     "required": ["data"],
 }
 SSE_RESPONSE = {"content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}}
+
+# A comment line: ignored by every SSE parser (EventSource, the openai SDK), but it keeps a
+# proxy's idle timeout from cutting a long, silent turn.
+HEARTBEAT_COMMENT = ": keepalive\n\n"

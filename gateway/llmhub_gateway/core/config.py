@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llmhub_common.contract import DEFAULT_GEMINI_AUTH_PATH, EXPIRES_AT_KEY
 from llmhub_common.tokens import parse_rfc3339
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # nan, inf, 0, -1 are refused
+Count = Annotated[int, Field(ge=1)]
 
 
 class Settings(BaseSettings):
@@ -21,30 +25,36 @@ class Settings(BaseSettings):
     claude_model: str = "claude-sonnet-4-5-20250929"
     claude_cli_path: str | None = None
     claude_token_expires_at: str | None = None
-    claude_timeout_seconds: float = 300.0
-    claude_max_concurrency: int = 4
+    claude_timeout_seconds: Seconds = 300.0
+    claude_max_concurrency: Count = 4
 
     gemini_auth_path: Path | None = None
     gemini_model: str = "gemini-2.5-pro"
     gemini_cli_path: str = "gemini"
     gemini_cli_home: Path = Path("/tmp/llmhub/gemini-home")  # noqa: S108 (chart contract; emptyDir)
     gemini_token_expires_at: str | None = None
-    gemini_timeout_seconds: float = 300.0
-    gemini_max_concurrency: int = 4
+    gemini_timeout_seconds: Seconds = 300.0
+    gemini_max_concurrency: Count = 4
 
     redis_url: SecretStr | None = None
-    session_ttl_seconds: int = 86400
+    session_ttl_seconds: Count = 86400
     scratch_dir: Path = Path("/tmp/llmhub/sessions")  # noqa: S108 (chart contract; emptyDir)
     log_level: str = "INFO"
-    token_warn_before_days: int = 3
+    token_warn_before_days: Annotated[int, Field(ge=0)] = 3
     mcp_allowed_hosts: str = ""
+    # Comment line on every SSE stream after this much silence (proxies cut idle streams).
+    sse_heartbeat_seconds: Seconds = 15.0
+    # On SIGTERM: running turns get this long, then end with `shutting_down`...
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+    # ...and uvicorn this long after that to flush the last answers (chart's grace > sum).
+    shutdown_graceful_seconds: Seconds = 10.0
 
-    @field_validator("claude_max_concurrency", "gemini_max_concurrency", "session_ttl_seconds")
+    @field_validator("log_level")
     @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
-        return value
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
 
     def gemini_auth_file(self) -> Path:
         """The mounted creds file; without GEMINI_AUTH_PATH and no mount, the user's own login."""
@@ -83,3 +93,14 @@ class Settings(BaseSettings):
     def mcp_hosts(self) -> list[str]:
         """Extra Host names allowed on /mcp (besides localhost), from MCP_ALLOWED_HOSTS."""
         return [h.strip() for h in self.mcp_allowed_hosts.split(",") if h.strip()]
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per bad variable, named as in the environment; never a traceback and never
+    the value of a secret (pydantic's input echo is left out)."""
+    lines = []
+    for err in exc.errors():
+        name = "_".join(str(part) for part in err.get("loc", ())).upper() or "SETTINGS"
+        message = str(err.get("msg", "invalid")).replace("Value error, ", "")
+        lines.append(f"  {name}: {message}")
+    return "invalid configuration:\n" + "\n".join(lines)

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from llmhub_gateway.errors import GatewayError
+
 Role = Literal["user", "assistant"]
 
 
@@ -40,8 +42,9 @@ class ChatRequest:
     system: str | None = None
 
 
-class ProviderError(Exception):
-    """Base of every provider failure; its message is safe to show to clients."""
+class ProviderError(GatewayError):
+    """Base of every provider failure; its message is safe to show to clients (a category,
+    never raw CLI output: that goes to the log, redacted)."""
 
     status_code = 502
     error_type = "provider_error"
@@ -70,7 +73,7 @@ class ProviderBusy(ProviderError):
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after: int | None = retry_after
 
 
 @runtime_checkable
@@ -95,3 +98,7 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release anything long-lived (pools, temp dirs). Called once at shutdown."""
         ...
+
+    # Optional: ``def problem(self) -> str | None`` -- why this configured provider cannot
+    # run on this replica (e.g. its CLI is missing); readiness fails on it. Not part of the
+    # protocol so that test doubles need not implement it.

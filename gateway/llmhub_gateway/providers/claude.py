@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -43,7 +44,7 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
 )
-from llmhub_gateway.providers.diagnostics import Tail, is_auth_failure, safe_detail
+from llmhub_gateway.providers.diagnostics import Tail, safe_detail
 from llmhub_gateway.providers.procs import finish, kill_tree, resolve_executable
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -104,6 +105,14 @@ class ClaudeProvider:
 
     def models(self) -> Sequence[str]:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
+
+    def problem(self) -> str | None:
+        """Readiness: an explicit CLAUDE_CLI_PATH must be an executable file (the SDK's
+        bundled CLI is part of the image)."""
+        path = self._cli_path
+        if path is not None and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return "claude: the Claude Code CLI is not installed or not executable"
+        return None
 
     async def aclose(self) -> None:
         """Per-request dirs are removed as requests end; drop the root if nothing is left."""
@@ -205,18 +214,17 @@ def _delta_text(event: dict[str, Any]) -> str | None:
 
 
 def _result_failure(detail: str) -> ProviderError:
-    if is_auth_failure(detail):
-        return ProviderAuthError("claude: the CLI rejected the OAuth token")
-    return ProviderError(f"claude: {safe_detail(detail)}")
+    """An error result; auth failures arrive structured (``AssistantMessage.error``), so this
+    is a category for the client and the text for the log."""
+    log.warning("claude reported an error: %s", safe_detail(detail))
+    return ProviderError("claude: the provider reported an error")
 
 
 def _map_sdk_error(exc: Exception, stderr: str) -> ProviderError:
     """Sort SDK failures into the base.py tree; messages stay free of secrets and stderr."""
     if isinstance(exc, CLINotFoundError):
         return ProviderNotConfigured("claude: the Claude Code CLI was not found")
-    if isinstance(exc, ProcessError):
-        if is_auth_failure(f"{exc.stderr or ''} {exc} {stderr}"):
-            return ProviderAuthError("claude: the CLI rejected the OAuth token")
+    if isinstance(exc, ProcessError):  # classified by its exit status, not its stderr words
         log.warning("claude CLI failed: %s | %s", safe_detail(str(exc)), safe_detail(stderr))
         return ProviderCrashed(f"claude: the CLI exited with status {exc.exit_code}")
     if isinstance(exc, CLIJSONDecodeError):

@@ -31,7 +31,7 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
 )
-from llmhub_gateway.providers.diagnostics import Tail, is_auth_failure, safe_detail
+from llmhub_gateway.providers.diagnostics import Tail, category, is_auth_error, safe_detail
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.pty_runner import PtyRun
 from llmhub_gateway.providers.transcript import render_prompt
@@ -94,6 +94,12 @@ class GeminiProvider:
 
     def models(self) -> Sequence[str]:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
+
+    def problem(self) -> str | None:
+        """Readiness: the CLI must be an executable file on this replica."""
+        if not (os.path.isfile(self._cli_path) and os.access(self._cli_path, os.X_OK)):
+            return "gemini: the gemini CLI is not installed or not executable"
+        return None
 
     async def aclose(self) -> None:
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
@@ -164,21 +170,23 @@ async def _answer(run: PtyRun) -> AsyncIterator[str]:
             if isinstance(content, str) and content:
                 yield content
         elif kind == "error" and event.get("severity") == "error":
-            raise _failure(str(event.get("message", "")))
+            raise _failure(event)
         elif kind == "error":
             log.warning("gemini warning: %s", safe_detail(str(event.get("message", ""))))
         elif kind == "result":
             error = event.get("error")
             if event.get("status") == "error" or error:
-                detail = json.dumps(error) if error else "unknown error"
-                raise _failure(detail)
+                raise _failure(error if isinstance(error, dict) else {})
             return
+    # No result: the exit status says what happened. The CLI's own text (its "Loaded cached
+    # credentials." banner included) only goes to the log.
     status = await run.wait(2.0)
-    if status == EXIT_AUTH or is_auth_failure(noise.text()):
+    if status == EXIT_AUTH:
         raise ProviderAuthError("gemini: the CLI rejected the OAuth credentials")
     if status:
         log.warning("gemini CLI exited with %s: %s", status, safe_detail(noise.text()))
         raise ProviderCrashed(f"gemini: the CLI exited with status {status}")
+    log.warning("gemini CLI ended without an answer: %s", safe_detail(noise.text()))
     raise ProviderCrashed("gemini: the CLI ended without an answer")
 
 
@@ -213,10 +221,12 @@ def _parse(line: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) and "type" in event else None
 
 
-def _failure(detail: str) -> ProviderError:
-    if is_auth_failure(detail):
+def _failure(error: dict[str, Any]) -> ProviderError:
+    """A structured error event or result error: auth by its code or type, else a category."""
+    if is_auth_error(error):
         return ProviderAuthError("gemini: the CLI rejected the OAuth credentials")
-    return ProviderError(f"gemini: {safe_detail(detail)}")
+    log.warning("gemini reported an error: %s", safe_detail(json.dumps(error)))
+    return ProviderError(category("gemini", error))
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -3,14 +3,19 @@
 It never queues: a request beyond the cap fails at once with ProviderBusy (the API turns that
 into 429 + Retry-After). It always closes the inner stream -- on success, error, timeout or a
 consumer that stops early (client disconnect) -- which is what makes adapters kill their CLI.
+The cap counts live processes: a slot is freed only when the cleanups the adapter started with
+``procs.finish`` (killing and reaping its CLI) are over, even if the consumer was cancelled and
+left before them. An adapter whose ``stream()`` raises before its first step frees its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from llmhub_gateway.providers.base import ChatRequest, Provider, ProviderBusy, ProviderTimeout
+from llmhub_gateway.providers.procs import tracking
 
 
 class Limited:
@@ -40,6 +45,10 @@ class Limited:
     def models(self) -> Sequence[str]:
         return self.inner.models()
 
+    def problem(self) -> str | None:
+        check = getattr(self.inner, "problem", None)
+        return check() if callable(check) else None
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -50,13 +59,17 @@ class Limited:
                 retry_after=self.retry_after,
             )
         self._active += 1
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
-        inner = aiter(self.inner.stream(request))
+        cleanups: list[asyncio.Task[Any]] = []  # the inner's CLI kills, started via finish()
+        inner: AsyncIterator[str] | None = None
         try:
+            deadline = asyncio.get_running_loop().time() + self.timeout_s
+            with tracking(cleanups):
+                inner = aiter(self.inner.stream(request))
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        text = await anext(inner)
+                    with tracking(cleanups):
+                        async with asyncio.timeout_at(deadline):
+                            text = await anext(inner)
                 except StopAsyncIteration:
                     return
                 except TimeoutError as exc:
@@ -68,6 +81,24 @@ class Limited:
             try:
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
-                    await aclose()
+                    with tracking(cleanups):
+                        await aclose()
             finally:
+                self._release_after(cleanups)
+
+    def _release_after(self, cleanups: list[asyncio.Task[Any]]) -> None:
+        """Free the slot once every cleanup the stream started has finished: a process in its
+        SIGTERM grace still counts, so the cap is never exceeded by dying CLIs."""
+        pending = [task for task in cleanups if not task.done()]
+        if not pending:
+            self._active -= 1
+            return
+        remaining = {"n": len(pending)}
+
+        def done(_: asyncio.Task[Any]) -> None:
+            remaining["n"] -= 1
+            if remaining["n"] == 0:
                 self._active -= 1
+
+        for task in pending:
+            task.add_done_callback(done)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import shutil
 import signal
 import time
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Coroutine, Iterable, Iterator
+from typing import Any, TypeVar
 
 _POLL_S = 0.02
 
@@ -95,17 +96,53 @@ def resolve_executable(path: str) -> str:
     return shutil.which(path) or path
 
 
-_cleanups: set[asyncio.Task[None]] = set()
+T = TypeVar("T")
+_cleanups: set[asyncio.Task[Any]] = set()
+# Limited sets this around every step of an inner stream, to learn which cleanups (CLI kills)
+# that stream started, and frees its slot only when they are done.
+_tracker: contextvars.ContextVar[list[asyncio.Task[Any]] | None] = contextvars.ContextVar(
+    "llmhub_cleanup_tracker", default=None
+)
 
 
-async def finish(cleanup: Coroutine[Any, Any, None]) -> None:
+async def finish(cleanup: Coroutine[Any, Any, T]) -> T:
     """Run ``cleanup`` to the end even if the caller is cancelled while it runs.
 
     Streams are closed from cancelled contexts (client disconnects inside anyio task groups,
     where every further await is cancelled again), and a half-run cleanup would leave a CLI
     alive. The cleanup therefore runs in its own task; the caller waits for it when it can.
     """
-    task = asyncio.create_task(cleanup)
+    return await asyncio.shield(background(cleanup))
+
+
+def background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Start ``work`` as a task that shutdown waits for (``drain_cleanups``) and that nobody's
+    cancellation reaches; ``finish`` is this plus a shielded wait."""
+    task = asyncio.create_task(work)
     _cleanups.add(task)
     task.add_done_callback(_cleanups.discard)
-    await asyncio.shield(task)
+    tracked = _tracker.get()
+    if tracked is not None:
+        tracked.append(task)
+    return task
+
+
+@contextlib.contextmanager
+def tracking(tasks: list[asyncio.Task[Any]]) -> Iterator[None]:
+    """Collect into ``tasks`` the cleanups that ``finish`` starts inside this block."""
+    token = _tracker.set(tasks)
+    try:
+        yield
+    finally:
+        _tracker.reset(token)
+
+
+async def drain_cleanups(timeout_s: float) -> int:
+    """Wait (bounded) for every cleanup still running; the number left unfinished.
+
+    Called at shutdown before the session store closes: a cleanup may still release a lease.
+    """
+    pending = set(_cleanups)
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=timeout_s)
+    return len(pending)

@@ -1,28 +1,79 @@
 """Sessions in Redis so any replica continues any conversation.
 
-Layout per session (``<prefix><id>``): a hash with the metadata and ``<prefix><id>:turns``, a
-list of JSON turns. Both keys share one TTL, refreshed on every use. ``<prefix><id>:lock`` is
-the turn lease: ``SET NX PX`` with a random token; renew and release are compare-and-set Lua
-scripts, so only the holder extends or frees it, and a crashed holder's lease simply expires.
-Connection failures become StoreUnavailable; redis-py reconnects on the next command, so
-recovery needs no restart.
+Keys of one session share one hash slot (``{<uuid>}``), ready for Redis Cluster:
+
+- ``<prefix>{<id>}:meta``  hash: provider, model, created_at, updated_at
+- ``<prefix>{<id>}:turns`` list of JSON turns
+- ``<prefix>{<id>}:done``  hash: turn id -> ``<index of its answer>:<JSON model/duration/fp>``
+- ``<prefix>{<id>}:lock``  the turn lease: a random token with a PX expiry
+
+Ids are validated before they get here (``sessions/ids.py``), so no id can name another key.
+Creating, committing a turn, renewing and releasing the lease are Lua scripts, so each is one
+atomic step: a commit never lands without the lease, never resurrects a deleted or flushed
+session, and a commit retried after a lost reply is recognised by its turn id. Connection
+failures become StoreUnavailable; redis-py reconnects (and reloads scripts) by itself but never
+resends a command on its own (its default would), since each script is written to be retried by
+the caller: lock with the same token, create-if-absent, commit with its turn id.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from llmhub_gateway.providers.base import Turn
-from llmhub_gateway.sessions.base import Session, StoreUnavailable
+from llmhub_gateway.sessions.base import (
+    CommitOutcome,
+    Session,
+    StoredTurn,
+    StoreUnavailable,
+    TurnRecord,
+)
 
 T = TypeVar("T")
-DEFAULT_PREFIX = "llmhub:session:"
+DEFAULT_PREFIX = "llmhub:s:"
+_CREATE = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+redis.call('hset', KEYS[1], 'provider', ARGV[1], 'model', ARGV[2],
+           'created_at', ARGV[3], 'updated_at', ARGV[3])
+redis.call('expire', KEYS[1], ARGV[4])
+return 1
+"""
+# KEYS: meta, turns, done, lock. ARGV: token, turn id, ttl, model, now, user turn, assistant
+# turn, record (JSON). Returns 1 stored, 0 already stored, -1 lease lost, -2 session gone.
+_COMMIT = """
+if redis.call('hexists', KEYS[3], ARGV[2]) == 1 then
+  if redis.call('get', KEYS[4]) == ARGV[1] then redis.call('del', KEYS[4]) end
+  return 0
+end
+if redis.call('get', KEYS[4]) ~= ARGV[1] then return -1 end
+if redis.call('exists', KEYS[1]) == 0 then
+  redis.call('del', KEYS[4])
+  return -2
+end
+local n = redis.call('rpush', KEYS[2], ARGV[6], ARGV[7])
+redis.call('hset', KEYS[1], 'model', ARGV[4], 'updated_at', ARGV[5])
+redis.call('hset', KEYS[3], ARGV[2], tostring(n - 1) .. ':' .. ARGV[8])
+for i = 1, 3 do redis.call('expire', KEYS[i], ARGV[3]) end
+redis.call('del', KEYS[4])
+return 1
+"""
+# Taking the lease again with the same token succeeds, so a retried lock is harmless.
+_LOCK = """
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] or not held then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -35,25 +86,46 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_OUTCOMES = {
+    1: CommitOutcome.STORED,
+    0: CommitOutcome.ALREADY_STORED,
+    -1: CommitOutcome.LEASE_LOST,
+    -2: CommitOutcome.SESSION_GONE,
+}
 
 
 class RedisSessionStore:
-    def __init__(self, url: str, ttl_seconds: int, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        url: str,
+        ttl_seconds: int,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        socket_timeout: float = 2.0,
+    ) -> None:
         self._ttl = ttl_seconds
         self._prefix = prefix
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             decode_responses=True,
             socket_connect_timeout=1.0,
-            socket_timeout=2.0,
+            socket_timeout=socket_timeout,
             health_check_interval=10,
+            # No silent resends: a command whose reply was lost may have run. Every script
+            # here is safe to run twice, and the turn runner retries the commit itself.
+            retry=Retry(NoBackoff(), 0),
         )
+        self._create = self._redis.register_script(_CREATE)
+        self._lock = self._redis.register_script(_LOCK)
+        self._commit = self._redis.register_script(_COMMIT)
         self._renew = self._redis.register_script(_RENEW)
         self._unlock = self._redis.register_script(_UNLOCK)
 
-    def _keys(self, session_id: str) -> tuple[str, str]:
-        meta = f"{self._prefix}{session_id}"
-        return meta, f"{meta}:turns"
+    def _key(self, session_id: str, part: str) -> str:
+        return f"{self._prefix}{{{session_id}}}:{part}"
+
+    def _keys(self, session_id: str) -> list[str]:
+        return [self._key(session_id, part) for part in ("meta", "turns", "done", "lock")]
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
@@ -62,23 +134,20 @@ class RedisSessionStore:
             # The message names no URL: REDIS_URL may carry a password.
             raise StoreUnavailable("session store (Redis) is unreachable") from exc
 
-    async def create(self, session_id: str, provider: str, model: str) -> Session:
-        meta, _ = self._keys(session_id)
-        now = time.time()
-        mapping = {"provider": provider, "model": model, "created_at": now, "updated_at": now}
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(meta, mapping=mapping)  # type: ignore[arg-type]
-        pipe.expire(meta, self._ttl)
-        await self._call(pipe.execute())
-        return Session(session_id, provider, model, now, now, ())
+    async def create(self, session_id: str, provider: str, model: str) -> bool:
+        meta = self._key(session_id, "meta")
+        created = await self._call(
+            self._create(keys=[meta], args=[provider, model, time.time(), self._ttl])
+        )
+        return bool(created)
 
     async def get(self, session_id: str) -> Session | None:
-        meta, turns_key = self._keys(session_id)
+        meta, turns_key, done, _ = self._keys(session_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hgetall(meta)
         pipe.lrange(turns_key, 0, -1)
-        pipe.expire(meta, self._ttl)
-        pipe.expire(turns_key, self._ttl)
+        for key in (meta, turns_key, done):
+            pipe.expire(key, self._ttl)
         fields, raw_turns, *_ = await self._call(pipe.execute())
         if not fields:
             return None
@@ -91,32 +160,55 @@ class RedisSessionStore:
             turns=tuple(_turn(json.loads(item)) for item in raw_turns),
         )
 
-    async def append(self, session_id: str, turns: Sequence[Turn], model: str) -> None:
-        meta, turns_key = self._keys(session_id)
-        payload = [json.dumps({"role": t.role, "text": t.text}) for t in turns]
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(turns_key, *payload)
-        pipe.hset(meta, mapping={"model": model, "updated_at": time.time()})
-        pipe.expire(meta, self._ttl)
-        pipe.expire(turns_key, self._ttl)
-        await self._call(pipe.execute())
+    async def recorded(self, session_id: str, turn_id: str) -> StoredTurn | None:
+        raw: str | None = await self._call(
+            self._redis.hget(self._key(session_id, "done"), turn_id)  # type: ignore[arg-type]
+        )
+        if raw is None:
+            return None
+        index, _, record = raw.partition(":")
+        item = await self._call(
+            self._redis.lindex(self._key(session_id, "turns"), int(index))  # type: ignore[arg-type]
+        )
+        if item is None:
+            return None
+        meta = json.loads(record)
+        return StoredTurn(
+            text=_turn(json.loads(item)).text,
+            model=str(meta["model"]),
+            duration_ms=int(meta["duration_ms"]),
+            fingerprint=str(meta["fp"]),
+        )
+
+    async def commit(self, session_id: str, token: str, turn: TurnRecord) -> CommitOutcome:
+        record = {"model": turn.model, "duration_ms": turn.duration_ms, "fp": turn.fingerprint}
+        args: list[str | int | float] = [
+            token,
+            turn.turn_id,
+            self._ttl,
+            turn.model,
+            time.time(),
+            json.dumps({"role": "user", "text": turn.prompt}),
+            json.dumps({"role": "assistant", "text": turn.text}),
+            json.dumps(record),
+        ]
+        result = await self._call(self._commit(keys=self._keys(session_id), args=args))
+        return _OUTCOMES[int(result)]
 
     async def delete(self, session_id: str) -> bool:
-        meta, turns_key = self._keys(session_id)
-        removed: int = await self._call(self._redis.delete(meta, turns_key))
+        removed: int = await self._call(self._redis.delete(*self._keys(session_id)[:3]))
         return removed > 0
 
     async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
-        key = f"{self._prefix}{session_id}:lock"
-        taken = await self._call(self._redis.set(key, token, nx=True, px=ttl_ms))
-        return bool(taken)
+        key = self._key(session_id, "lock")
+        return bool(await self._call(self._lock(keys=[key], args=[token, ttl_ms])))
 
     async def renew(self, session_id: str, token: str, ttl_ms: int) -> bool:
-        key = f"{self._prefix}{session_id}:lock"
+        key = self._key(session_id, "lock")
         return bool(await self._call(self._renew(keys=[key], args=[token, ttl_ms])))
 
     async def unlock(self, session_id: str, token: str) -> None:
-        await self._call(self._unlock(keys=[f"{self._prefix}{session_id}:lock"], args=[token]))
+        await self._call(self._unlock(keys=[self._key(session_id, "lock")], args=[token]))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -14,6 +15,7 @@ import pytest
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import (
     ProviderAuthError,
+    ProviderBusy,
     ProviderCrashed,
     ProviderError,
     ProviderNotConfigured,
@@ -150,9 +152,10 @@ async def test_consumer_closing_early_kills_the_process_group(
     ("mode", "error", "message"),
     [
         ("crash", ProviderCrashed, "status 1"),
+        ("oom", ProviderCrashed, "^gemini: the CLI exited with status 134$"),
         ("garbage", ProviderCrashed, "without an answer"),
         ("auth", ProviderAuthError, "rejected"),
-        ("error", ProviderError, "Quota exceeded"),
+        ("error", ProviderError, r"^gemini: the provider's quota or rate limit is exhausted"),
     ],
 )
 async def test_failures_map_to_the_error_tree(
@@ -165,6 +168,9 @@ async def test_failures_map_to_the_error_tree(
     set_mode(monkeypatch, mode)
     with pytest.raises(error, match=message) as caught:
         await collect(gemini, chat("hi"))
+    assert type(caught.value) is error  # the banner never turns a crash into an auth error
+    for raw in ("Loaded cached", "heap", "Quota exceeded", "FATAL"):  # CLI text: log only
+        assert raw not in str(caught.value)
     assert_no_leak(str(caught.value), refresh_token=FAKE_GEMINI_CREDS["refresh_token"])
     assert our_zombies() == []
 
@@ -228,4 +234,30 @@ async def test_a_disconnect_inside_an_anyio_scope_still_kills_the_group(
     await consume_until_anyio_cancels(gemini, chat("hello?"), after=1.5)
     await wait_for_file(pidfile)
     await wait_dead(recorded_pids(pidfile))
+    # The cleanup runs on in the background (the scope is cancelled): a dead CLI is a zombie
+    # for the few ms until that cleanup reaps it, so wait (bounded) for the reaping.
+    deadline = time.monotonic() + 5
+    while our_zombies() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     assert our_zombies() == []
+
+
+async def test_the_cap_counts_a_cli_in_its_sigterm_grace_until_it_is_gone(
+    gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path
+) -> None:
+    """A client that disconnects (its task cancelled, as in an SSE disconnect) leaves at once,
+    but the CLI ignores SIGTERM for the 2 s grace: its slot stays taken until it is gone."""
+    set_mode(monkeypatch, "hang")
+    limited = Limited(gemini, max_concurrency=1, timeout_s=60)
+    await consume_until_anyio_cancels(limited, chat("hello?"), after=1.0)  # as Starlette does
+    pid = recorded_pids(pidfile)[0]
+    assert procs.running(pid)  # still in its grace
+    assert limited.active == 1
+    with pytest.raises(ProviderBusy):
+        await collect(limited, chat("one too many"))
+    deadline = time.monotonic() + 10
+    while limited.active and time.monotonic() < deadline:
+        assert limited.active == 1
+        await asyncio.sleep(0.02)
+    assert limited.active == 0
+    assert not procs.running(pid)  # freed only once the process was gone

@@ -15,7 +15,8 @@ from llmhub_gateway.providers.base import (
     ProviderTimeout,
 )
 from llmhub_gateway.providers.limits import Limited
-from tests.gateway.providers.conftest import chat, collect
+from llmhub_gateway.providers.procs import finish
+from tests.gateway.providers.conftest import chat, collect, consume_until_anyio_cancels
 
 
 class Ticker:
@@ -139,3 +140,58 @@ async def test_a_cancelled_consumer_closes_the_inner() -> None:
 def test_nonsense_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         Limited(Ticker(), max_concurrency=0, timeout_s=1)
+
+
+class SlowCleanup(Ticker):
+    """Its stream's cleanup (like an adapter killing its CLI) runs through procs.finish and
+    takes ``cleanup_s``; cancelling the consumer does not wait for it."""
+
+    def __init__(self, cleanup_s: float) -> None:
+        super().__init__(every=0.01, count=1000)
+        self.cleanup_s = cleanup_s
+        self.cleaned = asyncio.Event()
+
+    async def _cleanup(self) -> None:
+        await asyncio.sleep(self.cleanup_s)
+        self.cleaned.set()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        try:
+            async for delta in super().stream(request):
+                yield delta
+        finally:
+            await finish(self._cleanup())
+
+
+async def test_a_slot_is_freed_only_when_the_cleanup_is_over() -> None:
+    inner = SlowCleanup(cleanup_s=0.5)
+    limited = Limited(inner, max_concurrency=1, timeout_s=30)
+    await consume_until_anyio_cancels(limited, chat("k"), after=0.1)  # as Starlette does
+    assert not inner.cleaned.is_set()
+    assert limited.active == 1
+    with pytest.raises(ProviderBusy):
+        await collect(limited, chat("over the cap"))
+    await asyncio.wait_for(inner.cleaned.wait(), 5)
+    await asyncio.sleep(0)  # done callbacks run on the next loop turn
+    assert limited.active == 0
+    assert await anext(limited.stream(chat("next"))) == "next-0"
+
+
+class RaisesAtOnce(Ticker):
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        raise ProviderCrashed("could not even start")
+        yield ""  # an async generator that fails at its first step
+
+
+class NotAGenerator(Ticker):
+    def stream(self, request: ChatRequest) -> AsyncIterator[str]:  # type: ignore[override]
+        raise ProviderCrashed("refused before any step")
+
+
+@pytest.mark.parametrize("inner", [RaisesAtOnce(), NotAGenerator()])
+async def test_a_stream_that_raises_before_its_first_step_leaks_no_slot(inner: Ticker) -> None:
+    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    for _ in range(3):
+        with pytest.raises(ProviderCrashed):
+            await collect(limited, chat("x"))
+        assert limited.active == 0

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from llmhub_gateway.api import errors
-from llmhub_gateway.api.deps import ChatDep, PrincipalDep
+from llmhub_gateway.api.deps import ChatDep, PrincipalDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
-from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatService, PreparedChat
+from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
+from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
+from llmhub_gateway.sessions.ids import check_idempotency_key
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -23,7 +23,10 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 class ChatCreate(BaseModel):
     provider: Literal["claude", "gemini"]
     prompt: str = Field(min_length=1, max_length=200_000)
-    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # Checked as a UUID by the turn runner (400 invalid_session_id), as for MCP arguments.
+    session_id: str | None = Field(
+        default=None, min_length=1, max_length=128, json_schema_extra={"format": "uuid"}
+    )
     model: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = Field(default=None, max_length=100_000)
     stream: bool = False
@@ -39,7 +42,10 @@ class ChatPublic(BaseModel):
 
 SSE_DOC = (
     "With `stream: true`: `text/event-stream` with events `session` (ids), `delta` "
-    "(`{text}`), then `done` (the full ChatPublic) or `error` (`{error: {type, message}}`)."
+    "(`{text}`), then `done` (the full ChatPublic) or `error` (`{error: {type, message}}`); "
+    "a `: keepalive` comment line while the provider is silent. With an `Idempotency-Key` "
+    "header a retried request gets the stored answer of its first success, without running "
+    "the provider again."
 )
 
 
@@ -53,7 +59,12 @@ SSE_DOC = (
     description=SSE_DOC,
 )
 async def chat(
-    body: ChatCreate, request: Request, chat: ChatDep, principal: PrincipalDep
+    body: ChatCreate,
+    request: Request,
+    chat: ChatDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> ChatPublic | StreamingResponse:
     prepared = await chat.prepare(
         provider=body.provider,
@@ -61,10 +72,14 @@ async def chat(
         session_id=body.session_id,
         model=body.model,
         system=body.system,
+        idempotency_key=None if idempotency_key is None else check_idempotency_key(idempotency_key),
+        principal=principal.name,
     )
     if body.stream:
         return StreamingResponse(
-            _sse(chat, prepared), media_type="text/event-stream", headers=SSE_HEADERS
+            _sse(chat, prepared, settings.sse_heartbeat_seconds),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
     result = await unless_disconnected(request, chat.complete(prepared))
     return ChatPublic(
@@ -76,8 +91,7 @@ async def chat(
     )
 
 
-async def _sse(chat: ChatService, prepared: PreparedChat) -> AsyncIterator[str]:
-    started = time.perf_counter()
+async def _sse(chat: ChatService, prepared: PreparedChat, heartbeat_s: float) -> AsyncIterator[str]:
     request = prepared.request
     yield event(
         {
@@ -87,14 +101,15 @@ async def _sse(chat: ChatService, prepared: PreparedChat) -> AsyncIterator[str]:
         },
         "session",
     )
-    parts: list[str] = []
     try:
-        async with aclosing(chat.stream(prepared)) as deltas:
-            async for delta in deltas:
-                parts.append(delta)
-                yield event({"text": delta}, "delta")
+        async with aclosing(chat.run(prepared, heartbeat_s)) as events:
+            async for item in events:
+                if isinstance(item, str):
+                    yield event({"text": item}, "delta")
+                elif isinstance(item, ChatResult):
+                    yield event(item.as_dict(), "done")
+                else:
+                    yield HEARTBEAT_COMMENT
     except Exception as exc:  # the status line is gone: report in-band
         _, error_type, message, _ = errors.describe(exc)
         yield event(errors.error_payload(error_type, message), "error")
-        return
-    yield event(chat.result(prepared, "".join(parts), started).as_dict(), "done")

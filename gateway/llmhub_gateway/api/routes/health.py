@@ -7,8 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from llmhub_gateway.api.deps import MetricsDep, RegistryDep, SessionStoreDep
-from llmhub_gateway.sessions.base import StoreUnavailable
+from llmhub_gateway.api.deps import ChatDep, MetricsDep, RegistryDep
 
 router = APIRouter(tags=["health"])
 
@@ -38,16 +37,20 @@ async def live() -> Live:
 
 
 @router.get("/health/ready", response_model=Ready, responses={503: {"model": Ready}})
-async def ready(store: SessionStoreDep, registry: RegistryDep) -> Ready | JSONResponse:
-    """Ready when the session store answers and at least one provider has a credential."""
+async def ready(chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
+    """Ready when this replica can serve: not draining, at least one provider configured and
+    its CLI there. Deliberately not the shared Redis: its outage would take every replica out
+    at once, stateless OpenAI traffic included; requests that need it answer 503 instead."""
     reasons: list[str] = []
-    try:
-        await store.ping()
-    except StoreUnavailable as exc:
-        reasons.append(str(exc))
-    providers = [p.name for p in registry.configured()]
-    if not providers:
+    if chat.drain.draining:
+        reasons.append("shutting down")
+    problems = registry.problems()
+    reasons.extend(problems.values())
+    providers = [p.name for p in registry.configured() if p.name not in problems]
+    if not registry.configured():
         reasons.append("no provider is configured (no Claude token, no Gemini credentials file)")
+    elif not providers:
+        reasons.append("no configured provider can run")
     body = Ready(status="not_ready" if reasons else "ready", providers=providers, reasons=reasons)
     if reasons:
         return JSONResponse(body.model_dump(), status_code=503)

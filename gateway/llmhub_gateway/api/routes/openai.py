@@ -17,10 +17,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmhub_gateway.api import errors
-from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep
+from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
-from llmhub_gateway.api.sse import SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatService, PreparedChat
+from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
+from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
 from llmhub_gateway.providers.base import Turn
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -100,7 +100,7 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     response_model=Completion,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 404, 422, 429, 502, 504),
+        **errors.responses(400, 404, 422, 429, 502, 503, 504),
     },
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
 )
@@ -110,6 +110,7 @@ async def chat_completions(
     chat: ChatDep,
     registry: RegistryDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> Completion | StreamingResponse:
     provider = registry.for_model(body.model)
     system, history, prompt = _split(body.messages)
@@ -119,7 +120,7 @@ async def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
         return StreamingResponse(
-            _chunks(chat, prepared, completion_id),
+            _chunks(chat, prepared, completion_id, settings.sse_heartbeat_seconds),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
@@ -166,14 +167,17 @@ def _chunk(
 
 
 async def _chunks(
-    chat: ChatService, prepared: PreparedChat, completion_id: str
+    chat: ChatService, prepared: PreparedChat, completion_id: str, heartbeat_s: float
 ) -> AsyncIterator[str]:
     model = prepared.request.model
     yield event(_chunk(completion_id, model, {"role": "assistant", "content": ""}, None))
     try:
-        async with aclosing(chat.stream(prepared)) as deltas:
-            async for delta in deltas:
-                yield event(_chunk(completion_id, model, {"content": delta}, None))
+        async with aclosing(chat.run(prepared, heartbeat_s)) as events:
+            async for item in events:
+                if isinstance(item, str):
+                    yield event(_chunk(completion_id, model, {"content": item}, None))
+                elif not isinstance(item, ChatResult):
+                    yield HEARTBEAT_COMMENT
     except Exception as exc:  # headers are sent: report in-band, as OpenAI does
         _, error_type, message, _ = errors.describe(exc)
         yield event(errors.error_payload(error_type, message))

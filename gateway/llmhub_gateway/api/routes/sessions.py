@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import PrincipalDep, SessionStoreDep
-from llmhub_gateway.chat import SessionNotFound
+from llmhub_gateway.errors import SessionNotFound
+from llmhub_gateway.sessions.ids import parse_session_id
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+# Any string reaches the handler, which answers 400 invalid_session_id unless it is a UUID.
+SessionIdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 
 class TurnPublic(BaseModel):
@@ -26,11 +31,13 @@ class SessionPublic(BaseModel):
     turns: list[TurnPublic]
 
 
-@router.get("/{session_id}", response_model=SessionPublic, responses=errors.responses(404, 503))
+@router.get(
+    "/{session_id}", response_model=SessionPublic, responses=errors.responses(400, 404, 503)
+)
 async def get_session(
-    session_id: str, store: SessionStoreDep, principal: PrincipalDep
+    session_id: SessionIdPath, store: SessionStoreDep, principal: PrincipalDep
 ) -> SessionPublic:
-    session = await store.get(session_id)
+    session = await store.get(parse_session_id(session_id))
     if session is None:
         raise SessionNotFound(f"session '{session_id}' not found")
     return SessionPublic(
@@ -47,8 +54,12 @@ async def get_session(
     "/{session_id}",
     status_code=204,
     response_class=Response,
-    responses=errors.responses(404, 503),
+    responses=errors.responses(400, 404, 503),
 )
-async def delete_session(session_id: str, store: SessionStoreDep, principal: PrincipalDep) -> None:
-    if not await store.delete(session_id):
+async def delete_session(
+    session_id: SessionIdPath, store: SessionStoreDep, principal: PrincipalDep
+) -> None:
+    """Forget the session. A turn running on it finds it gone when it ends: its answer is
+    not stored (the turn answers 404), so the session never comes back half-written."""
+    if not await store.delete(parse_session_id(session_id)):
         raise SessionNotFound(f"session '{session_id}' not found")

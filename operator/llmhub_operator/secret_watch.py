@@ -1,0 +1,101 @@
+"""Watch the Secrets the operator manages, so one deleted or edited by hand is restored at once.
+
+kopf filters labels on the client side, so a kopf handler for Secrets would stream every Secret
+of the cluster (values included) through the operator. This watch asks the API server for ours
+only (label selector), per watched namespace or cluster-wide, and re-lists after any break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+
+from llmhub_common.contract import API_GROUP, KIND, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from llmhub_operator.kube import raw_json
+
+log = logging.getLogger(__name__)
+
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+Handler = Callable[[str, Mapping[str, Any]], None]
+WATCH_TIMEOUT_S = 300
+
+
+def owner_key(secret: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (namespace, name) of the LLMProvider that controls this Secret, if any."""
+    meta = secret.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        api_version = str(ref.get("apiVersion", ""))
+        if ref.get("controller") and ref.get("kind") == KIND and api_version.startswith(API_GROUP):
+            return meta.get("namespace") or "", str(ref.get("name"))
+    return None
+
+
+async def watch_secrets(
+    api: client.ApiClient, namespaces: Sequence[str], on_event: Handler
+) -> None:
+    """Run until cancelled: one watch per namespace, or one for all when none are named."""
+    scopes: Sequence[str | None] = list(namespaces) or [None]
+    await asyncio.gather(*(_watch_scope(api, ns, on_event) for ns in scopes))
+
+
+async def _watch_scope(api: client.ApiClient, namespace: str | None, on_event: Handler) -> None:
+    core = client.CoreV1Api(api)
+    backoff = 1.0
+    while True:
+        try:
+            listed = await _list(core, namespace)
+            version = listed["metadata"]["resourceVersion"]
+            backoff = 1.0
+            await _stream(core, namespace, version, on_event)
+        except asyncio.CancelledError:
+            raise
+        except client.ApiException as exc:
+            if exc.status != 410:  # 410 Gone: our resourceVersion expired; simply re-list
+                log.warning("watching managed Secrets failed (HTTP %s); re-listing", exc.status)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        except Exception as exc:
+            log.warning("watching managed Secrets broke (%s); re-listing", type(exc).__name__)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
+async def _list(core: client.CoreV1Api, namespace: str | None) -> dict[str, Any]:
+    """A raw list (never logged, never turned into models): only its resourceVersion matters."""
+    if namespace is None:
+        call = core.list_secret_for_all_namespaces(
+            label_selector=SELECTOR, limit=1, _preload_content=False
+        )
+    else:
+        call = core.list_namespaced_secret(
+            namespace, label_selector=SELECTOR, limit=1, _preload_content=False
+        )
+    listed = await raw_json(call)
+    return listed
+
+
+async def _stream(
+    core: client.CoreV1Api, namespace: str | None, version: str, on_event: Handler
+) -> None:
+    func = core.list_secret_for_all_namespaces if namespace is None else core.list_namespaced_secret
+    args = () if namespace is None else (namespace,)
+    stream = watch.Watch().stream(
+        func,
+        *args,
+        label_selector=SELECTOR,
+        resource_version=version,
+        timeout_seconds=WATCH_TIMEOUT_S,
+        allow_watch_bookmarks=True,
+    )
+    async with stream:
+        async for event in stream:
+            kind, raw = event.get("type"), event.get("raw_object") or {}
+            if kind == "ERROR":
+                code = raw.get("code") if isinstance(raw, dict) else None
+                raise client.ApiException(status=code or 500, reason="watch error")
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                on_event(str(kind), raw)

@@ -1,0 +1,117 @@
+"""Errors that need a person are reported and retried at the refresh interval, never hot."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from kubernetes_asyncio import client
+
+from tests.fakes.fake_azure import FakeAzure
+from tests.k8s.kube import RealKube
+from tests.operator.k8s.conftest import StartOperator
+from tests.waiting import eventually
+
+TOKEN = "sk-ant-oat01-" + "api-errors-token-0010"
+
+
+async def _service_account_without_deployment_patch(k8s: RealKube, tmp_path: Path) -> Path:
+    """An identity with what the operator needs, except patching Deployments."""
+    rbac = client.RbacAuthorizationV1Api(k8s.api)
+    ns = k8s.namespace
+    await k8s.core.create_namespaced_service_account(ns, {"metadata": {"name": "op"}})
+    rules = [
+        {
+            "apiGroups": ["llm-mcp-hub.io"],
+            "resources": ["llmproviders"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "apiGroups": ["llm-mcp-hub.io"],
+            "resources": ["llmproviders/status"],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+    ]
+    await rbac.create_namespaced_role(ns, {"metadata": {"name": "op"}, "rules": rules})
+    subject = [{"kind": "ServiceAccount", "name": "op", "namespace": ns}]
+    await rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "op"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op"},
+            "subjects": subject,
+        },
+    )
+    cluster_rules = [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+    name = f"op-{ns}"
+    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": cluster_rules})
+    await rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": subject,
+        }
+    )
+    token = await k8s.service_account_token("op")
+    return k8s.token_kubeconfig(tmp_path / "op.kubeconfig", token)
+
+
+def _rolled(body: dict) -> dict:
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "GatewayRolled":
+            return dict(cond)
+    return {}
+
+
+async def test_forbidden_gateway_patch_says_what_to_fix_and_waits_for_the_interval(
+    k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator, tmp_path: Path
+) -> None:
+    kubeconfig = await _service_account_without_deployment_patch(k8s, tmp_path)
+    fake_azure.set_secret("claude-token", TOKEN)
+    await k8s.create_deployment("gateway")
+    await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="10s")
+    start_operator(kubeconfig=kubeconfig)
+    body = await eventually(
+        lambda: k8s.provider("claude"), lambda b: _rolled(b).get("status") == "False", timeout=30
+    )
+    rolled = _rolled(body)
+    assert rolled["reason"] == "PatchFailed"
+    assert "Deployment gateway" in rolled["message"]
+    assert "403" in rolled["message"]
+    assert "RBAC" in rolled["message"]
+    assert (await k8s.secret("claude-credentials")).data  # the Secret itself was written
+    # Not a hot retry loop: within 8 s (less than the 10 s interval) no second Key Vault read.
+    reads = len(fake_azure.requests("claude-token", method="GET"))
+    await asyncio.sleep(8)
+    assert len(fake_azure.requests("claude-token", method="GET")) == reads
+
+
+async def test_each_key_vault_read_is_counted_once_in_the_metrics(
+    k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
+) -> None:
+    fake_azure.set_secret("claude-token", TOKEN)
+    await k8s.create_provider("claude", fake_azure.base_url, gateway={}, refreshInterval="1h")
+    operator = start_operator()
+    await k8s.wait_phase("claude")
+    served = [r for r in fake_azure.requests("claude-token", method="GET") if r.status == 200]
+    assert len(served) == 1
+    count = operator.metric("llmhub_operator_keyvault_request_duration_seconds_count")
+    assert count == 1.0
