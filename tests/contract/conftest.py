@@ -1,4 +1,4 @@
-"""The pod-contract test reuses the operator harness (a real API server) and the Azure fake."""
+"""The pod-contract test: the real control plane (tests/k8s), real helm, the Azure fake, Redis."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,7 +7,6 @@ import pytest
 
 from tests.gateway.conftest import RedisServer
 from tests.operator.conftest import fake_azure  # noqa: F401
-from tests.operator.kopf_harness import kube  # noqa: F401
 
 
 @pytest.fixture(scope="module")

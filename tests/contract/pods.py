@@ -61,6 +61,8 @@ class LocalPod:
     secrets: dict[str, dict[str, str]]
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     sa_token: str = ""
+    # The pod this process stands in for (downward API metadata.name); default: the Deployment's.
+    pod_name: str = ""
     # Files a derived image adds (image path -> source), like kind's gateway-fakes image.
     image_files: dict[str, Path] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
@@ -126,8 +128,8 @@ class LocalPod:
         return {k: self._translate(v) for k, v in resolved.items()}
 
     def _env_value(self, item: dict[str, Any]) -> str | None:
-        if "value" in item:
-            return str(item["value"])
+        if "valueFrom" not in item:  # the API server omits an empty value
+            return str(item.get("value", ""))
         ref = item["valueFrom"]
         if "secretKeyRef" in ref:
             key_ref = ref["secretKeyRef"]
@@ -137,7 +139,8 @@ class LocalPod:
         if "fieldRef" in ref:
             path = ref["fieldRef"]["fieldPath"]
             meta = self.deployment["metadata"]
-            return {"metadata.namespace": meta["namespace"], "metadata.name": meta["name"]}[path]
+            name = self.pod_name or meta["name"]
+            return {"metadata.namespace": meta["namespace"], "metadata.name": name}[path]
         raise AssertionError(f"unsupported env source {item}")
 
     def _translate(self, value: str) -> str:

@@ -1,8 +1,10 @@
-"""Stands in for a cluster: the chart's pods, run locally as the images and pod specs say.
+"""Stands in for a cluster's kubelet: the chart installed by helm on a real API server, its pods
+run locally as the images and the installed pod specs say.
 
-The operator pod runs against kmock and the fake Entra + Key Vault and writes the Secrets; the
-gateway pod then runs on exactly those Secrets (env and the mounted Gemini file). If the chart,
-the Dockerfiles and the code disagree on any name, path or port, a step here fails.
+The operator pod runs with the chart's ServiceAccount identity and RBAC against kube-apiserver and
+the fake Entra + Key Vault, and writes the Secrets; the gateway pod then runs on exactly those
+Secrets (env and the mounted Gemini file). If the chart, the Dockerfiles and the code disagree on
+any name, path, port, permission or Lease, a step here fails.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from kubernetes_asyncio import client
 
-from tests.chart.conftest import CHART, run_helm
+from tests.chart_k8s.helm import Helm
 from tests.contract.pods import REPO, Image, LocalPod, decode_secret
 from tests.fakes.fake_azure import DEFAULT_CLIENT_ID, FakeAzure
-from tests.operator.kopf_harness import GROUP, PLURAL, VERSION, Kube, eventually
+from tests.k8s.controlplane import ControlPlane
+from tests.k8s.kube import RealKube
+from tests.waiting import eventually
 
+RELEASE = "pods"
 FAKES = REPO / "tests" / "fakes"
 # Where kind's gateway-fakes image puts the fake CLIs (kind/Dockerfile.gateway-fakes).
 FAKE_CLIS = {f"/opt/fakes/{name}": FAKES / name for name in ("fake_claude.py", "fake_gemini.py")}
 CLAUDE_TOKEN = "sk-ant-oat01-" + pysecrets.token_urlsafe(24)
+ROTATED_TOKEN = "sk-ant-oat01-" + pysecrets.token_urlsafe(24)
 GEMINI_CREDS = {
     "access_token": "ya29.contract-" + pysecrets.token_urlsafe(16),
     "refresh_token": "1//contract-" + pysecrets.token_urlsafe(16),
@@ -42,10 +47,9 @@ def chart_values(fake: FakeAzure, redis_url: str) -> dict[str, Any]:
     """Realistic values: chart-projected Workload Identity token, external Redis, two providers."""
     provider = {"vaultUrl": fake.base_url, "refreshInterval": "2s"}
     return {
-        # kmock 0.8 cannot parse GET /api/v1/namespaces, which kopf sends to resolve a named
-        # namespace list, so the operator pod here runs in the chart's cluster-wide mode.
+        # The session's CRD stands: it has one owner per cluster (see tests/chart_k8s).
+        "crds": {"install": False},
         "operator": {
-            "watchAllNamespaces": True,
             "azure": {
                 "clientId": DEFAULT_CLIENT_ID,
                 "tenantId": fake.tenant,
@@ -67,17 +71,38 @@ def chart_values(fake: FakeAzure, redis_url: str) -> dict[str, Any]:
     }
 
 
-def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [m for m in manifests if m and m["kind"] == kind]
+def component_of(obj: Any) -> str:
+    return str(obj.metadata.labels.get("app.kubernetes.io/component", ""))
 
 
-def deployment(manifests: list[dict[str, Any]], component: str) -> dict[str, Any]:
-    (found,) = [
-        d
-        for d in by_kind(manifests, "Deployment")
-        if d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+async def installed_deployment(kube: RealKube, component: str) -> dict[str, Any]:
+    """The Deployment as the API server holds it, in manifest (camelCase) form."""
+    listed = await kube.apps.list_namespaced_deployment(kube.namespace)
+    (found,) = [d for d in listed.items if component_of(d) == component]
+    return dict(kube.api.sanitize_for_serialization(found))
+
+
+async def pod_of(kube: RealKube, component: str) -> str:
+    """Name of the Pending pod the ReplicaSet made for a component (no kubelet runs it)."""
+
+    async def names() -> list[str]:
+        pods = await kube.core.list_namespaced_pod(kube.namespace)
+        return [p.metadata.name for p in pods.items if component_of(p) == component]
+
+    (name,) = await eventually(names, lambda found: len(found) == 1, timeout=30)
+    return name
+
+
+async def projected_token(kube: RealKube, deploy: dict[str, Any]) -> str:
+    """What the kubelet would project for the Azure token volume: a TokenRequest token."""
+    spec = deploy["spec"]["template"]["spec"]
+    (source,) = [
+        s["serviceAccountToken"]
+        for v in spec["volumes"]
+        for s in v.get("projected", {}).get("sources", [])
+        if "serviceAccountToken" in s
     ]
-    return found
+    return await kube.service_account_token(spec["serviceAccountName"], audience=source["audience"])
 
 
 @contextlib.asynccontextmanager
@@ -110,43 +135,55 @@ def ok(response: httpx.Response | None) -> bool:
 
 
 async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
-    kube: Kube, fake_azure: FakeAzure, redis_url: str, pod_root: Path, tmp_path: Path
+    k8s: RealKube,
+    control_plane: ControlPlane,
+    fake_azure: FakeAzure,
+    redis_url: str,
+    pod_root: Path,
+    tmp_path: Path,
 ) -> None:
     fake_azure.set_secret("claude-oauth", CLAUDE_TOKEN, expires=time.time() + 40 * 86400)
     fake_azure.set_secret("gemini-oauth", json.dumps(GEMINI_CREDS))
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(chart_values(fake_azure, redis_url)))
-    rendered = run_helm(
-        "template", "hub", str(CHART), "--namespace", kube.namespace, "-f", str(values)
+    ca_pem = Path(str(fake_azure.ca_file)).read_text()
+    await k8s.core.create_namespaced_config_map(
+        k8s.namespace, {"metadata": {"name": "azure-ca"}, "data": {"ca.crt": ca_pem}}
     )
-    assert rendered.returncode == 0, rendered.stderr
-    manifests = [m for m in yaml.safe_load_all(rendered.stdout) if m]
-    assert {m["metadata"].get("namespace") for m in by_kind(manifests, "Deployment")} == {
-        kube.namespace
-    }
+    helm = Helm(control_plane, tmp_path / "helm-home")
+    helm.install(RELEASE, k8s.namespace, chart_values(fake_azure, redis_url))
+    try:
+        await operator_then_gateway(k8s, fake_azure, pod_root, tmp_path)
+    finally:
+        helm.uninstall(RELEASE, k8s.namespace)
 
-    # The cluster state the chart creates and the operator works on.
-    for provider in by_kind(manifests, "LLMProvider"):
-        await kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, kube.namespace, PLURAL, provider
-        )
-    gateway_deploy = deployment(manifests, "gateway")
-    await client.AppsV1Api(kube.api).create_namespaced_deployment(kube.namespace, gateway_deploy)
 
+async def operator_then_gateway(
+    k8s: RealKube, fake_azure: FakeAzure, pod_root: Path, tmp_path: Path
+) -> None:
+    operator_deploy = await installed_deployment(k8s, "operator")
+    spec = operator_deploy["spec"]["template"]["spec"]
+    azure_ca = await k8s.core.read_namespaced_config_map("azure-ca", k8s.namespace)
     operator = LocalPod(
-        deployment(manifests, "operator"),
+        operator_deploy,
         Image.parse(REPO / "Dockerfile.operator"),
         pod_root,
         secrets={},
-        config_maps={"azure-ca": {"ca.crt": Path(str(fake_azure.ca_file)).read_text()}},
-        sa_token=Path(str(fake_azure.token_file)).read_text(),
+        config_maps={"azure-ca": dict(azure_ca.data)},
+        sa_token=await projected_token(k8s, operator_deploy),
+        pod_name=await pod_of(k8s, "operator"),
     )
     assert set(operator.ports) <= operator.image.exposed
     operator.mount_volumes()
     operator_log = tmp_path / "operator.log"
-    # KUBECONFIG is the one addition: in a pod the in-cluster config points at the API server.
-    operator_env = operator.process_env(KUBECONFIG=str(kube_config_path()))
+    # The operator's API identity is the chart's ServiceAccount, through a TokenRequest token in
+    # a kubeconfig (KUBECONFIG). Not the in-pod path: the in-cluster loader reads the fixed,
+    # machine-wide /var/run/secrets/kubernetes.io/serviceaccount/ (shared with every other test
+    # and engineer on this host) plus KUBERNETES_SERVICE_HOST; a kubeconfig carries the same
+    # token, so RBAC sees exactly the identity a pod of this Deployment would have.
+    token = await k8s.service_account_token(spec["serviceAccountName"])
+    kubeconfig = k8s.token_kubeconfig(tmp_path / "operator.kubeconfig", token)
+    operator_env = operator.process_env(KUBECONFIG=str(kubeconfig))
 
+    gateway_name = (await installed_deployment(k8s, "gateway"))["metadata"]["name"]
     async with (
         running(operator.argv(), operator_env, operator_log),
         httpx.AsyncClient(timeout=5) as http,
@@ -156,33 +193,53 @@ async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
         assert metrics is not None
         assert "llmhub_operator_syncs_total" in metrics.text
 
+        # Leader election as the chart wires it: the Lease it may write, held by this pod.
+        env = operator.env()
+        lease = await eventually(
+            lambda: lease_or_none(k8s, env["LEASE_NAME"]),
+            lambda found: found is not None,
+            timeout=30,
+        )
+        assert env["LEASE_NAME"] == operator_deploy["metadata"]["name"]
+        # The holder is this pod (plus a per-process suffix: a restart is a new holder).
+        assert lease.spec.holder_identity.startswith(f"{operator.pod_name}_")
+
         # Every Secret key the gateway pod reads must be one the operator wrote.
-        gateway_refs = secret_refs(gateway_deploy)
+        gateway_refs = secret_refs(await installed_deployment(k8s, "gateway"))
         names = {name for name, _ in gateway_refs}
         await eventually(  # compares key names only: a failure message never shows a value
-            lambda: secret_keys(kube, names),
+            lambda: secret_keys(k8s, names),
             lambda found: all(key in found.get(name, ()) for name, key in gateway_refs),
             timeout=45,
         )
-        written = await operator_secrets(kube, names)
-        # ... and the rollout annotations land on the Deployment the chart rendered.
+        # ... and the rollout annotations land on the Deployment the chart installed.
         wanted = {"llm-mcp-hub.io/claude-hash", "llm-mcp-hub.io/gemini-hash"}
         await eventually(
-            lambda: kube.template_annotations(gateway_deploy["metadata"]["name"]),
+            lambda: k8s.template_annotations(gateway_name),
             lambda annotations: wanted <= set(annotations),
             timeout=20,
         )
-        (claude,) = [
-            p for p in by_kind(manifests, "LLMProvider") if p["metadata"]["name"] == "claude"
-        ]
-        body = await eventually(
-            lambda: kube.provider("claude"),
-            lambda b: b.get("status", {}).get("phase") == "Ready",
+        claude = await k8s.provider("claude")
+        status = await eventually(
+            lambda: k8s.provider("claude"),
+            lambda obj: obj.get("status", {}).get("phase") == "Ready",
             timeout=20,
         )
-        status = body["status"]
-        assert status["targetSecret"] == claude["spec"]["target"]["secretName"]
+        assert status["status"]["targetSecret"] == claude["spec"]["target"]["secretName"]
 
+        # A rotation in Key Vault replaces the Secret (RBAC: update) and rolls the gateway again.
+        rolled = (await k8s.template_annotations(gateway_name))["llm-mcp-hub.io/claude-hash"]
+        fake_azure.set_secret("claude-oauth", ROTATED_TOKEN, expires=time.time() + 40 * 86400)
+        await eventually(lambda: holds_rotated_token(k8s, names), lambda found: found, timeout=20)
+        await eventually(
+            lambda: k8s.template_annotations(gateway_name),
+            lambda annotations: annotations["llm-mcp-hub.io/claude-hash"] != rolled,
+            timeout=20,
+        )
+        written = await operator_secrets(k8s, names)
+
+    # The gateway pod as the API server now holds it: the operator's roll annotations included.
+    gateway_deploy = await installed_deployment(k8s, "gateway")
     gateway = LocalPod(
         gateway_deploy,
         Image.parse(REPO / "Dockerfile.gateway"),
@@ -222,16 +279,20 @@ async def test_operator_and_gateway_pods_agree_with_chart_images_and_code(
     assert "Handler" in logs or "sync" in logs.lower()  # the logs were really captured
     values = {
         "claude": CLAUDE_TOKEN,
+        "claude rotated": ROTATED_TOKEN,
         **{k: str(GEMINI_CREDS[k]) for k in ("access_token", "refresh_token")},
     }
     leaked = sorted(label for label, value in values.items() if value in logs)
     assert not leaked, "token values in the pod logs"  # labels only: never echo a value
 
 
-def kube_config_path() -> Path:
-    import os
-
-    return Path(os.environ["KUBECONFIG"])  # written by the kube fixture
+async def lease_or_none(kube: RealKube, name: str) -> Any:
+    try:
+        return await client.CoordinationV1Api(kube.api).read_namespaced_lease(name, kube.namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def secret_refs(deploy: dict[str, Any]) -> set[tuple[str, str]]:
@@ -253,13 +314,20 @@ def secret_refs(deploy: dict[str, Any]) -> set[tuple[str, str]]:
     return {r for r in refs if not r[0].endswith("redis")}
 
 
-async def secret_keys(kube: Kube, names: set[str]) -> dict[str, list[str]]:
+async def holds_rotated_token(kube: RealKube, names: set[str]) -> bool:
+    """Whether a managed Secret carries the rotated token (a bool: never a value in a message)."""
+    found = await operator_secrets(kube, names)
+    return any(ROTATED_TOKEN in data.values() for data in found.values())
+
+
+async def secret_keys(kube: RealKube, names: set[str]) -> dict[str, list[str]]:
     return {name: sorted(data) for name, data in (await operator_secrets(kube, names)).items()}
 
 
-async def operator_secrets(kube: Kube, names: set[str]) -> dict[str, dict[str, str]]:
+async def operator_secrets(kube: RealKube, names: set[str]) -> dict[str, dict[str, str]]:
     found = {}
     for name in names:
-        with contextlib.suppress(client.ApiException):
-            found[name] = decode_secret(await kube.secret_raw(name))
+        secret = await kube.secret_or_none(name)
+        if secret is not None:
+            found[name] = decode_secret(kube.api.sanitize_for_serialization(secret))
     return found
