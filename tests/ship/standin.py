@@ -42,6 +42,7 @@ def load() -> State:
     state.setdefault("pending", 0)
     state.setdefault("replicas", 1)
     state.setdefault("last_sync", 0.0)
+    state.setdefault("crd", state["release"])  # the chart creates the LLMProvider CRD
     return state
 
 
@@ -151,6 +152,11 @@ def kubectl_get(args: list[str], ns: str, state: State) -> int:
     out = sys.stdout
     what = args[0]
     output = args[args.index("-o") + 1] if "-o" in args else ""
+    if what == "crd":
+        if not state["crd"]:
+            sys.stderr.write("Error from server (NotFound)\n")
+            return 1
+        return 0
     if what == "configmap":
         data = state["configmaps"].get(f"{ns}/{args[1]}")
         if data is None:
@@ -199,6 +205,11 @@ def helm(argv: list[str], state: State) -> int:
     while argv and argv[0] in ("--kubeconfig", "--kube-context"):
         argv = argv[2:]
     if argv[0] == "upgrade":
+        # As the chart on a live cluster: LLMProviders need the CRD an earlier release created.
+        if not state["crd"] and "providers=[]" not in argv:
+            sys.stderr.write("Error: providers: the LLMProvider CRD is not in the cluster yet\n")
+            return 1
+        state["crd"] = True  # a template with resource-policy keep: uninstall leaves it
         if "--install" in argv:
             state["release"] = True
         for i, a in enumerate(argv):
