@@ -19,6 +19,7 @@ from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events
+from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
@@ -46,7 +47,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.source = KeyVaultSource.from_env()
     api = await make_api_client()
     events.use(api)
-    deps = memo.deps = Deps(source=memo.source, api=api)
+    policy = getattr(memo, "policy", None) or AccessPolicy.from_env()
+    deps = memo.deps = Deps(source=memo.source, api=api, policy=policy)
     leadership = memo.leadership = Leadership()
     lease: LeaseSettings | None = getattr(memo, "lease", None)
 
