@@ -36,6 +36,9 @@ OLD_FINALIZER = f"{API_GROUP}/finalizer"
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Events only from events.py (once per state change), not from every log line or retry.
     settings.posting.loggers = False
+    # "Handler 'observed' succeeded" for every watch event of every object is noise at INFO.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # The API server ends each watch after this long: no silently stale connection lives on.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330  # a bit longer, so the server ends it first
