@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import os
 import socket
+import signal
 import statistics
 import subprocess
 import sys
@@ -442,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = QUICK if args.quick else FULL
     if args.providers:
         profile = dataclasses.replace(profile, providers=max(args.providers, 2))
+    # A SIGTERM (e.g. a timeout) unwinds like Ctrl-C, so the control plane is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     rows: list[Row] = []
     failed = False

@@ -11,6 +11,8 @@ import prometheus_client
 from pydantic import ValidationError
 
 from llmhub_common.logging import configure as configure_logging
+from llmhub_operator.access_policy import AccessPolicy, PolicyError
+from llmhub_operator.keyvault import KeyVaultSource
 from llmhub_operator.settings import OperatorSettings
 
 
@@ -50,7 +52,7 @@ async def run(settings: OperatorSettings) -> None:
     import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     namespaces = settings.namespaces
-    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces)
+    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces, policy=access_policy())
     await kopf.operator(
         standalone=True,  # HA is our Lease (leader.py), not kopf peering
         memo=memo,
@@ -68,9 +70,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_args(argv, env)
     if settings.leader_election and not settings.pod_namespace:
         raise SystemExit("llmhub-operator: --leader-election needs POD_NAMESPACE")
+    access_policy()  # refuse unsafe vault settings before anything starts
     configure_logging(settings.log_level)
     prometheus_client.start_http_server(settings.metrics_port)
     asyncio.run(run(settings))
+
+
+def access_policy() -> AccessPolicy:
+    """The vault policy from the environment; wrong or unsafe settings stop the start."""
+    try:
+        policy = AccessPolicy.from_env()
+    except PolicyError as exc:
+        raise SystemExit(f"llmhub-operator: {exc}") from None
+    if not KeyVaultSource.from_env().verify_challenge_resource and not policy.explicit:
+        raise SystemExit(
+            "llmhub-operator: LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE=false is accepted only "
+            "together with an explicit LLMHUB_ALLOWED_VAULTS (a stand-in vault is a deliberate "
+            "choice: without the check any host could answer the challenge for another resource)"
+        )
+    return policy
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -48,8 +48,17 @@ def uses_workload_identity(env: Mapping[str, str] | None = None) -> bool:
     return all(env.get(name) for name in WORKLOAD_IDENTITY_ENV)
 
 
+class WorkloadIdentityMissing(RuntimeError):
+    """In a pod without the Workload Identity environment: we refuse the node's identity."""
+
+
 def make_credential(*, connection_verify: str | bool, timeout_s: float) -> AsyncTokenCredential:
-    """Workload Identity when its env is present (explicitly, to fail loudly), else the chain."""
+    """Workload Identity when its env is present (explicitly, to fail loudly).
+
+    In a pod without it, no fallback: the default chain would try IMDS and read vaults as the
+    node's managed identity, which every pod on the node shares. Outside a pod (a developer's
+    machine) the default chain without managed identity works after ``az login``.
+    """
     options = pipeline_options(connection_verify=connection_verify, timeout_s=timeout_s)
     if uses_workload_identity():
         authority = os.environ.get("AZURE_AUTHORITY_HOST")
@@ -61,7 +70,15 @@ def make_credential(*, connection_verify: str | bool, timeout_s: float) -> Async
             token_file_path=os.environ["AZURE_FEDERATED_TOKEN_FILE"],
             **options,
         )
-    return DefaultAzureCredential(**options)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        missing = [name for name in WORKLOAD_IDENTITY_ENV if not os.environ.get(name)]
+        raise WorkloadIdentityMissing(
+            "Workload Identity is not configured in this pod (missing "
+            f"{', '.join(missing)}): label the pod azure.workload.identity/use=true with an "
+            "annotated ServiceAccount, or enable the chart's token projection; the operator "
+            "does not fall back to the node's managed identity"
+        )
+    return DefaultAzureCredential(exclude_managed_identity_credential=True, **options)
 
 
 def workload_subject(env: Mapping[str, str] | None = None) -> str:

@@ -19,6 +19,7 @@ from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events
+from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
@@ -35,6 +36,9 @@ OLD_FINALIZER = f"{API_GROUP}/finalizer"
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Events only from events.py (once per state change), not from every log line or retry.
     settings.posting.loggers = False
+    # "Handler 'observed' succeeded" for every watch event of every object is noise at INFO.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # The API server ends each watch after this long: no silently stale connection lives on.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330  # a bit longer, so the server ends it first
@@ -46,7 +50,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.source = KeyVaultSource.from_env()
     api = await make_api_client()
     events.use(api)
-    deps = memo.deps = Deps(source=memo.source, api=api)
+    policy = getattr(memo, "policy", None) or AccessPolicy.from_env()
+    deps = memo.deps = Deps(source=memo.source, api=api, policy=policy)
     leadership = memo.leadership = Leadership()
     lease: LeaseSettings | None = getattr(memo, "lease", None)
 

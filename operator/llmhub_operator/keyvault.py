@@ -6,11 +6,14 @@ import asyncio
 import email.utils
 import logging
 import os
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -44,6 +47,7 @@ CA_BUNDLE_ENV = "LLMHUB_AZURE_CA_BUNDLE"
 VERIFY_CHALLENGE_ENV = "LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE"
 TIMEOUT_ENV = "LLMHUB_AZURE_TIMEOUT_SECONDS"
 _FALSE = {"0", "false", "no", "off"}
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,21 @@ class _Vault:
 
 
 MAX_CONCURRENT_READS = 16
+# A black-holed or slow vault holds at most this many of the slots above, so it only slows its
+# own LLMProviders; and at most this many vault clients stay open (least recently used go).
+MAX_READS_PER_VAULT = 4
+MAX_VAULT_CLIENTS = 64
+
+
+class Identity(Protocol):
+    """Whom to read a vault as, when not the operator itself (identity.NamespaceIdentity)."""
+
+    @property
+    def key(self) -> tuple[str, ...]: ...
+
+    def credential(
+        self, *, connection_verify: str | bool, timeout_s: float
+    ) -> AsyncTokenCredential: ...
 
 
 class KeyVaultSource:
@@ -86,7 +105,8 @@ class KeyVaultSource:
         self._connection_verify = connection_verify
         self._verify_challenge_resource = verify_challenge_resource
         self._timeout_s = timeout_s
-        self._vaults: dict[str, _Vault] = {}
+        self._vaults: OrderedDict[tuple[object, ...], _Vault] = OrderedDict()
+        self._per_host: dict[str, asyncio.Semaphore] = {}
         # Hundreds of LLMProviders start at once; unbounded, their reads queue in this event loop
         # and time out before they are even sent. The timeout starts once a slot is taken.
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_READS)
@@ -117,12 +137,19 @@ class KeyVaultSource:
             timeout_s=float(os.environ.get(TIMEOUT_ENV) or 10.0),
         )
 
-    async def fetch(self, vault_url: str, name: str, version: str | None = None) -> FetchedSecret:
-        """The latest (or pinned) version of ``name``, within ``timeout_s`` in total."""
+    async def fetch(
+        self,
+        vault_url: str,
+        name: str,
+        version: str | None = None,
+        identity: Identity | None = None,
+    ) -> FetchedSecret:
+        """The latest (or pinned) version of ``name``, within ``timeout_s`` in total; read as
+        ``identity`` when given, else as the operator's own Workload Identity."""
         started = time.perf_counter()
         outcome = "unexpected"  # stays so only if something escaped the mapping (or cancelled)
         try:
-            fetched = await self._fetch(vault_url, name, version)
+            fetched = await self._fetch(vault_url, name, version, identity)
             outcome = "ok"
             return fetched
         except SourceError as exc:
@@ -133,16 +160,21 @@ class KeyVaultSource:
 
     async def aclose(self) -> None:
         """Close every client and credential; the source may be reused afterwards."""
-        vaults, self._vaults = list(self._vaults.values()), {}
+        vaults, self._vaults = list(self._vaults.values()), OrderedDict()
         for vault in vaults:
             await vault.client.close()
             await vault.credential.close()
 
-    async def _fetch(self, vault_url: str, name: str, version: str | None) -> FetchedSecret:
+    async def _fetch(
+        self, vault_url: str, name: str, version: str | None, identity: Identity | None
+    ) -> FetchedSecret:
         where = _describe(vault_url, name, version)
+        host = urlsplit(vault_url).netloc.lower()
+        per_host = self._per_host.setdefault(host, asyncio.Semaphore(MAX_READS_PER_VAULT))
         try:
-            async with self._slots, asyncio.timeout(self._timeout_s):
-                secret = await self._first_or_plain_get(self._vault(vault_url), name, version)
+            async with per_host, self._slots, asyncio.timeout(self._timeout_s):
+                vault = await self._vault(vault_url, identity)
+                secret = await self._first_or_plain_get(vault, name, version)
         except TimeoutError:
             raise SourceUnavailable(
                 f"Key Vault did not answer for {where} within {self._timeout_s:g}s",
@@ -174,22 +206,32 @@ class KeyVaultSource:
                     return secret
         return await _get(vault, name, version, where)
 
-    def _vault(self, vault_url: str) -> _Vault:
-        key = vault_url.rstrip("/").lower()
+    async def _vault(self, vault_url: str, identity: Identity | None) -> _Vault:
+        """One client per (vault, identity), least recently used closed beyond the bound."""
+        key = (vault_url.rstrip("/").lower(), *(identity.key if identity is not None else ()))
         vault = self._vaults.get(key)
-        if vault is None:
-            credential = self._credential_factory(
-                connection_verify=self._connection_verify, timeout_s=self._timeout_s
-            )
-            client = SecretClient(
-                vault_url,
-                credential,
-                verify_challenge_resource=self._verify_challenge_resource,
-                **azure_auth.pipeline_options(
-                    connection_verify=self._connection_verify, timeout_s=self._timeout_s
-                ),
-            )
-            vault = self._vaults[key] = _Vault(credential, client)
+        if vault is not None:
+            self._vaults.move_to_end(key)
+            return vault
+        options = {"connection_verify": self._connection_verify, "timeout_s": self._timeout_s}
+        if identity is not None:
+            credential = identity.credential(**options)  # type: ignore[arg-type]
+        else:
+            try:
+                credential = self._credential_factory(**options)  # type: ignore[arg-type]
+            except azure_auth.WorkloadIdentityMissing as exc:
+                raise SourceAuthError(str(exc), reason="no_workload_identity") from None
+        client = SecretClient(
+            vault_url,
+            credential,
+            verify_challenge_resource=self._verify_challenge_resource,
+            **azure_auth.pipeline_options(**options),  # type: ignore[arg-type]
+        )
+        vault = self._vaults[key] = _Vault(credential, client)
+        while len(self._vaults) > MAX_VAULT_CLIENTS:
+            _, old = self._vaults.popitem(last=False)
+            await old.client.close()
+            await old.credential.close()
         return vault
 
 
@@ -262,7 +304,8 @@ def _from_status(exc: HttpResponseError, where: str) -> SourceError:
             retry_after=_retry_after(exc),
             status=status,
         )
-    detail = f" ({code})" if code else ""
+    # An error code only if it looks like one: the answer must not carry free text into status.
+    detail = f" ({code})" if code and _CODE.fullmatch(code) else ""
     return SourceError(
         f"Key Vault rejected the read of {where} with HTTP {status}{detail}",
         reason="rejected",

@@ -14,6 +14,7 @@ MIN_REFRESH_SECONDS = 1.0
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VERSION = re.compile(r"^[0-9a-fA-F]{32}$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class InvalidSpec(ValueError):
@@ -29,6 +30,7 @@ class ProviderSpec:
     vault_url: str
     secret_name: str
     version: str | None
+    service_account: str | None  # read Key Vault as this ServiceAccount of ``namespace``
     refresh_seconds: float
     target_secret: str
     deployment: str | None
@@ -67,6 +69,9 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> ProviderSp
     version = _text(kv.get("version")) or None
     if version is not None and not _VERSION.match(version):
         raise InvalidSpec("spec.source.azureKeyVault.version must be empty or a 32-hex version id")
+    service_account = _text(kv.get("serviceAccountName")) or None
+    if service_account is not None and not _DNS_SUBDOMAIN.match(service_account):
+        raise InvalidSpec("spec.source.azureKeyVault.serviceAccountName is not a valid name")
     expiry = _mapping(spec.get("expiry") or {}, "spec.expiry")
     warn = _int(expiry.get("warnBeforeDays", 3), "spec.expiry.warnBeforeDays", 0)
     max_age = _int(expiry.get("maxAgeDays", 365), "spec.expiry.maxAgeDays", 1)
@@ -80,6 +85,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> ProviderSp
         vault_url=vault_url.rstrip("/"),
         secret_name=secret_name,
         version=version,
+        service_account=service_account,
         refresh_seconds=parse_duration(_text(spec.get("refreshInterval")) or "5m"),
         target_secret=_text(target.get("secretName")) or default_target_secret(name),
         deployment=_text(gateway.get("deploymentName")) or None,

@@ -15,6 +15,7 @@ from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.logging import secrets
 from llmhub_common.tokens import TokenHealth, TokenStatus, classify, format_rfc3339
 from llmhub_operator import events, metrics
+from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.credential import (
     InvalidCredential,
     content_hash,
@@ -22,6 +23,7 @@ from llmhub_operator.credential import (
     sensitive_parts,
     validate,
 )
+from llmhub_operator.identity import Identities, IdentityError
 from llmhub_operator.kube import api_failure
 from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
 from llmhub_operator.rollout import Roller, RollRequest
@@ -55,7 +57,7 @@ Key = tuple[str, str]
 class _Cached:
     """The last good read of an object's source, to repair its Secret without Key Vault."""
 
-    where: tuple[str, str, str | None]  # (vault, secret, version) it was read for
+    where: tuple[str, str, str | None, str | None]  # (vault, secret, version, identity) read for
     fetched: Fetched
 
 
@@ -66,6 +68,8 @@ class Deps:
     source: SecretSource
     api: client.ApiClient
     roller: Roller | None = None
+    policy: AccessPolicy = field(default_factory=AccessPolicy)
+    identities: Identities | None = None
     # Key Vault's Retry-After per object, honoured by every pass, not only the one throttled.
     not_before: dict[Key, float] = field(default_factory=dict)
     fetched: dict[Key, _Cached] = field(default_factory=dict)
@@ -75,6 +79,8 @@ class Deps:
     def __post_init__(self) -> None:
         if self.roller is None:
             self.roller = Roller(self.api)
+        if self.identities is None:
+            self.identities = Identities(self.api)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted object's state, so create/delete cycles leak nothing."""
@@ -143,8 +149,15 @@ class _Pass:
             spec = parse_spec(self.name, self.namespace, self.body.get("spec") or {})
         except InvalidSpec as exc:
             return await self._failed("InvalidSpec", str(exc))
+        refusal = self.deps.policy.check(
+            self.namespace, spec.vault_url, spec.secret_name, spec.service_account
+        )
+        if refusal is not None:  # decided before any request: nothing reaches that host
+            return await self._failed(refusal.reason, refusal.message)
         try:
             fetched = await self._fetch(spec)
+        except IdentityError as exc:
+            return await self._failed(exc.reason, exc.message, transient=exc.transient)
         except Exception as exc:
             failure = describe_failure(exc)
             return await self._failed(
@@ -189,11 +202,17 @@ class _Pass:
 
     async def _fetch(self, spec: ProviderSpec) -> Fetched:
         """A fresh Key Vault read, except for a repair that may reuse the last good one."""
-        where = (spec.vault_url, spec.secret_name, spec.version)
+        where = (spec.vault_url, spec.secret_name, spec.version, spec.service_account)
         cached = self.deps.fetched.get(self.key)
         if self.reuse_fetch and cached is not None and cached.where == where:
             return cached.fetched
-        fetched = await self.deps.source.fetch(spec.vault_url, spec.secret_name, spec.version)
+        identity = None
+        if spec.service_account is not None:
+            assert self.deps.identities is not None
+            identity = await self.deps.identities.get(self.namespace, spec.service_account)
+        fetched = await self.deps.source.fetch(
+            spec.vault_url, spec.secret_name, spec.version, identity
+        )
         self.deps.fetched[self.key] = _Cached(where, fetched)
         return fetched
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from llmhub_operator.errors import SourceError
 
@@ -23,7 +23,13 @@ class Fetched(Protocol):
 
 
 class SecretSource(Protocol):
-    async def fetch(self, vault_url: str, name: str, version: str | None = None) -> Fetched: ...
+    async def fetch(
+        self,
+        vault_url: str,
+        name: str,
+        version: str | None = None,
+        identity: Any = None,  # identity.NamespaceIdentity, or None: the operator's own
+    ) -> Fetched: ...
     async def aclose(self) -> None: ...
 
 

@@ -51,3 +51,20 @@ def test_kopf_settings_extra_is_not_rendered(capsys: pytest.CaptureFixture[str])
     assert line["k8s_ref"] == {"name": "claude"}
     assert "settings" not in line
     assert "k8s_skip" not in line
+
+
+def test_many_registered_values_are_redacted_in_every_form_compiled_or_pending() -> None:
+    """Hundreds of providers' values: some sit in the compiled pattern, the newest in the
+    pending list; each is redacted raw, as base64 (Secret data) and JSON-escaped."""
+    import base64
+    import json
+
+    from llmhub_common.logging import REDACTED, redact, secrets
+
+    values = [f"tok-{i:04d}-" + "v" * 24 + '"quoted\\' for i in range(300)]
+    for value in values:
+        secrets.add(value)
+    for value in (values[0], values[150], values[-1]):
+        for form in (value, base64.b64encode(value.encode()).decode(), json.dumps(value)[1:-1]):
+            line = f"body: {form} end"
+            assert redact(line) == f"body: {REDACTED} end"

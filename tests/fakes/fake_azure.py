@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import secrets
 import ssl
@@ -52,6 +53,8 @@ class RequestRecord:
     status: int
     authorized: bool
     at: float = field(default_factory=time.monotonic)
+    client_id: str | None = None  # token requests: who asked; secret requests: whose token
+    subject: str | None = None  # token requests: the client assertion's ``sub``
 
 
 @dataclass
@@ -68,7 +71,7 @@ class _State:
     token_failures: list[_Failure] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     hangs: set[str] = field(default_factory=set)
-    tokens: set[str] = field(default_factory=set)
+    tokens: dict[str, str] = field(default_factory=dict)  # access token -> client id
     log: list[RequestRecord] = field(default_factory=list)
 
 
@@ -85,6 +88,15 @@ class FakeAzure:
         self.base_url = ""
         self.ca_file: Path | None = None
         self.token_file: Path | None = None
+        self.ca: Any = None  # the trustme CA (start_local), to share with another fake
+        # Entra's federated credentials: client id -> the ServiceAccount subject it trusts. Empty
+        # (the default): any assertion is accepted. ``jwks``: verify assertions' RS256 signatures.
+        self.federations: dict[str, str] = {}
+        self.jwks: dict[str, Any] | None = None
+        # Key Vault RBAC: secret name -> client ids that may read it (absent: everyone may).
+        self.readers: dict[str, set[str]] = {}
+        # Another fake whose Entra tokens this vault accepts (one tenant, several vaults).
+        self.token_issuer: FakeAzure | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -100,15 +112,19 @@ class FakeAzure:
         self._thread.start()
 
     @classmethod
-    def start_local(cls, workdir: Path, *, tenant: str = DEFAULT_TENANT) -> FakeAzure:
-        """Start on 127.0.0.1 with a fresh trustme CA; writes ca.pem and a projected token file."""
+    def start_local(
+        cls, workdir: Path, *, tenant: str = DEFAULT_TENANT, ca: Any = None
+    ) -> FakeAzure:
+        """Start on 127.0.0.1 with a fresh trustme CA (or ``ca``, to share one trust root
+        between several fakes); writes ca.pem and a projected token file."""
         import trustme  # test-only dependency; the standalone server needs only the stdlib
 
-        ca = trustme.CA()
+        ca = ca or trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         fake = cls(tenant=tenant)
+        fake.ca = ca
         fake.ca_file = workdir / "ca.pem"
         ca.cert_pem.write_to_path(str(fake.ca_file))
         fake.token_file = workdir / "azure-identity-token"
@@ -134,6 +150,8 @@ class FakeAzure:
             "AZURE_FEDERATED_TOKEN_FILE": str(self.token_file or ""),
             "LLMHUB_AZURE_CA_BUNDLE": str(self.ca_file or ""),
             "LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE": "false",
+            # The stand-in vault, deliberately allowed (required with the check above off).
+            "LLMHUB_ALLOWED_VAULTS": urlsplit(self.base_url).netloc,
         }
 
     # -- steering --------------------------------------------------------------------------------
@@ -170,6 +188,7 @@ class FakeAzure:
         """Forget failures, delays, hangs and the log; secrets and issued tokens stay valid."""
         with self._lock:
             self._state = _State(secrets=self._state.secrets, tokens=self._state.tokens)
+            self.federations, self.jwks, self.readers = {}, None, {}
 
     def requests(
         self, name: str | None = None, *, method: str | None = None
@@ -191,6 +210,13 @@ class FakeAzure:
         """Every access token handed out since the last reset (to prove none leaked)."""
         with self._lock:
             return set(self._state.tokens)
+
+    def federate(self, client_id: str, subject: str, *, readers_of: tuple[str, ...] = ()) -> None:
+        """Trust ``subject``'s assertions as ``client_id``, which alone may read ``readers_of``."""
+        with self._lock:
+            self.federations[client_id] = subject
+            for name in readers_of:
+                self.readers.setdefault(name, set()).add(client_id)
 
     def versions(self, name: str) -> list[SecretVersion]:
         with self._lock:
@@ -229,17 +255,50 @@ class FakeAzure:
                 queue.pop(0)
             return failure
 
-    def _issue_token(self) -> str:
+    def _issue_token(self, client_id: str = "") -> str:
         token = "fake-at-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._state.tokens.add(token)
+            self._state.tokens[token] = client_id
         return token
 
     def _authorized(self, header: str | None) -> bool:
+        return self._caller(header) is not None
+
+    def _caller(self, header: str | None) -> str | None:
+        """The client id a bearer token was issued to; None when it is not ours."""
         if not header or not header.lower().startswith("bearer "):
-            return False
+            return None
+        if self.token_issuer is not None:
+            return self.token_issuer._caller(header)
         with self._lock:
-            return header[7:].strip() in self._state.tokens
+            return self._state.tokens.get(header[7:].strip())
+
+    def _may_read(self, name: str, client_id: str) -> bool:
+        with self._lock:
+            allowed = self.readers.get(name)
+        return allowed is None or client_id in allowed
+
+    def _federated_subject(self, client_id: str, assertion: str) -> tuple[str | None, str | None]:
+        """(subject, error): checks the assertion as Entra checks a federated credential."""
+        with self._lock:
+            expected, jwks = self.federations.get(client_id), self.jwks
+            federating = bool(self.federations)
+        try:
+            claims = _verify_jwt(assertion, jwks)
+        except ValueError as exc:
+            return None, str(exc)
+        subject = claims.get("sub")
+        if not federating:
+            return subject, None
+        if expected is None:
+            return subject, f"AADSTS700016: no application {client_id} in the tenant"
+        if subject != expected:
+            return subject, "AADSTS70021: No matching federated identity record found"
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if "api://AzureADTokenExchange" not in audiences:
+            return subject, "AADSTS700212: No matching federated identity for the audience"
+        return subject, None
 
     def _wait_for(self, name: str) -> bool:
         """Apply delay/hang for ``name``; False when the request should be dropped unanswered."""
@@ -335,13 +394,21 @@ class _Handler(BaseHTTPRequestHandler):
             status = 400
             payload = _aad_error("invalid_request", "AADSTS900144: client_assertion missing.")
         else:
-            payload = {
-                "token_type": "Bearer",
-                "expires_in": 3599,
-                "ext_expires_in": 3599,
-                "access_token": self.fake._issue_token(),
-            }
-        self.fake._record(RequestRecord("POST", self.path, None, status, status == 200))
+            _, error = self.fake._federated_subject(form["client_id"], form["client_assertion"])
+            if error is not None:
+                status, payload = 401, _aad_error("invalid_client", error)
+            else:
+                payload = {
+                    "token_type": "Bearer",
+                    "expires_in": 3599,
+                    "ext_expires_in": 3599,
+                    "access_token": self.fake._issue_token(form["client_id"]),
+                }
+        client_id = form.get("client_id")
+        record = RequestRecord("POST", self.path, None, status, status == 200, client_id=client_id)
+        if form.get("client_assertion"):
+            record = dataclasses.replace(record, subject=_unverified_sub(form["client_assertion"]))
+        self.fake._record(record)
         self._send(status, payload)
 
     # -- Key Vault -------------------------------------------------------------------------------
@@ -352,10 +419,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"code": "NotFound", "message": "no such endpoint"}})
             return
         name, version = parts[1], (parts[2] if len(parts) == 3 else None)
-        authorized = self.fake._authorized(self.headers.get("Authorization"))
-        if not authorized:
+        caller = self._caller_id = self.fake._caller(self.headers.get("Authorization"))
+        authorized = caller is not None
+        if caller is None:
             self._log(method, name, 401, authorized)
             self._challenge()
+            return
+        if not self.fake._may_read(name, caller):
+            self._log(method, name, 403, authorized, caller)
+            message = f"Caller {caller} is not authorized to perform action on resource."
+            self._send(403, {"error": {"code": "Forbidden", "message": message}})
             return
         if not self.fake._wait_for(name):
             self._log(method, name, 0, authorized)
@@ -445,8 +518,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _log(self, method: str, name: str, status: int, authorized: bool) -> None:
-        self.fake._record(RequestRecord(method, self.path, name, status, authorized))
+    def _log(
+        self, method: str, name: str, status: int, authorized: bool, caller: str | None = None
+    ) -> None:
+        caller = caller or getattr(self, "_caller_id", None)
+        self.fake._record(
+            RequestRecord(method, self.path, name, status, authorized, client_id=caller)
+        )
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -463,6 +541,57 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _b64url(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _unverified_sub(token: str) -> str | None:
+    try:
+        claims = json.loads(_b64url(token.split(".")[1]))
+    except (ValueError, IndexError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+def _verify_jwt(token: str, jwks: dict[str, Any] | None) -> dict[str, Any]:
+    """The claims; with ``jwks``, only after the RS256 signature verifies against one of its
+    keys and the token has not expired (as Entra checks an issuer it trusts)."""
+    try:
+        header_b64, payload_b64, signature_b64 = token.split(".")
+        header, claims = json.loads(_b64url(header_b64)), json.loads(_b64url(payload_b64))
+    except ValueError:
+        raise ValueError("AADSTS50027: the client assertion is not a JWT") from None
+    if not isinstance(claims, dict):
+        raise ValueError("AADSTS50027: the client assertion is not a JWT")
+    if jwks is None:
+        return claims
+    # Imported here: the standalone fake (kind's stand-in image) runs on the stdlib alone.
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    if header.get("alg") != "RS256":
+        raise ValueError("AADSTS5002727: the assertion is not signed with RS256")
+    signed = f"{header_b64}.{payload_b64}".encode()
+    for key in jwks.get("keys", []):
+        if key.get("kty") != "RSA" or key.get("kid") not in (None, header.get("kid")):
+            continue
+        numbers = rsa.RSAPublicNumbers(
+            int.from_bytes(_b64url(key["e"]), "big"), int.from_bytes(_b64url(key["n"]), "big")
+        )
+        try:
+            numbers.public_key().verify(
+                _b64url(signature_b64), signed, padding.PKCS1v15(), hashes.SHA256()
+            )
+        except InvalidSignature:
+            continue
+        if float(claims.get("exp", 0)) < time.time():
+            raise ValueError("AADSTS700024: the client assertion has expired")
+        return claims
+    raise ValueError("AADSTS5002726: the assertion's signature does not verify")
 
 
 def _aad_error(error: str, description: str) -> dict[str, Any]:

@@ -56,7 +56,9 @@ class FakeSource:
     def fail(self, name: str, error: SourceError, times: int = 1) -> None:
         self.failures.setdefault(name, []).extend([error] * times)
 
-    async def fetch(self, vault_url: str, name: str, version: str | None = None) -> FetchedSecret:
+    async def fetch(
+        self, vault_url: str, name: str, version: str | None = None, identity: Any = None
+    ) -> FetchedSecret:
         self.calls.append((name, version, asyncio.get_running_loop().time()))
         queued = self.failures.get(name)
         if queued:

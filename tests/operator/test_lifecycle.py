@@ -34,9 +34,11 @@ class GatedSource(FakeSource):
 
     gate: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def fetch(self, vault_url: str, name: str, version: str | None = None) -> FetchedSecret:
+    async def fetch(
+        self, vault_url: str, name: str, version: str | None = None, identity: Any = None
+    ) -> FetchedSecret:
         await self.gate.wait()
-        return await super().fetch(vault_url, name, version)
+        return await super().fetch(vault_url, name, version, identity)
 
 
 async def test_pending_with_synced_unknown_until_the_first_sync_completes(kube: Kube) -> None:

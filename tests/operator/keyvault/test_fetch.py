@@ -188,12 +188,40 @@ async def test_concurrent_reads_are_capped_and_queueing_does_not_time_out(
         in_flight -= 1
         raise SourceNotFound(f"{name} answered")  # any SourceError ends the read
 
+    async def no_vault(_url: str, _identity: object) -> None:
+        return None
+
     monkeypatch.setattr(source, "_first_or_plain_get", slow_get)
-    monkeypatch.setattr(source, "_vault", lambda _url: None)
+    monkeypatch.setattr(source, "_vault", no_vault)
     burst = 6 * keyvault.MAX_CONCURRENT_READS  # 6 rounds of 0.1 s: past the 0.5 s timeout
-    results = await asyncio.gather(
-        *(source.fetch("https://kv.vault.azure.net", f"s{i}") for i in range(burst)),
+    results = await asyncio.gather(  # over many vaults, so the overall cap is what binds
+        *(source.fetch(f"https://kv{i % 32}.vault.azure.net", f"s{i}") for i in range(burst)),
         return_exceptions=True,
     )
     assert peak == keyvault.MAX_CONCURRENT_READS
     assert all(isinstance(r, SourceNotFound) for r in results), {type(r) for r in results}
+
+
+async def test_a_black_holed_vault_holds_only_its_own_share_of_read_slots(
+    azure_env: dict[str, str], fake_azure: FakeAzure, tmp_path: Path
+) -> None:
+    """Twenty reads stuck at one vault leave the other vaults' reads free to run."""
+    stuck = FakeAzure.start_local(tmp_path, ca=fake_azure.ca)  # same tenant and trust root
+    stuck.token_issuer = fake_azure
+    stuck.hang("stuck-token")
+    fake_azure.set_secret("free-token", "sk-ant-oat01-free-read-0014")
+    source = KeyVaultSource(
+        connection_verify=str(fake_azure.ca_file), verify_challenge_resource=False, timeout_s=30
+    )
+    try:
+        hung = [asyncio.create_task(source.fetch(stuck.base_url, "stuck-token")) for _ in range(20)]
+        await asyncio.sleep(1.0)  # every stuck read has taken what it can
+        free = await asyncio.wait_for(source.fetch(fake_azure.base_url, "free-token"), 10)
+        assert free.value == "sk-ant-oat01-free-read-0014"
+        assert not any(task.done() for task in hung)  # still stuck meanwhile
+    finally:
+        stuck.stop()  # releases the hung requests
+        for task in hung:
+            task.cancel()
+        await asyncio.gather(*hung, return_exceptions=True)
+        await source.aclose()
