@@ -18,8 +18,8 @@ import contextlib
 import dataclasses
 import itertools
 import os
-import socket
 import signal
+import socket
 import statistics
 import subprocess
 import sys

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,24 @@ def test_global_pod_annotations_merge_under_component_ones() -> None:
     assert meta["annotations"] == {"a": "global", "b": "gw"}
     operator_meta = one(docs, "Deployment", "-operator")["spec"]["template"]["metadata"]
     assert operator_meta["annotations"] == {"a": "global", "b": "global"}
+
+
+def test_vault_policy_values_reach_the_operator_environment(
+    renderer: Callable[..., list[Manifest]],
+) -> None:
+    docs = renderer(
+        sets=(
+            "operator.keyVault.allowedVaults[0]=team-*.vault.azure.net",
+            "operator.keyVault.allowedVaults[1]=10.0.0.7:8443",
+            "operator.keyVault.namespaceVaults.team-a.vaults[0]=team-a-kv.vault.azure.net",
+            "operator.keyVault.namespaceVaults.team-a.secrets[0]=claude-*",
+            "operator.keyVault.requireNamespaceIdentity=true",
+        )
+    )
+    env = env_of(container(one(docs, "Deployment", "-operator")))
+    assert env["LLMHUB_ALLOWED_VAULTS"]["value"] == "team-*.vault.azure.net,10.0.0.7:8443"
+    rules = json.loads(env["LLMHUB_NAMESPACE_VAULTS"]["value"])
+    assert rules == {"team-a": {"vaults": ["team-a-kv.vault.azure.net"], "secrets": ["claude-*"]}}
+    assert env["LLMHUB_REQUIRE_NAMESPACE_IDENTITY"]["value"] == "true"
+    defaults = env_of(container(one(renderer(), "Deployment", "-operator")))
+    assert "LLMHUB_ALLOWED_VAULTS" not in defaults  # the operator's default: Azure's suffixes

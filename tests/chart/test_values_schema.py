@@ -96,6 +96,10 @@ def test_good_provider_values_pass_the_schema() -> None:
             ("operator.leaderElection.retryPeriodSeconds=9",),  # 10 s is not > 1.2 x 9 s
             "renewDeadlineSeconds must exceed 1.2 x retryPeriodSeconds",
         ),
+        (
+            ("operator.azure.verifyChallengeResource=false",),  # a stand-in must be named
+            "verifyChallengeResource=false needs operator.keyVault.allowedVaults",
+        ),
     ],
 )
 def test_combinations_the_schema_cannot_express_fail_with_a_clear_message(

@@ -28,6 +28,8 @@ def operator_needs(
         ("", "", "secrets", "", ""): secrets if cluster_wide else set(),
         ("", GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if cluster_wide else set(),
         ("", "apps", "deployments", "", ""): set(),
+        ("", "", "serviceaccounts", "", ""): {"get"} if cluster_wide else set(),
+        ("", "", "serviceaccounts", "token", ""): {"create"} if cluster_wide else set(),
     }
     for ns in namespaces:
         mine = watched is None or ns in watched
@@ -45,6 +47,9 @@ def operator_needs(
             (ns, "apps", "deployments", "", ""): set(),
             (ns, "", "configmaps", "", ""): set(),
             (ns, "", "pods", "", ""): set(),
+            # Per-namespace Workload Identity: a TokenRequest for the LLMProvider's ServiceAccount.
+            (ns, "", "serviceaccounts", "", ""): {"get"} if mine else set(),
+            (ns, "", "serviceaccounts", "token", ""): {"create"} if mine else set(),
         }
     return needs
 

@@ -58,6 +58,8 @@ def chart_values(fake: FakeAzure, redis_url: str) -> dict[str, Any]:
                 "caBundle": {"configMapName": "azure-ca", "key": "ca.crt"},
                 "verifyChallengeResource": False,
             },
+            # The stand-in vault, named on purpose (required with the challenge check off).
+            "keyVault": {"allowedVaults": [fake.base_url.removeprefix("https://")]},
         },
         "gateway": {
             "claude": {"cliPath": "/opt/fakes/fake_claude.py"},

@@ -237,6 +237,9 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- if and .Values.operator.azure.tokenProjection.enabled (not .Values.operator.azure.tenantId) }}
 {{- fail "operator.azure.tokenProjection.enabled=true needs operator.azure.tenantId (there is no webhook to inject it)" }}
 {{- end }}
+{{- if and (not .Values.operator.azure.verifyChallengeResource) (not .Values.operator.keyVault.allowedVaults) }}
+{{- fail "operator.azure.verifyChallengeResource=false needs operator.keyVault.allowedVaults (name the stand-in vault: without the check any host could answer the challenge for another resource)" }}
+{{- end }}
 {{- $election := .Values.operator.leaderElection }}
 {{- if and (not $election.enabled) (gt (int .Values.operator.replicaCount) 1) }}
 {{- fail "operator.replicaCount > 1 needs operator.leaderElection.enabled=true (otherwise every replica reconciles)" }}
