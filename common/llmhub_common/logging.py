@@ -66,6 +66,7 @@ class SecretRegistry:
             if len(self._pending) > max(32, self._compiled // 4):
                 ordered = sorted(self._values, key=len, reverse=True)
                 self._pattern = re.compile("|".join(map(re.escape, ordered)))
+                re.purge()  # re's cache would keep every superseded pattern (MBs each)
                 self._compiled, self._pending = len(ordered), []
 
     def values(self) -> Iterable[str]:

@@ -1,4 +1,4 @@
-"""Fixtures for the operator tests; the kopf/kmock harness lives in kopf_harness.py."""
+"""Fixtures for the operator tests; the kopf harness (a real API server) is in kopf_harness.py."""
 
 # --- Fake Azure (Entra + Key Vault over HTTPS); owned by the Key Vault tests. ---
 from collections.abc import Iterator
