@@ -170,6 +170,7 @@ class _Pass:
             content_hash=digest,
             expires_at=expires_at,
             owner=self.body,
+            gemini_project=spec.gemini_project,
         )
         self.deps.written[self.key] = dict(desired["data"])
         try:

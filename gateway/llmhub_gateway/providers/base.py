@@ -9,6 +9,8 @@ Errors form a small tree the API maps to status codes::
     ProviderError                 502  provider failed (generic)
     ├── ProviderNotConfigured     502  no credential / CLI missing
     ├── ProviderAuthError         502  the provider rejected the credential
+    │   ├── ProviderAccountUnsupported 502  the vendor no longer serves this kind of account
+    │   └── ProviderProjectRequired    502  the account needs a cloud project (Gemini)
     ├── ProviderCrashed           502  the CLI exited badly or spoke garbage
     ├── ProviderTimeout           504  no answer within the provider's timeout
     └── ProviderBusy              429  the per-pod concurrency cap is reached (has retry_after)
@@ -56,6 +58,18 @@ class ProviderNotConfigured(ProviderError):
 
 class ProviderAuthError(ProviderError):
     error_type = "provider_auth_error"
+
+
+class ProviderAccountUnsupported(ProviderAuthError):
+    """The credential is fine but the vendor refuses the account type through this client."""
+
+    error_type = "provider_account_unsupported"
+
+
+class ProviderProjectRequired(ProviderAuthError):
+    """The account works only with a cloud project configured (Gemini Code Assist)."""
+
+    error_type = "provider_project_required"
 
 
 class ProviderCrashed(ProviderError):
