@@ -40,6 +40,11 @@ SECRET_WRITES = Counter(
     "Creates or updates of a target Secret, by action (create|update|annotate).",
     ["action"],
 )
+ALERTS = Counter(
+    "llmhub_operator_alerts_total",
+    "Token state alerts for the webhook, by outcome (sent|failed|dropped).",
+    ["outcome"],
+)
 
 LEADER = Gauge(
     "llmhub_operator_leader",

@@ -14,7 +14,7 @@ from kubernetes_asyncio import client
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.logging import secrets
 from llmhub_common.tokens import TokenHealth, TokenStatus, classify, format_rfc3339
-from llmhub_operator import events, metrics
+from llmhub_operator import events, metrics, notify
 from llmhub_operator.credential import (
     InvalidCredential,
     content_hash,
@@ -247,9 +247,8 @@ class _Pass:
                 digest=digest,
             )
         previous_token = (self.previous.get("token") or {}).get("status")
-        entered = previous_token != health.status.value
-        if entered and health.status in (TokenStatus.WARNING, TokenStatus.EXPIRED):
-            events.token_state(self.body, status=health.status, message=health.message)
+        if previous_token != health.status.value:  # once per change: Event + webhook
+            notify.token_changed(self.body, spec, previous_token, health)
         phase = phase_for(synced=True, token=health.status)
         synced = Condition(SYNCED, "True", "Synced", f"Secret {spec.target_secret} is up to date")
         status: dict[str, Any] = {
