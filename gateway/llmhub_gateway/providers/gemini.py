@@ -33,8 +33,15 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderProjectRequired,
+    ProviderRateLimited,
 )
-from llmhub_gateway.providers.diagnostics import Tail, category, is_auth_error, safe_detail
+from llmhub_gateway.providers.diagnostics import (
+    Tail,
+    category,
+    is_auth_error,
+    is_quota,
+    safe_detail,
+)
 from llmhub_gateway.providers.gemini_accounts import account_refusal
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.pty_runner import PtyRun
@@ -269,6 +276,8 @@ def _failure(error: dict[str, Any]) -> ProviderError:
     if is_auth_error(error):
         return ProviderAuthError("gemini: the CLI rejected the OAuth credentials")
     log.warning("gemini reported an error: %s", safe_detail(json.dumps(error)))
+    if is_quota(error):
+        return ProviderRateLimited(category("gemini", error))
     return ProviderError(category("gemini", error))
 
 
