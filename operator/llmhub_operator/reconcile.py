@@ -264,6 +264,9 @@ class _Pass:
         await self._write_status(status, [synced, token_condition(health), rolled])
         metrics.SYNCS.labels("ok").inc()
         _export_token(self.namespace, self.name, spec.provider, health)
+        labels = (self.namespace, self.name, spec.provider)
+        metrics.LAST_SYNC_SUCCESS.labels(*labels).set(self.now.timestamp())
+        metrics.REFRESH_INTERVAL.labels(*labels).set(spec.refresh_seconds)
         # A transient Deployment patch failure is retried with backoff; one that needs a person
         # (RBAC, a wrong name, an invalid patch) waits for the next refresh interval.
         message = rolled.message if rolled.reason == "PatchFailed" else synced.message
