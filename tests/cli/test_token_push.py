@@ -291,3 +291,36 @@ def test_a_plain_http_vault_url_is_refused(
     )
     assert code == 1
     assert "must be https://" in err
+
+
+def test_no_azure_sign_in_says_to_log_in(
+    azure_env: dict[str, str],
+    fake_azure: FakeAzure,
+    vault_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    token = claude_token()
+    (tmp_path / "token").write_text(token)
+    fake_azure.fail_token(401, times=5)  # Entra refuses this identity
+    code, out, err = run(
+        [
+            "token",
+            "push",
+            "claude",
+            "--vault-url",
+            vault_url,
+            "--secret-name",
+            "cli-nologin",
+            "--file",
+            str(tmp_path / "token"),
+        ],
+        capsys,
+    )
+    fake_azure.reset()  # leave no refusal behind for the next test
+    assert code == 1
+    assert "could not get an Azure token" in err
+    assert "az login" in err
+    assert fake_azure.versions("cli-nologin") == []
+    assert_never_shown(token, out, err, logs.text)
