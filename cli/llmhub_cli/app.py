@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     token = commands.add_parser(
-        "token", help="manage the credentials in Key Vault", description="Credentials."
+        "token",
+        help="manage the credentials in Key Vault",
+        description="Manage the subscriptions' credentials in Azure Key Vault: "
+        "`token push claude` and `token push gemini` write a new version.",
     )
     token_cmds = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     push_cmd = token_cmds.add_parser(

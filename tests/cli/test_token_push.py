@@ -324,3 +324,24 @@ def test_no_azure_sign_in_says_to_log_in(
     assert "az login" in err
     assert fake_azure.versions("cli-nologin") == []
     assert_never_shown(token, out, err, logs.text)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], ["token", "status"]),
+        (["token"], ["push"]),
+        (["token", "push", "claude"], ["claude setup-token", "--vault-url", "never printed"]),
+        (["token", "push", "gemini"], ["oauth_creds.json", "Code Assist", "--file"]),
+        (["status"], ["-A", "warning or expired", "-o"]),
+    ],
+)
+def test_help_explains_each_command(
+    args: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for word in expected:
+        assert word in text
