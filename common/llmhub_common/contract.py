@@ -16,6 +16,9 @@ PROVIDERS: Final[tuple[ProviderName, ...]] = ("claude", "gemini")
 CLAUDE_TOKEN_KEY: Final = "CLAUDE_CODE_OAUTH_TOKEN"
 GEMINI_CREDS_KEY: Final = "oauth_creds.json"
 EXPIRES_AT_KEY: Final = "expires_at"
+# Gemini only, present when spec.gemini.projectId is set: the Code Assist account's project. The
+# gateway reads it from the mounted Secret on every call, so a change needs no roll.
+GEMINI_PROJECT_KEY: Final = "GOOGLE_CLOUD_PROJECT"
 CREDENTIAL_KEY: Final[dict[str, str]] = {"claude": CLAUDE_TOKEN_KEY, "gemini": GEMINI_CREDS_KEY}
 
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"

@@ -59,6 +59,18 @@ class Registry:
             for p in self.configured()
         }
 
+    def account_problems(self) -> dict[str, tuple[str, str]]:
+        """(error type, what to do) per provider whose account the vendor refused last time.
+
+        Adapters may offer ``account_problem()``; the refusal clears once a call succeeds."""
+        found: dict[str, tuple[str, str]] = {}
+        for provider in self.configured():
+            check = getattr(provider, "account_problem", None)
+            problem = check() if callable(check) else None
+            if problem:
+                found[provider.name] = problem
+        return found
+
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
@@ -82,6 +94,7 @@ def build_providers(settings: Settings) -> list[Provider]:
         default_model=settings.gemini_model,
         cli_path=settings.gemini_cli_path,
         cli_home=settings.gemini_cli_home,
+        project=settings.google_cloud_project,
     )
     return [
         Limited(

@@ -58,6 +58,10 @@ def token_state(body: Mapping[str, Any], *, status: TokenStatus, message: str) -
     _post(body, "Warning", reason, message)
 
 
+def token_renewed(body: Mapping[str, Any], *, message: str) -> None:
+    _post(body, "Normal", "TokenRenewed", message)
+
+
 def _post(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     if _api is None:
         return

@@ -18,7 +18,7 @@ import kopf
 from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
-from llmhub_operator import events
+from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
@@ -50,6 +50,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.source = KeyVaultSource.from_env()
     api = await make_api_client()
     events.use(api)
+    notify.use(notify.Webhook.from_env())
     policy = getattr(memo, "policy", None) or AccessPolicy.from_env()
     deps = memo.deps = Deps(source=memo.source, api=api, policy=policy)
     leadership = memo.leadership = Leadership()
@@ -80,6 +81,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     # The elector hands the Lease back while cancelled: let it, but never hang shutdown.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    await notify.close()
     await events.drain()
     events.use(None)
     deps: Deps | None = getattr(memo, "deps", None)

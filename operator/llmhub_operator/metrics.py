@@ -14,6 +14,16 @@ TOKEN_EXPIRY_TIMESTAMP = Gauge(
     "Unix time at which the provider's credential expires.",
     ["namespace", "name", "provider"],
 )
+LAST_SYNC_SUCCESS = Gauge(
+    "llmhub_operator_last_sync_success_timestamp_seconds",
+    "Unix time of the provider's last successful sync (alert: older than 3 refresh intervals).",
+    ["namespace", "name", "provider"],
+)
+REFRESH_INTERVAL = Gauge(
+    "llmhub_operator_refresh_interval_seconds",
+    "The provider's spec.refreshInterval in seconds.",
+    ["namespace", "name", "provider"],
+)
 SYNCS = Counter(
     "llmhub_operator_syncs_total",
     "Reconciliations of an LLMProvider against Key Vault, by result (ok|error).",
@@ -40,13 +50,18 @@ SECRET_WRITES = Counter(
     "Creates or updates of a target Secret, by action (create|update|annotate).",
     ["action"],
 )
+ALERTS = Counter(
+    "llmhub_operator_alerts_total",
+    "Token state alerts for the webhook, by outcome (sent|failed|dropped).",
+    ["outcome"],
+)
 
 LEADER = Gauge(
     "llmhub_operator_leader",
     "1 while this replica holds the leader Lease (or runs alone), else 0.",
 )
 
-_PER_PROVIDER = (TOKEN_DAYS_REMAINING, TOKEN_EXPIRY_TIMESTAMP)
+_PER_PROVIDER = (TOKEN_DAYS_REMAINING, TOKEN_EXPIRY_TIMESTAMP, LAST_SYNC_SUCCESS, REFRESH_INTERVAL)
 
 
 def forget_provider(namespace: str, name: str) -> None:

@@ -36,6 +36,7 @@ class ProviderSpec:
     deployment: str | None
     warn_before_days: int
     max_age_days: int
+    gemini_project: str | None = None  # spec.gemini.projectId (GOOGLE_CLOUD_PROJECT)
 
 
 def parse_duration(text: str) -> float:
@@ -77,6 +78,9 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> ProviderSp
     max_age = _int(expiry.get("maxAgeDays", 365), "spec.expiry.maxAgeDays", 1)
     target = _mapping(spec.get("target") or {}, "spec.target")
     gateway = _mapping(spec.get("gateway") or {}, "spec.gateway")
+    project = _text(_mapping(spec.get("gemini") or {}, "spec.gemini").get("projectId")) or None
+    if project is not None and provider != "gemini":
+        raise InvalidSpec("spec.gemini.projectId applies to provider gemini only")
     return ProviderSpec(
         name=name,
         namespace=namespace,
@@ -91,6 +95,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> ProviderSp
         deployment=_text(gateway.get("deploymentName")) or None,
         warn_before_days=warn,
         max_age_days=max_age,
+        gemini_project=project,
     )
 
 

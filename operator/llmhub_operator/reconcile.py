@@ -14,7 +14,7 @@ from kubernetes_asyncio import client
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.logging import secrets
 from llmhub_common.tokens import TokenHealth, TokenStatus, classify, format_rfc3339
-from llmhub_operator import events, metrics
+from llmhub_operator import events, metrics, notify
 from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.credential import (
     InvalidCredential,
@@ -183,6 +183,7 @@ class _Pass:
             content_hash=digest,
             expires_at=expires_at,
             owner=self.body,
+            gemini_project=spec.gemini_project,
         )
         self.deps.written[self.key] = dict(desired["data"])
         try:
@@ -265,9 +266,8 @@ class _Pass:
                 digest=digest,
             )
         previous_token = (self.previous.get("token") or {}).get("status")
-        entered = previous_token != health.status.value
-        if entered and health.status in (TokenStatus.WARNING, TokenStatus.EXPIRED):
-            events.token_state(self.body, status=health.status, message=health.message)
+        if previous_token != health.status.value:  # once per change: Event + webhook
+            notify.token_changed(self.body, spec, previous_token, health)
         phase = phase_for(synced=True, token=health.status)
         synced = Condition(SYNCED, "True", "Synced", f"Secret {spec.target_secret} is up to date")
         status: dict[str, Any] = {
@@ -283,6 +283,9 @@ class _Pass:
         await self._write_status(status, [synced, token_condition(health), rolled])
         metrics.SYNCS.labels("ok").inc()
         _export_token(self.namespace, self.name, spec.provider, health)
+        labels = (self.namespace, self.name, spec.provider)
+        metrics.LAST_SYNC_SUCCESS.labels(*labels).set(self.now.timestamp())
+        metrics.REFRESH_INTERVAL.labels(*labels).set(spec.refresh_seconds)
         # A transient Deployment patch failure is retried with backoff; one that needs a person
         # (RBAC, a wrong name, an invalid patch) waits for the next refresh interval.
         message = rolled.message if rolled.reason == "PatchFailed" else synced.message

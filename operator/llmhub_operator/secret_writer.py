@@ -23,6 +23,7 @@ from llmhub_common.contract import (
     CREDENTIAL_KEY,
     EXPIRES_AT_ANNOTATION,
     EXPIRES_AT_KEY,
+    GEMINI_PROJECT_KEY,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     SOURCE_VERSION_ANNOTATION,
@@ -55,8 +56,12 @@ def build_secret(
     content_hash: str,
     expires_at: datetime | None,
     owner: Mapping[str, Any],
+    gemini_project: str | None = None,
 ) -> dict[str, Any]:
-    """Render the Secret owned by ``owner`` (an LLMProvider body); no I/O."""
+    """Render the Secret owned by ``owner`` (an LLMProvider body); no I/O.
+
+    A Gemini Secret also carries ``GOOGLE_CLOUD_PROJECT`` when the spec names a project.
+    """
     expires = format_rfc3339(expires_at) if expires_at else ""
     annotations = {SOURCE_VERSION_ANNOTATION: source_version, CONTENT_HASH_ANNOTATION: content_hash}
     if expires:
@@ -72,6 +77,8 @@ def build_secret(
         },
         "data": {CREDENTIAL_KEY[provider]: _b64(value), EXPIRES_AT_KEY: _b64(expires)},
     }
+    if provider == "gemini" and gemini_project:
+        secret["data"][GEMINI_PROJECT_KEY] = _b64(gemini_project)
     # Sets the namespace and the ownerReference, so the Secret goes when the LLMProvider goes.
     kopf.adopt(secret, owner=cast(kopf.Body, dict(owner)))
     return secret

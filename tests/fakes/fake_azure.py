@@ -41,6 +41,8 @@ class SecretVersion:
     updated: int
     expires: int | None
     enabled: bool
+    tags: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,14 @@ class FakeAzure:
     # -- request handling (called from server threads) -------------------------------------------
 
     def _add_version(
-        self, name: str, value: str, *, expires: float | None, enabled: bool
+        self,
+        name: str,
+        value: str,
+        *,
+        expires: float | None,
+        enabled: bool,
+        tags: dict[str, str] | None = None,
+        content_type: str | None = None,
     ) -> SecretVersion:
         now = int(time.time())
         entry = SecretVersion(
@@ -235,6 +244,8 @@ class FakeAzure:
             updated=now,
             expires=int(expires) if expires is not None else None,
             enabled=enabled,
+            tags=dict(tags or {}),
+            content_type=content_type,
         )
         with self._lock:
             self._state.secrets.setdefault(name, []).append(entry)
@@ -328,11 +339,16 @@ class FakeAzure:
         }
         if entry.expires is not None:
             attributes["exp"] = entry.expires
-        return {
+        bundle: dict[str, Any] = {
             "value": entry.value,
             "id": f"{self.base_url}/secrets/{name}/{entry.version}",
             "attributes": attributes,
         }
+        if entry.tags:
+            bundle["tags"] = entry.tags
+        if entry.content_type:
+            bundle["contentType"] = entry.content_type
+        return bundle
 
 
 def service_account_token(subject: str) -> str:
@@ -474,6 +490,9 @@ class _Handler(BaseHTTPRequestHandler):
             request = json.loads(body)
             value = request["value"]
             attributes = request.get("attributes") or {}
+            tags = request.get("tags") or {}
+            if not isinstance(value, str) or not isinstance(tags, dict):
+                raise TypeError("value must be a string, tags an object")
         except (ValueError, KeyError, TypeError):
             self._log("PUT", name, 400, True)
             self._send(400, {"error": {"code": "BadParameter", "message": "value is required"}})
@@ -483,6 +502,8 @@ class _Handler(BaseHTTPRequestHandler):
             str(value),
             expires=attributes.get("exp"),
             enabled=attributes.get("enabled", True) is not False,
+            tags={str(k): str(v) for k, v in tags.items()},
+            content_type=request.get("contentType"),
         )
         self._log("PUT", name, 200, True)
         self._send(200, self.fake.bundle(name, entry))

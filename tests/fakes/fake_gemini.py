@@ -11,6 +11,9 @@ Like the real CLI it prints "Loaded cached credentials." on every run.
 
 Env: FAKE_CLI_MODE = ok | slow | hang | crash | oom (Node heap crash, exit 134) | garbage | auth |
 error (in-band API error, quota, code 429) |
+unsupported (a personal / Google AI Pro account, refused since 2026-06-18: exit 41) |
+project (a Code Assist Standard/Enterprise account: like the real CLI it fails with exit 41
+unless GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID is set, and the answer names the project) |
 settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files);
 FAKE_CLI_DELAY; FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the
 same process group).
@@ -120,6 +123,18 @@ def main() -> None:
             "JavaScript heap out of memory (while refreshing oauth credentials)\n"
         )
         sys.exit(134)
+    if MODE == "unsupported":  # Google's ineligible-tier reason, as the CLI's auth step logs it
+        fail_auth(
+            "Error authenticating: IneligibleTierError: This client is no longer supported for "
+            "Gemini Code Assist for individuals. Learn more at https://goo.gle/gemini-cli-auth"
+        )
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT_ID")
+    if MODE == "project" and not project:  # packages/core/src/code_assist/setup.ts
+        fail_auth(
+            "Error authenticating: ProjectIdRequiredError: This account requires setting the "
+            "GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID env var. See "
+            "https://goo.gle/gemini-cli-auth-docs#workspace-gca"
+        )
     if MODE == "auth":  # what 0.61 prints when Google refuses the refresh token
         fail_auth(
             "Error authenticating: FatalAuthenticationError: invalid_grant: "
@@ -131,6 +146,8 @@ def main() -> None:
         prompt = f"{piped}\n\n{prompt}" if prompt else piped
     tty = "yes" if sys.stdout.isatty() else "no"
     text = f"[fake-gemini model={args.model} tty={tty}] {prompt}"
+    if MODE == "project":
+        text = f"[fake-gemini model={args.model} tty={tty} project={project}] {prompt}"
     if MODE == "settings":
         text = settings_report(home, sys.argv[1:])
     session = str(uuid.uuid4())

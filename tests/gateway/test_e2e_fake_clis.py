@@ -183,3 +183,35 @@ def test_a_gemini_crash_after_the_credentials_banner_is_a_crash_not_bad_credenti
     assert 'outcome="provider_crashed",provider="gemini"' in metrics
     assert 'outcome="provider_auth_error"' not in metrics
     assert "heap out of memory" in log_path.read_text()  # the detail stays in the log
+
+
+def test_a_code_assist_account_needs_its_project_and_health_tokens_says_so(
+    tmp_path: Path,
+) -> None:
+    """502 provider_project_required until the operator's GOOGLE_CLOUD_PROJECT key appears in
+    the mounted Secret; then the CLI gets it and /health/tokens clears the error."""
+    env = _env(tmp_path, FAKE_CLI_MODE="project")
+    gw = GatewayProcess(env, module="llmhub_gateway", log_path=tmp_path / "gateway.log")
+    gw.start()
+    try:
+        refused = httpx.post(
+            f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
+        )
+        during = httpx.get(f"{gw.url}/health/tokens").json()["gemini"]
+        (Path(env["GEMINI_AUTH_PATH"]).parent / "GOOGLE_CLOUD_PROJECT").write_text("team-proj")
+        served = httpx.post(
+            f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
+        )
+        after = httpx.get(f"{gw.url}/health/tokens").json()["gemini"]
+    finally:
+        gw.stop()
+    assert refused.status_code == 502
+    assert refused.json()["error"]["type"] == "provider_project_required"
+    assert "spec.gemini.projectId" in refused.json()["error"]["message"]
+    assert during["error"] == "provider_project_required"
+    assert during["message"] == refused.json()["error"]["message"]
+    assert during["status"] == "valid"  # the credential itself is fine
+    assert served.status_code == 200, served.text
+    assert "project=team-proj]" in served.json()["text"]
+    assert "error" not in after
+    assert after["message"] == "Token is valid"

@@ -49,6 +49,23 @@ def test_gemini_secret_matches_the_contract() -> None:
     assert decoded == {"oauth_creds.json": creds, "expires_at": "2027-01-02T03:04:05Z"}
 
 
+def test_a_gemini_project_is_one_more_key_and_only_for_gemini() -> None:
+    common: dict[str, Any] = {
+        "name": "s",
+        "source_version": "v1",
+        "content_hash": "sha256:000000000000",
+        "expires_at": None,
+        "owner": OWNER,
+        "gemini_project": "team-proj",
+    }
+    creds = json.dumps({"access_token": "a", "refresh_token": "r"})
+    gemini = build_secret(provider="gemini", value=creds, **common)
+    assert set(gemini["data"]) == {"oauth_creds.json", "expires_at", "GOOGLE_CLOUD_PROJECT"}
+    assert base64.b64decode(gemini["data"]["GOOGLE_CLOUD_PROJECT"]) == b"team-proj"
+    claude = build_secret(provider="claude", value="sk-ant-oat01-x", **common)
+    assert set(claude["data"]) == {"CLAUDE_CODE_OAUTH_TOKEN", "expires_at"}
+
+
 def test_claude_secret_uses_the_env_key_and_tolerates_unknown_expiry() -> None:
     secret = build_secret(
         name="c",

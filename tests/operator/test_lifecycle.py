@@ -137,7 +137,7 @@ def _probe_state(deps: Deps, key: tuple[str, str]) -> Callable[[], Awaitable[Sta
 def _series(key: tuple[str, str]) -> list[tuple[str, ...]]:
     return [
         labels
-        for gauge in (metrics.TOKEN_DAYS_REMAINING, metrics.TOKEN_EXPIRY_TIMESTAMP)
+        for gauge in metrics._PER_PROVIDER
         for labels in metrics.label_sets(gauge)
         if labels[:2] == key
     ]

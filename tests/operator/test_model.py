@@ -77,8 +77,20 @@ def test_bad_durations_are_invalid(text: str) -> None:
         ({"refreshInterval": "0s"}, "refreshInterval"),
         ({"expiry": {"maxAgeDays": 0}}, "maxAgeDays"),
         ({"expiry": {"warnBeforeDays": "3"}}, "warnBeforeDays"),
+        ({"provider": "claude", "gemini": {"projectId": "team-proj"}}, "spec.gemini.projectId"),
+        ({"gemini": "team-proj"}, "spec.gemini"),
     ],
 )
 def test_invalid_specs_name_the_field(overrides: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidSpec, match=field):
         parse_spec("x", "hub", spec(**overrides))
+
+
+def test_gemini_project_is_carried_and_empty_means_none() -> None:
+    parsed = parse_spec("g", "hub", spec(provider="gemini", gemini={"projectId": " team-proj "}))
+    assert parsed.gemini_project == "team-proj"
+    assert (
+        parse_spec("g", "hub", spec(provider="gemini", gemini={"projectId": ""})).gemini_project
+        is None
+    )
+    assert parse_spec("g", "hub", spec(provider="gemini")).gemini_project is None

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     gemini_token_expires_at: str | None = None
     gemini_timeout_seconds: Seconds = 300.0
     gemini_max_concurrency: Count = 4
+    # Gemini Code Assist accounts need their Google Cloud project; unset: the key the operator
+    # writes into the Gemini Secret (spec.gemini.projectId), if any.
+    google_cloud_project: str | None = None
 
     redis_url: SecretStr | None = None
     session_ttl_seconds: Count = 86400

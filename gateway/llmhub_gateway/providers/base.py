@@ -9,8 +9,11 @@ Errors form a small tree the API maps to status codes::
     ProviderError                 502  provider failed (generic)
     ├── ProviderNotConfigured     502  no credential / CLI missing
     ├── ProviderAuthError         502  the provider rejected the credential
+    │   ├── ProviderAccountUnsupported 502  the vendor no longer serves this kind of account
+    │   └── ProviderProjectRequired    502  the account needs a cloud project (Gemini)
     ├── ProviderCrashed           502  the CLI exited badly or spoke garbage
     ├── ProviderTimeout           504  no answer within the provider's timeout
+    ├── ProviderRateLimited       429  the vendor's quota or rate limit (has retry_after)
     └── ProviderBusy              429  the per-pod concurrency cap is reached (has retry_after)
 """
 
@@ -58,6 +61,18 @@ class ProviderAuthError(ProviderError):
     error_type = "provider_auth_error"
 
 
+class ProviderAccountUnsupported(ProviderAuthError):
+    """The credential is fine but the vendor refuses the account type through this client."""
+
+    error_type = "provider_account_unsupported"
+
+
+class ProviderProjectRequired(ProviderAuthError):
+    """The account works only with a cloud project configured (Gemini Code Assist)."""
+
+    error_type = "provider_project_required"
+
+
 class ProviderCrashed(ProviderError):
     error_type = "provider_crashed"
 
@@ -65,6 +80,17 @@ class ProviderCrashed(ProviderError):
 class ProviderTimeout(ProviderError):
     status_code = 504
     error_type = "provider_timeout"
+
+
+class ProviderRateLimited(ProviderError):
+    """The vendor refused for quota or rate limit: the subscription itself is exhausted."""
+
+    status_code = 429
+    error_type = "provider_rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after: int | None = retry_after
 
 
 class ProviderBusy(ProviderError):

@@ -47,6 +47,11 @@ def is_auth_error(error: Mapping[str, Any]) -> bool:
     )
 
 
+def is_quota(error: Mapping[str, Any]) -> bool:
+    """The vendor's quota or rate limit (429 / RESOURCE_EXHAUSTED) by its structured code."""
+    return bool(_codes(error) & _QUOTA_CODES)
+
+
 def category(provider: str, error: Mapping[str, Any]) -> str:
     """A client-safe message for a non-auth structured error: its type and code, no text."""
     if _codes(error) & _QUOTA_CODES:

@@ -24,14 +24,25 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from llmhub_common.contract import GEMINI_PROJECT_KEY
 from llmhub_gateway.providers.base import (
     ChatRequest,
+    ProviderAccountUnsupported,
     ProviderAuthError,
     ProviderCrashed,
     ProviderError,
     ProviderNotConfigured,
+    ProviderProjectRequired,
+    ProviderRateLimited,
 )
-from llmhub_gateway.providers.diagnostics import Tail, category, is_auth_error, safe_detail
+from llmhub_gateway.providers.diagnostics import (
+    Tail,
+    category,
+    is_auth_error,
+    is_quota,
+    safe_detail,
+)
+from llmhub_gateway.providers.gemini_accounts import account_refusal
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.pty_runner import PtyRun
 from llmhub_gateway.providers.transcript import render_prompt
@@ -74,6 +85,7 @@ ARGV_PROMPT_LIMIT = 64 * 1024
 OTHER_MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")
 # Never hand the other provider's credential (or ours, twice) to the child.
 _SCRUBBED_ENV = ("CLAUDE_CODE_OAUTH_TOKEN", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
 
 
 class GeminiProvider:
@@ -82,12 +94,21 @@ class GeminiProvider:
     name = "gemini"
 
     def __init__(
-        self, *, auth_path: Path, default_model: str, cli_path: str, cli_home: Path
+        self,
+        *,
+        auth_path: Path,
+        default_model: str,
+        cli_path: str,
+        cli_home: Path,
+        project: str | None = None,
     ) -> None:
         self.default_model = default_model
         self._auth_path = auth_path
         self._cli_path = resolve_executable(cli_path)
         self._cli_home = cli_home
+        self._project = project
+        # The last account refusal (type, message), until a call succeeds: /health/tokens shows it.
+        self._refusal: tuple[str, str] | None = None
 
     def configured(self) -> bool:
         return self._auth_path.is_file()
@@ -100,6 +121,21 @@ class GeminiProvider:
         if not (os.path.isfile(self._cli_path) and os.access(self._cli_path, os.X_OK)):
             return "gemini: the gemini CLI is not installed or not executable"
         return None
+
+    def account_problem(self) -> tuple[str, str] | None:
+        """(error type, what to do) of the last account refusal, None once a call succeeded."""
+        return self._refusal
+
+    def project(self) -> str | None:
+        """GOOGLE_CLOUD_PROJECT: the gateway's env, else the key the operator put in the Secret
+        (read on every call: kubelet updates the mounted file without a roll)."""
+        if self._project:
+            return self._project
+        try:
+            text = (self._auth_path.parent / GEMINI_PROJECT_KEY).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text.strip() or None
 
     async def aclose(self) -> None:
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
@@ -122,6 +158,10 @@ class GeminiProvider:
             run = await _start(argv, self._env(), workdir, stdin_data)
             async for text in _answer(run):
                 yield text
+            self._refusal = None
+        except (ProviderAccountUnsupported, ProviderProjectRequired) as exc:
+            self._refusal = (exc.error_type, str(exc))
+            raise
         finally:
             await finish(_cleanup(run, workdir))
 
@@ -153,16 +193,21 @@ class GeminiProvider:
             NO_COLOR="1",
             TERM="dumb",
         )
+        project = self.project()
+        if project:
+            env[PROJECT_ENV] = project
         return env
 
 
 async def _answer(run: PtyRun) -> AsyncIterator[str]:
     """Turn the CLI's stream-json lines into text deltas, or a ProviderError."""
     noise = Tail()
+    refusal: ProviderAuthError | None = None
     async for line in run.lines():
         event = _parse(line)
         if event is None:
             noise.add(line)
+            refusal = refusal or account_refusal(line)
             continue
         kind = event.get("type")
         if kind == "message" and event.get("role") == "assistant":
@@ -181,6 +226,8 @@ async def _answer(run: PtyRun) -> AsyncIterator[str]:
     # No result: the exit status says what happened. The CLI's own text (its "Loaded cached
     # credentials." banner included) only goes to the log.
     status = await run.wait(2.0)
+    if status == EXIT_AUTH and refusal is not None:
+        raise refusal
     if status == EXIT_AUTH:
         raise ProviderAuthError("gemini: the CLI rejected the OAuth credentials")
     if status:
@@ -223,9 +270,14 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 def _failure(error: dict[str, Any]) -> ProviderError:
     """A structured error event or result error: auth by its code or type, else a category."""
+    refusal = account_refusal(str(error.get("message", "")))
+    if refusal is not None:
+        return refusal
     if is_auth_error(error):
         return ProviderAuthError("gemini: the CLI rejected the OAuth credentials")
     log.warning("gemini reported an error: %s", safe_detail(json.dumps(error)))
+    if is_quota(error):
+        return ProviderRateLimited(category("gemini", error))
     return ProviderError(category("gemini", error))
 
 

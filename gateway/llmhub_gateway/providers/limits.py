@@ -49,6 +49,11 @@ class Limited:
         check = getattr(self.inner, "problem", None)
         return check() if callable(check) else None
 
+    def account_problem(self) -> tuple[str, str] | None:
+        check = getattr(self.inner, "account_problem", None)
+        result = check() if callable(check) else None
+        return result if isinstance(result, tuple) else None
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

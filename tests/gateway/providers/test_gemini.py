@@ -19,6 +19,7 @@ from llmhub_gateway.providers.base import (
     ProviderCrashed,
     ProviderError,
     ProviderNotConfigured,
+    ProviderRateLimited,
     ProviderTimeout,
     Turn,
 )
@@ -155,7 +156,7 @@ async def test_consumer_closing_early_kills_the_process_group(
         ("oom", ProviderCrashed, "^gemini: the CLI exited with status 134$"),
         ("garbage", ProviderCrashed, "without an answer"),
         ("auth", ProviderAuthError, "rejected"),
-        ("error", ProviderError, r"^gemini: the provider's quota or rate limit is exhausted"),
+        ("error", ProviderRateLimited, r"^gemini: the provider's quota or rate limit is exhausted"),
     ],
 )
 async def test_failures_map_to_the_error_tree(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+from kubernetes_asyncio import client
+
 from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.kube import RealKube, decode
 from tests.operator.k8s.conftest import StartOperator
@@ -139,3 +142,50 @@ async def test_a_key_added_by_hand_is_removed_and_the_value_restored(
         timeout=15,
     )
     assert decode(secret, "CLAUDE_CODE_OAUTH_TOKEN") == CLAUDE
+
+
+async def test_the_gemini_project_is_a_secret_key_that_changes_without_a_roll(
+    k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
+) -> None:
+    fake_azure.set_secret("gemini-token", GEMINI)
+    await k8s.create_deployment("gateway")
+    await k8s.create_provider(
+        "gemini", fake_azure.base_url, provider="gemini", gemini={"projectId": "team-proj-1"}
+    )
+    start_operator()
+    await k8s.wait_phase("gemini", "Ready")
+    secret = await k8s.secret("gemini-credentials")
+    assert set(secret.data) == {"oauth_creds.json", "expires_at", "GOOGLE_CLOUD_PROJECT"}
+    assert decode(secret, "GOOGLE_CLOUD_PROJECT") == "team-proj-1"
+    rolled = await k8s.template_annotations("gateway")
+
+    await k8s.patch_spec("gemini", {"gemini": {"projectId": "team-proj-2"}})
+    changed = await eventually(
+        lambda: k8s.secret("gemini-credentials"),
+        lambda s: decode(s, "GOOGLE_CLOUD_PROJECT") == "team-proj-2",
+        timeout=15,
+    )
+    assert decode(changed, "oauth_creds.json") == GEMINI
+    # The gateway reads the key from its mounted Secret on every call: no roll for it.
+    assert await k8s.template_annotations("gateway") == rolled
+
+    await k8s.patch_spec("gemini", {"gemini": {"projectId": ""}})
+    await eventually(
+        lambda: k8s.secret("gemini-credentials"),
+        lambda s: set(s.data) == {"oauth_creds.json", "expires_at"},
+        timeout=15,
+    )
+
+
+async def test_the_api_server_refuses_a_project_on_a_claude_provider(
+    k8s: RealKube, fake_azure: FakeAzure
+) -> None:
+    with pytest.raises(client.ApiException) as refused:
+        await k8s.create_provider("claude", fake_azure.base_url, gemini={"projectId": "team-proj"})
+    assert refused.value.status == 422
+    assert "spec.gemini.projectId applies to provider gemini only" in refused.value.body
+    with pytest.raises(client.ApiException) as bad:
+        await k8s.create_provider(
+            "g", fake_azure.base_url, provider="gemini", gemini={"projectId": "Not A Project"}
+        )
+    assert bad.value.status == 422

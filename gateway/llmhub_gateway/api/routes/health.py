@@ -27,6 +27,9 @@ class TokenHealthPublic(BaseModel):
     expires_at: str | None
     days_remaining: int | None
     message: str
+    # Only present when the vendor refused the account on the last call (e.g.
+    # provider_account_unsupported); ``message`` then says what to do.
+    error: str | None = None
 
 
 @router.get("/health", response_model=Live)
@@ -57,13 +60,22 @@ async def ready(chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
     return body
 
 
-@router.get("/health/tokens", response_model=dict[str, TokenHealthPublic])
+@router.get(
+    "/health/tokens",
+    response_model=dict[str, TokenHealthPublic],
+    response_model_exclude_unset=True,  # the seeds' shape; ``error`` only when there is one
+)
 async def tokens(registry: RegistryDep) -> dict[str, TokenHealthPublic]:
-    """Per configured provider: valid | warning | expired | unknown, and days remaining."""
-    return {
-        name: TokenHealthPublic.model_validate(health.as_dict())
-        for name, health in registry.token_health().items()
-    }
+    """Per configured provider: valid | warning | expired | unknown, and days remaining; an
+    account the vendor refused shows its error type and what to do instead of the message."""
+    refused = registry.account_problems()
+    answer = {}
+    for name, health in registry.token_health().items():
+        fields = health.as_dict()
+        if name in refused:
+            fields["error"], fields["message"] = refused[name]
+        answer[name] = TokenHealthPublic.model_validate(fields)
+    return answer
 
 
 @router.get(
