@@ -7,6 +7,7 @@ import email.utils
 import logging
 import os
 import re
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -27,6 +29,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
     ServiceResponseTimeoutError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.secrets import KeyVaultSecret
 from azure.keyvault.secrets.aio import SecretClient
 
@@ -75,7 +78,7 @@ class _Vault:
 MAX_CONCURRENT_READS = 16
 # A black-holed or slow vault holds at most this many of the slots above, so it only slows its
 # own LLMProviders; and at most this many vault clients stay open (least recently used go).
-MAX_READS_PER_VAULT = 4
+MAX_READS_PER_VAULT = 8
 MAX_VAULT_CLIENTS = 64
 
 
@@ -107,6 +110,7 @@ class KeyVaultSource:
         self._timeout_s = timeout_s
         self._vaults: OrderedDict[tuple[object, ...], _Vault] = OrderedDict()
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._ssl: ssl.SSLContext | None = None
         # Hundreds of LLMProviders start at once; unbounded, their reads queue in this event loop
         # and time out before they are even sent. The timeout starts once a slot is taken.
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_READS)
@@ -157,6 +161,11 @@ class KeyVaultSource:
             raise
         finally:
             KEYVAULT_REQUEST_SECONDS.labels(outcome=outcome).observe(time.perf_counter() - started)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(cafile=str(self._connection_verify))
+        return self._ssl
 
     async def aclose(self) -> None:
         """Close every client and credential; the source may be reused afterwards."""
@@ -221,11 +230,23 @@ class KeyVaultSource:
                 credential = self._credential_factory(**options)  # type: ignore[arg-type]
             except azure_auth.WorkloadIdentityMissing as exc:
                 raise SourceAuthError(str(exc), reason="no_workload_identity") from None
+        pipeline = azure_auth.pipeline_options(**options)  # type: ignore[arg-type]
+        if isinstance(self._connection_verify, str):
+            # azure-core builds a new SSLContext per request from a CA path, so aiohttp never
+            # reuses a connection: a TLS handshake and a 256 KiB buffer per read. One context
+            # on the connector, and requests that just ask for verification, reuse them.
+            pipeline["connection_verify"] = True
+            pipeline["transport"] = AioHttpTransport(
+                session=aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=self._ssl_context())
+                ),
+                session_owner=True,
+            )
         client = SecretClient(
             vault_url,
             credential,
             verify_challenge_resource=self._verify_challenge_resource,
-            **azure_auth.pipeline_options(**options),  # type: ignore[arg-type]
+            **pipeline,
         )
         vault = self._vaults[key] = _Vault(credential, client)
         while len(self._vaults) > MAX_VAULT_CLIENTS:

@@ -99,6 +99,7 @@ class FakeAzure:
         self.readers: dict[str, set[str]] = {}
         # Another fake whose Entra tokens this vault accepts (one tenant, several vaults).
         self.token_issuer: FakeAzure | None = None
+        self.connections = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -367,6 +368,11 @@ class _Server(ThreadingHTTPServer):
     # (an operator starting with hundreds of providers); their SYN retries then look like outages.
     request_queue_size = 1024
     fake: FakeAzure
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.fake._lock:
+            self.fake.connections += 1  # TCP (TLS) connections accepted: reuse keeps this low
+        super().process_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

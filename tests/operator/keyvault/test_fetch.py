@@ -225,3 +225,15 @@ async def test_a_black_holed_vault_holds_only_its_own_share_of_read_slots(
             task.cancel()
         await asyncio.gather(*hung, return_exceptions=True)
         await source.aclose()
+
+
+async def test_reads_reuse_one_tls_connection_with_a_ca_bundle(
+    azure_env: dict[str, str], fake_azure: FakeAzure, source: KeyVaultSource
+) -> None:
+    """A CA bundle path must not cost a TLS handshake (and a 256 KiB buffer) per read."""
+    fake_azure.set_secret("reused", "sk-ant-oat01-connection-reuse-0015")
+    await source.fetch(fake_azure.base_url, "reused")  # challenge and token first
+    before = fake_azure.connections
+    for _ in range(10):
+        await source.fetch(fake_azure.base_url, "reused")
+    assert fake_azure.connections - before <= 1
