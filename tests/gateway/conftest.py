@@ -93,6 +93,20 @@ class RedisServer:
         self.proc = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_caller_auth() -> Iterator[None]:
+    """The gateway refuses every caller while AUTH_MODES is unset; the tests of other
+    behaviours run it (and the gateway processes they start) with ``none``, as ``make run``
+    does. The caller-identity tests set their modes explicitly."""
+    before = os.environ.get("AUTH_MODES")
+    os.environ["AUTH_MODES"] = "none"
+    yield
+    if before is None:
+        os.environ.pop("AUTH_MODES", None)
+    else:
+        os.environ["AUTH_MODES"] = before
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
