@@ -132,10 +132,12 @@ async def store(
 class ThreadedGateway:
     """The app under a real uvicorn in a background thread of the test process."""
 
-    def __init__(self, settings: Settings, providers: list[EchoProvider]) -> None:
+    def __init__(
+        self, settings: Settings, providers: list[EchoProvider], port: int | None = None
+    ) -> None:
         self.providers = {p.name: p for p in providers}
         self.app = create_app(settings, providers=providers)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
