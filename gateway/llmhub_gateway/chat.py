@@ -297,18 +297,23 @@ class ChatService:
         try:
             async with aclosing(self._turn(chat, heartbeat_s)) as events:
                 async for item in events:
-                    if isinstance(item, ChatResult):
-                        result = item
+                    if isinstance(item, ChatResult):  # the last item: the turn is done
+                        result, status = item, "ok"
                     yield item
-            status = "ok"
         except GatewayError as exc:
             status = exc.error_type
             raise
         finally:
             duration_ms = int((time.perf_counter() - started) * 1000)
-            if chat.slot is not None:
-                await finish(self.limiter.release(chat.slot))
-            await finish(self.accounting.finished(chat, result, status, duration_ms))
+            # One task: in a cancelled scope every further await is cancelled again.
+            await finish(self._settle(chat, result, status, duration_ms))
+
+    async def _settle(
+        self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
+    ) -> None:
+        if chat.slot is not None:
+            await self.limiter.release(chat.slot)
+        await self.accounting.finished(chat, result, status, duration_ms)
 
     async def _turn(
         self, chat: PreparedChat, heartbeat_s: float | None
