@@ -492,7 +492,9 @@ def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> 
 
 
 @asynccontextmanager
-async def closing(stream: AsyncIterator[str]) -> AsyncIterator[AsyncIterator[str]]:
+async def closing(
+    stream: AsyncIterator[str | Usage],
+) -> AsyncIterator[AsyncIterator[str | Usage]]:
     """Always close a provider stream (the protocol types it as a plain AsyncIterator)."""
     try:
         yield stream

@@ -100,7 +100,7 @@ class Provider(Protocol):
         """Model ids this provider serves (the default first)."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
         """Yield text deltas of the answer (and optionally one ``Usage``); raise
         ProviderError subclasses on failure."""
         ...
