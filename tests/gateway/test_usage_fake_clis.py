@@ -1,5 +1,5 @@
 """Usage per caller from what the CLIs report: the real entry point and adapters drive the fake
-CLIs (Claude's ``result.usage``; the Gemini adapter reports none), and the totals in
+CLIs (Claude's ``result.usage``, Gemini's stream-json ``result.stats``), and the totals in
 ``GET /v1/usage``, OpenAI's ``usage`` and the token metric match, call for call."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.fakes.fake_gemini import THOUGHTS
 from tests.gateway.conftest import GatewayProcess
 from tests.gateway.test_e2e_fake_clis import _env
 
@@ -88,8 +89,16 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
         "tokens_in": expected_in,
         "tokens_out": expected_out,
     }
-    # The Gemini adapter reports no usage yet: the request counts, its tokens are 0.
-    assert (by[("alice", "gemini")]["requests"], by[("alice", "gemini")]["tokens_in"]) == (1, 0)
+    # fake_gemini reports 0.61's stats: the prompt it got, the answer and 7 thinking tokens,
+    # which count as output (they count against the subscription too).
+    g_in, g_out = _reported(gemini.json()["text"])
+    assert by[("alice", "gemini")] == {
+        "caller": "alice",
+        "provider": "gemini",
+        "requests": 1,
+        "tokens_in": g_in,
+        "tokens_out": g_out + THOUGHTS,
+    }
     metrics = httpx.get(f"{counted.url}/metrics").text
     series = 'llm_mcp_hub_gateway_tokens_total{caller="alice",direction="out",provider="claude"}'
     assert f"{series} {float(expected_out)}" in metrics
@@ -102,7 +111,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
         ("alice", "claude", "ok"),
         ("alice", "gemini", "ok"),
     ]
-    assert sum(x["tokens_in"] for x in audit) == expected_in
+    assert sum(x["tokens_in"] for x in audit) == expected_in + g_in
     text = counted.log_path.read_text()
     assert ALICE not in text
     assert all(word not in json.dumps(audit) for word in ("count me", "and me too", "fake-claude"))
