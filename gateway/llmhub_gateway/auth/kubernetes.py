@@ -56,7 +56,12 @@ class ApiServer:
 
     @classmethod
     def in_cluster(cls) -> ApiServer:
-        host = os.environ["KUBERNETES_SERVICE_HOST"]
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        if not host or not (SA_DIR / "token").exists():
+            raise ValueError(
+                "AUTH_MODES has 'kubernetes' but this is not a pod with a mounted ServiceAccount "
+                "token; set AUTH_KUBERNETES_KUBECONFIG outside a cluster"
+            )
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         host = f"[{host}]" if ":" in host else host
         context = ssl.create_default_context(cafile=str(SA_DIR / "ca.crt"))
