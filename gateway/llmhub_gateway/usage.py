@@ -1,4 +1,5 @@
-"""Accounting of every turn: one audit log line, today's usage counters, the token metric.
+"""Accounting of every turn: one audit log line, today's usage counters, the token metric;
+and an audit line for each REST request the identity check refused.
 
 The audit line holds who, what and how it went -- never the prompt or the answer. Tokens are
 what the provider adapter reported (``providers.base.Usage``); an adapter whose CLI reports
@@ -63,6 +64,14 @@ class Accounting:
             await self.limiter.record(caller.name, provider, tokens_in, tokens_out)
         except GatewayError:
             log.warning("could not record usage of a turn (limit store unreachable)")
+
+
+def refused_caller(method: str, path: str, exc: GatewayError) -> None:
+    """A request refused before it had a caller (401/403/503 from the identity check)."""
+    audit.info(
+        "refused",
+        extra={"caller": None, "method": method, "path": path, "status": exc.error_type},
+    )
 
 
 def _line(

@@ -78,7 +78,10 @@ def test_unset_auth_modes_refuses_every_caller_and_names_the_setting() -> None:
         assert gw.providers["claude"].requests == []
 
 
-def test_static_keys_name_the_caller_and_refuse_others(secured: ThreadedGateway) -> None:
+def test_static_keys_name_the_caller_and_refuse_others(
+    secured: ThreadedGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llmhub_gateway.audit")
     ok = httpx.post(f"{secured.url}/v1/chat", json=CHAT, headers=bearer(ALICE_KEY))
     assert ok.status_code == 200
     session = ok.json()["session_id"]
@@ -94,6 +97,12 @@ def test_static_keys_name_the_caller_and_refuse_others(secured: ThreadedGateway)
         assert challenge.startswith('Bearer realm="llm-mcp-hub"')
         assert "resource_metadata=" in challenge
     assert httpx.get(f"{secured.url}/v1/sessions/{session}").status_code == 401
+    refusals = [r for r in caplog.records if r.getMessage() == "refused"]
+    assert [(getattr(r, "path", ""), getattr(r, "status", "")) for r in refusals][-1] == (
+        f"/v1/sessions/{session}",
+        "unauthorized",
+    )
+    assert all(ALICE_KEY not in r.getMessage() + repr(r.__dict__) for r in caplog.records)
 
 
 def test_entra_callers_use_the_openai_sdk_and_their_token_goes_no_further(

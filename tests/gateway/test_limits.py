@@ -224,3 +224,21 @@ def test_limits_hold_across_two_gateway_processes_on_one_redis(
         assert 60 - (time.time() - first) - 1 <= int(late.headers["Retry-After"]) <= 60
     report = httpx.get(f"{a.url}/v1/usage", timeout=10).json()
     assert report["by_caller"]["anonymous"]["requests"] == 3
+
+
+async def test_an_unreachable_limit_store_refuses_turns_rather_than_dropping_limits() -> None:
+    from llmhub_gateway.errors import StoreUnavailable
+    from llmhub_gateway.limits.base import Limits, Slot
+    from llmhub_gateway.limits.redis import RedisLimiter
+    from tests.gateway.conftest import free_port
+
+    limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", Limits(caller_rpm=5))
+    try:
+        with pytest.raises(StoreUnavailable):
+            await limiter.acquire("alice", "claude")
+        await limiter.release(Slot("alice", "claude", "abc"))  # logged; the slot expires
+        unlimited = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", Limits())
+        assert (await unlimited.acquire("alice", "claude")).slot_id == ""  # no Redis call
+        await unlimited.aclose()
+    finally:
+        await limiter.aclose()

@@ -14,16 +14,22 @@ from llmhub_gateway.auth.callers import CallerAuth
 from llmhub_gateway.auth.principal import Principal
 from llmhub_gateway.chat import ChatService
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import GatewayError
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import SessionStore
+from llmhub_gateway.usage import refused_caller
 
 
 async def get_principal(request: Request) -> Principal:
     """The caller, from the ``Authorization`` header by the enabled modes (AUTH_MODES);
     raises Unauthenticated (401) or Forbidden (403)."""
     auth: CallerAuth = request.app.state.auth
-    return await auth.authenticate(request.headers.get("authorization"))
+    try:
+        return await auth.authenticate(request.headers.get("authorization"))
+    except GatewayError as exc:
+        refused_caller(request.method, request.url.path, exc)
+        raise
 
 
 async def get_chat(request: Request) -> ChatService:
