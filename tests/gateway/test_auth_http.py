@@ -148,10 +148,15 @@ def test_usage_is_for_admin_callers_only(secured: ThreadedGateway) -> None:
 def test_host_and_origin_are_checked_on_every_route(secured: ThreadedGateway, path: str) -> None:
     bad_host = httpx.get(f"{secured.url}{path}", headers={"Host": "evil.example"})
     assert bad_host.status_code == 421
-    bad_origin = httpx.get(
-        f"{secured.url}{path}", headers={"Origin": "http://evil.example", **bearer(OPS_KEY)}
+    for origin in ("http://evil.example", "null", "http://127.0.0.1.evil.example"):
+        bad_origin = httpx.get(
+            f"{secured.url}{path}", headers={"Origin": origin, **bearer(OPS_KEY)}
+        )
+        assert bad_origin.status_code == 403, origin
+    good_origin = httpx.get(
+        f"{secured.url}/health/live", headers={"Origin": "http://localhost:3000"}
     )
-    assert bad_origin.status_code == 403
+    assert good_origin.status_code == 200
     for host in ("llm-mcp-hub-gateway:8000", "10.1.2.3:8000", "[fd00::1]:8000"):
         allowed = httpx.get(f"{secured.url}/health/live", headers={"Host": host})
         assert allowed.status_code == 200, host

@@ -53,7 +53,7 @@ class HostOriginMiddleware:
             await _refuse(send, 421, "misdirected_request", "Host header not allowed")
             return
         origin = headers.get("origin")
-        if origin is not None and origin != "null":
+        if origin is not None:  # "null" (sandboxed frames, file://) names no host: refused
             netloc = urlsplit(origin).netloc
             if not netloc or not self.allows(netloc):
                 await _refuse(send, 403, "forbidden", "Origin not allowed")
