@@ -90,7 +90,7 @@ def serve(kind: str, port: int) -> None:
         from llmhub_gateway.main import create_app
 
         configure("WARNING")
-        app = create_app(Settings(), providers=[InstantProvider()])
+        app = create_app(Settings(auth_modes="none"), providers=[InstantProvider()])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

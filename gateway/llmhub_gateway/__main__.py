@@ -26,7 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(describe_invalid(exc) + "\n")
         return 2
     configure(settings.log_level)
-    serve(create_app(settings), settings, host=args.host, port=args.port)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # settings that only make sense together (caller auth modes)
+        sys.stderr.write(f"invalid configuration:\n  {exc}\n")
+        return 2
+    serve(app, settings, host=args.host, port=args.port)
     return 0
 
 

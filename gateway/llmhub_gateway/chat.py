@@ -28,6 +28,7 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
 
+from llmhub_gateway.auth.principal import ANONYMOUS, Principal
 from llmhub_gateway.drain import Drain
 from llmhub_gateway.errors import (
     BadRequest,
@@ -40,6 +41,8 @@ from llmhub_gateway.errors import (
     ShuttingDown,
 )
 from llmhub_gateway.lease import Keeper, Lease
+from llmhub_gateway.limits.base import Limiter, Limits, Slot
+from llmhub_gateway.limits.memory import MemoryLimiter
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.base import (
     ChatRequest,
@@ -48,6 +51,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
     ProviderTimeout,
     Turn,
+    Usage,
 )
 from llmhub_gateway.providers.procs import background, finish
 from llmhub_gateway.registry import Registry
@@ -59,12 +63,15 @@ from llmhub_gateway.sessions.base import (
     TurnRecord,
 )
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
+from llmhub_gateway.usage import Accounting
 
 log = logging.getLogger(__name__)
 INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
+NO_USAGE: Final = Usage()
+ANONYMOUS_CALLER: Final = Principal(ANONYMOUS, "none", label=ANONYMOUS)
 
 
 class _Heartbeat:
@@ -87,6 +94,7 @@ class ChatResult:
     model: str
     text: str
     duration_ms: int
+    usage: Usage = NO_USAGE  # as the provider reported it (zeros when it reports nothing)
 
     def as_dict(self) -> dict[str, str | int]:
         """Cheaper than dataclasses.asdict (no deep copy) on the hot path."""
@@ -108,6 +116,8 @@ class PreparedChat:
     turn_id: str = ""
     fingerprint: str = ""
     replay: StoredTurn | None = None  # a retried turn: its stored answer, no provider call
+    caller: Principal = ANONYMOUS_CALLER
+    slot: Slot | None = None  # the caller's and subscription's concurrency slot
 
 
 Event = str | _Heartbeat | ChatResult
@@ -121,12 +131,15 @@ class ChatService:
         metrics: Metrics,
         lease_s: float = LEASE_S,
         drain: Drain | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.metrics = metrics
         self.lease_s = lease_s
         self.drain = drain or Drain()
+        self.limiter: Limiter = limiter or MemoryLimiter(Limits())
+        self.accounting = Accounting(self.limiter, metrics)
 
     async def prepare(
         self,
@@ -137,10 +150,10 @@ class ChatService:
         model: str | None = None,
         system: str | None = None,
         idempotency_key: str | None = None,
-        principal: str = "anonymous",
+        caller: Principal = ANONYMOUS_CALLER,
     ) -> PreparedChat:
-        """Find or create the session, take its lease and build the request with its history
-        (or find the stored answer of a retried turn)."""
+        """Admit the caller (limits), find or create the session, take its lease and build
+        the request with its history (or find the stored answer of a retried turn)."""
         self.drain.check()
         adapter = self.registry.get(provider)
         check_text(prompt, system or "")
@@ -149,6 +162,38 @@ class ChatService:
         if not adapter.configured():  # before a session is created for nothing
             raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
         model = model or adapter.default_model
+        slot = await self._admit(caller, adapter.name, model, session_id)
+        try:
+            return await self._prepare(
+                adapter, prompt, session_id, model, system, idempotency_key, caller, slot
+            )
+        except BaseException as exc:
+            await finish(self.limiter.release(slot))
+            if isinstance(exc, GatewayError):
+                self.accounting.refused(caller, adapter.name, model, session_id, exc)
+            raise
+
+    async def _admit(
+        self, caller: Principal, provider: str, model: str, session_id: str | None
+    ) -> Slot:
+        try:
+            return await self.limiter.acquire(caller.name, provider)
+        except GatewayError as exc:
+            self.accounting.refused(caller, provider, model, session_id, exc)
+            raise
+
+    async def _prepare(
+        self,
+        adapter: Provider,
+        prompt: str,
+        session_id: str | None,
+        model: str,
+        system: str | None,
+        idempotency_key: str | None,
+        caller: Principal,
+        slot: Slot,
+    ) -> PreparedChat:
+        principal = caller.name
         tid = turn_id(principal, idempotency_key)
         fingerprint = _fingerprint(adapter.name, model, system, prompt)
         created = False
@@ -194,6 +239,8 @@ class ChatService:
             turn_id=tid,
             fingerprint=fingerprint,
             replay=replay,
+            caller=caller,
+            slot=slot,
         )
 
     async def _lease(self, session_id: str) -> Lease:
@@ -212,7 +259,7 @@ class ChatService:
         except StoreUnavailable:
             log.warning("could not release a session's turn lease; it expires by itself")
 
-    def prepare_stateless(
+    async def prepare_stateless(
         self,
         *,
         provider: Provider,
@@ -220,10 +267,12 @@ class ChatService:
         history: Sequence[Turn],
         model: str,
         system: str | None,
+        caller: Principal = ANONYMOUS_CALLER,
     ) -> PreparedChat:
         """For OpenAI clients, who send the whole history each time: nothing is stored."""
         self.drain.check()
         check_text(prompt, system or "", *(turn.text for turn in history))
+        slot = await self._admit(caller, provider.name, model, None)
         request = ChatRequest(
             prompt=prompt,
             model=model,
@@ -231,7 +280,7 @@ class ChatService:
             history=tuple(history),
             system=system,
         )
-        return PreparedChat(provider, request, persist=False)
+        return PreparedChat(provider, request, persist=False, caller=caller, slot=slot)
 
     async def run(
         self, chat: PreparedChat, heartbeat_s: float | None = None
@@ -239,9 +288,38 @@ class ChatService:
         """Deltas, HEARTBEAT every ``heartbeat_s`` of provider silence, then the ChatResult.
 
         Closing this generator early (client gone) cancels the provider call (the adapter
-        kills its CLI) and releases the lease; nothing is stored.
+        kills its CLI) and releases the lease; nothing is stored. However the turn ends, its
+        limit slot is released and it is accounted (usage, audit line, token metric).
         """
         started = time.perf_counter()
+        status = "client_closed_request"
+        result: ChatResult | None = None
+        try:
+            async with aclosing(self._turn(chat, heartbeat_s)) as events:
+                async for item in events:
+                    if isinstance(item, ChatResult):  # the last item: the turn is done
+                        result, status = item, "ok"
+                    yield item
+        except GatewayError as exc:
+            status = exc.error_type
+            raise
+        finally:
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            # One task: in a cancelled scope every further await is cancelled again.
+            await finish(self._settle(chat, result, status, duration_ms))
+
+    async def _settle(
+        self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
+    ) -> None:
+        if chat.slot is not None:
+            await self.limiter.release(chat.slot)
+        await self.accounting.finished(chat, result, status, duration_ms)
+
+    async def _turn(
+        self, chat: PreparedChat, heartbeat_s: float | None
+    ) -> AsyncGenerator[Event, None]:
+        started = time.perf_counter()
+        usage: list[Usage] = []
         if chat.replay is not None:
             yield chat.replay.text
             yield ChatResult(
@@ -260,7 +338,7 @@ class ChatService:
         keeper = None
         if chat.lease is not None:
             keeper = Keeper(self.store, chat.lease, self.lease_s, lambda: queue.put_nowait(_LOST))
-        pump = asyncio.create_task(self._pump(chat, queue))
+        pump = asyncio.create_task(self._pump(chat, queue, usage))
         commit: asyncio.Task[bool] | None = None
         try:
             parts: list[str] = []
@@ -301,7 +379,12 @@ class ChatService:
                 commit = background(self._commit(chat, chat.lease, text, duration_ms))
                 await asyncio.shield(commit)
             yield ChatResult(
-                chat.request.session_id, chat.provider.name, chat.request.model, text, duration_ms
+                chat.request.session_id,
+                chat.provider.name,
+                chat.request.model,
+                text,
+                duration_ms,
+                Usage(sum(u.tokens_in for u in usage), sum(u.tokens_out for u in usage)),
             )
         finally:
             self.drain.discard(handle)
@@ -323,14 +406,19 @@ class ChatService:
                 lease = None  # the commit script released it
         await self._release(lease, keeper)
 
-    async def _pump(self, chat: PreparedChat, queue: asyncio.Queue[object]) -> None:
+    async def _pump(
+        self, chat: PreparedChat, queue: asyncio.Queue[object], usage: list[Usage]
+    ) -> None:
         """Run the provider stream in its own task, so the runner can wake up for heartbeats,
         a lost lease or a drain while the provider is silent, and cancel it."""
         with self.metrics.provider_call(chat.provider.name) as call:
             try:
                 async with closing(chat.provider.stream(chat.request)) as deltas:
                     async for delta in deltas:
-                        queue.put_nowait(delta)
+                        if isinstance(delta, Usage):
+                            usage.append(delta)
+                        else:
+                            queue.put_nowait(delta)
             except asyncio.CancelledError:
                 call["outcome"] = "cancelled"
                 raise
@@ -404,7 +492,9 @@ def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> 
 
 
 @asynccontextmanager
-async def closing(stream: AsyncIterator[str]) -> AsyncIterator[AsyncIterator[str]]:
+async def closing(
+    stream: AsyncIterator[str | Usage],
+) -> AsyncIterator[AsyncIterator[str | Usage]]:
     """Always close a provider stream (the protocol types it as a plain AsyncIterator)."""
     try:
         yield stream

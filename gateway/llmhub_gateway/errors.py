@@ -16,6 +16,7 @@ class GatewayError(Exception):
     status_code = 500
     error_type = "internal_error"
     retry_after: int | None = None
+    challenge: str | None = None  # the HTTP edge sends it as WWW-Authenticate
 
 
 class BadRequest(GatewayError):
@@ -88,3 +89,32 @@ class UnknownProvider(GatewayError):
 
     status_code = 404
     error_type = "model_not_found"
+
+
+class Unauthenticated(GatewayError):
+    """No caller identity, or a token no enabled mode accepts (401)."""
+
+    status_code = 401
+    error_type = "unauthorized"
+
+    def __init__(self, message: str, challenge: str = 'Bearer realm="llm-mcp-hub"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class Forbidden(GatewayError):
+    """A known caller that may not do this (403)."""
+
+    status_code = 403
+    error_type = "forbidden"
+
+
+class RateLimited(GatewayError):
+    """A caller or subscription limit is reached; ``retry_after`` is when it frees up (429)."""
+
+    status_code = 429
+    error_type = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)

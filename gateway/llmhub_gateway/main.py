@@ -12,11 +12,22 @@ from fastapi import FastAPI
 
 from llmhub_common.logging import secrets
 from llmhub_gateway.api import errors
-from llmhub_gateway.api.routes import chat, health, openai, sessions
+from llmhub_gateway.api.routes import chat, health, openai, sessions, usage
+from llmhub_gateway.auth.callers import CallerAuth, build_auth
+from llmhub_gateway.auth.mcp import (
+    CallerTokenVerifier,
+    auth_settings,
+    metadata_routes,
+    metadata_url,
+)
+from llmhub_gateway.auth.transport import HostOriginMiddleware
 from llmhub_gateway.chat import ChatService
-from llmhub_gateway.core.config import Settings
+from llmhub_gateway.core.config import Settings, split
 from llmhub_gateway.drain import Drain
-from llmhub_gateway.mcp_server import build_mcp, mcp_route
+from llmhub_gateway.limits.base import Limiter, Limits
+from llmhub_gateway.limits.memory import MemoryLimiter
+from llmhub_gateway.limits.redis import RedisLimiter
+from llmhub_gateway.mcp_server import MCP_PATH, build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
 from llmhub_gateway.providers.base import Provider
 from llmhub_gateway.providers.procs import drain_cleanups
@@ -36,6 +47,26 @@ def build_store(settings: Settings) -> SessionStore:
             settings.redis_url.get_secret_value(), settings.session_ttl_seconds
         )
     return MemorySessionStore(settings.session_ttl_seconds)
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Limits and usage shared through Redis when REDIS_URL is set, else this process's."""
+    limits = Limits.from_settings(settings)
+    if settings.redis_url is not None:
+        return RedisLimiter(settings.redis_url.get_secret_value(), limits)
+    return MemoryLimiter(limits)
+
+
+def resource_url(settings: Settings) -> str:
+    """The RFC 9728 resource (the public URL of /mcp); localhost when not configured."""
+    return settings.mcp_resource_url or f"http://localhost:8000{MCP_PATH}"
+
+
+def issuer_url(settings: Settings) -> str:
+    """The authorization server MCP clients are sent to: the first allowed Entra tenant."""
+    tenants = split(settings.auth_entra_tenants)
+    authority = settings.auth_entra_authority.rstrip("/")
+    return f"{authority}/{tenants[0]}/v2.0" if tenants else authority
 
 
 def sweep_scratch(settings: Settings) -> int:
@@ -66,8 +97,22 @@ def create_app(
         secrets.add(settings.redis_url.get_secret_value())
     registry = Registry(build_providers(settings) if providers is None else providers, settings)
     metrics = Metrics()
-    service = ChatService(registry, build_store(settings), metrics, drain=Drain())
-    mcp = build_mcp(service)
+    resource = resource_url(settings)
+    issuer = issuer_url(settings)
+    scopes = split(settings.mcp_required_scopes)
+    challenge = f'Bearer realm="llm-mcp-hub", resource_metadata="{metadata_url(resource)}"'
+    auth: CallerAuth = build_auth(settings, challenge)
+    service = ChatService(
+        registry, build_store(settings), metrics, drain=Drain(), limiter=build_limiter(settings)
+    )
+    if auth.open:  # "none": /mcp serves callers without a token, as anonymous
+        mcp = build_mcp(service)
+    else:
+        mcp = build_mcp(
+            service,
+            auth_settings(resource, issuer, scopes),
+            CallerTokenVerifier(auth, resource, scopes),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +130,8 @@ def create_app(
                 if left:
                     log.warning("%d cleanup task(s) still running at shutdown", left)
                 await service.store.aclose()
+                await service.limiter.aclose()
+                await auth.aclose()
                 await registry.aclose()
 
     app = FastAPI(
@@ -96,9 +143,12 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.chat = service
+    app.state.auth = auth
     errors.install(app)
-    for router in (chat.router, openai.router, sessions.router, health.router):
+    for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
     app.router.routes.append(mcp_route(mcp, settings.mcp_hosts()))
+    app.router.routes.extend(metadata_routes(resource, issuer, scopes))
+    app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -8,28 +8,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 
 from llmhub_gateway.api.errors import describe
+from llmhub_gateway.auth.mcp import CallerTokenVerifier, current_caller
+from llmhub_gateway.auth.transport import LOCAL_HOSTS
 from llmhub_gateway.chat import ChatService
 
 MCP_PATH = "/mcp"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-def build_mcp(chat: ChatService) -> MCPServer:
+def build_mcp(
+    chat: ChatService,
+    auth: AuthSettings | None = None,
+    verifier: CallerTokenVerifier | None = None,
+) -> MCPServer:
+    """With ``auth`` and ``verifier`` the SDK's bearer middleware guards /mcp (401 with the
+    resource metadata URL, 403 insufficient_scope); tools then run as that caller."""
     server: MCPServer = MCPServer(
-        name="llm-mcp-hub", instructions="Chat with the team's Claude and Gemini subscriptions."
+        name="llm-mcp-hub",
+        instructions="Chat with the team's Claude and Gemini subscriptions.",
+        auth=auth,
+        token_verifier=verifier,
     )
 
     async def run(provider: str, prompt: str, session_id: str | None, model: str | None) -> Any:
         """The same turn runner as REST; domain errors become tool errors only here."""
         try:
             prepared = await chat.prepare(
-                provider=provider, prompt=prompt, session_id=session_id, model=model
+                provider=provider,
+                prompt=prompt,
+                session_id=session_id,
+                model=model,
+                caller=current_caller(),
             )
             return (await chat.complete(prepared)).as_dict()
         except Exception as exc:

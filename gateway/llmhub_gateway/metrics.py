@@ -36,6 +36,14 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        # Named as the caller-identity issue asks; caller is the bounded label (names from
+        # configuration, "other" for the rest), never a raw subject.
+        self.tokens = Counter(
+            "llm_mcp_hub_gateway_tokens",
+            "Tokens the providers reported, by caller, provider and direction (in/out).",
+            ["caller", "provider", "direction"],
+            registry=self.registry,
+        )
         self.token_days = Gauge(
             "llmhub_gateway_token_days_remaining",
             "Whole days until the provider credential expires (-1 when unknown).",

@@ -147,10 +147,20 @@ def test_operator_rolls_one_new_pod_at_a_time_while_the_lease_guards_overlap(
     }
 
 
-def test_gateway_gets_no_kubernetes_api_token(default_docs: list[Manifest]) -> None:
+def test_gateway_gets_an_api_token_only_for_the_kubernetes_auth_mode(
+    default_docs: list[Manifest],
+) -> None:
+    """By default (kubernetes mode) the pod mounts its token to send TokenReviews; without
+    that mode the gateway never calls the Kubernetes API and gets no token."""
     spec = one(default_docs, "Deployment", "-gateway")["spec"]["template"]["spec"]
-    assert spec["automountServiceAccountToken"] is False
+    assert spec["automountServiceAccountToken"] is True
     assert one(default_docs, "ServiceAccount", "-gateway")["automountServiceAccountToken"] is False
+    docs = render(sets=["gateway.auth.modes={entra}", *ENTRA])
+    spec = one(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+ENTRA = ["gateway.auth.entra.tenants={t1}", "gateway.auth.entra.audiences={api://hub}"]
 
 
 def test_claude_token_comes_from_the_operator_secret_optionally() -> None:

@@ -49,14 +49,36 @@ def test_rbac_names_every_verb_resource_and_group_explicitly(files: list[Path]) 
         ), r
 
 
-@pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
-def test_gateway_service_account_is_bound_to_nothing(files: list[Path]) -> None:
-    docs = render(files)
+TOKEN_REVIEW = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+]
+
+
+def _gateway_rules(docs: list[Manifest]) -> list[list[Manifest]]:
+    """The rules of every role bound to the gateway's ServiceAccount."""
     gateway_sa = one(docs, "ServiceAccount", "-gateway")["metadata"]["name"]
-    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    assert bindings
-    for b in bindings:
-        assert all(s["name"] != gateway_sa for s in b["subjects"]), b["metadata"]["name"]
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ROLE_KINDS}
+    bound = []
+    for b in docs:
+        if b["kind"] in ("RoleBinding", "ClusterRoleBinding") and any(
+            s["name"] == gateway_sa for s in b["subjects"]
+        ):
+            bound.append(roles[(b["roleRef"]["kind"], b["roleRef"]["name"])]["rules"])
+    return bound
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
+def test_gateway_service_account_may_only_create_token_reviews(files: list[Path]) -> None:
+    docs = render(files)
+    modes = env_of(container(one(docs, "Deployment", "-gateway")))["AUTH_MODES"]["value"]
+    expected = [TOKEN_REVIEW] if "kubernetes" in modes.split(",") else []
+    assert _gateway_rules(docs) == expected
+
+
+def test_without_the_kubernetes_mode_the_gateway_is_bound_to_nothing() -> None:
+    docs = render(sets=["gateway.auth.modes={static}", "gateway.auth.static.existingSecret=k"])
+    assert _gateway_rules(docs) == []
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-tokenreview")]
 
 
 def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(

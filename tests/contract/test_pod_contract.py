@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import secrets as pysecrets
 import time
@@ -34,6 +35,9 @@ FAKES = REPO / "tests" / "fakes"
 FAKE_CLIS = {f"/opt/fakes/{name}": FAKES / name for name in ("fake_claude.py", "fake_gemini.py")}
 CLAUDE_TOKEN = "sk-ant-oat01-" + pysecrets.token_urlsafe(24)
 ROTATED_TOKEN = "sk-ant-oat01-" + pysecrets.token_urlsafe(24)
+CALLER_KEY = "contract-key-" + pysecrets.token_urlsafe(16)
+CALLER_KEY_HASH = hashlib.sha256(CALLER_KEY.encode()).hexdigest()
+KEYS_SECRET = "gateway-caller-keys"
 GEMINI_CREDS = {
     "access_token": "ya29.contract-" + pysecrets.token_urlsafe(16),
     "refresh_token": "1//contract-" + pysecrets.token_urlsafe(16),
@@ -64,6 +68,8 @@ def chart_values(fake: FakeAzure, redis_url: str) -> dict[str, Any]:
         "gateway": {
             "claude": {"cliPath": "/opt/fakes/fake_claude.py"},
             "gemini": {"cliPath": "/opt/fakes/fake_gemini.py"},
+            # Callers by named key: the kubernetes default needs an API server to review tokens.
+            "auth": {"modes": ["static"], "static": {"existingSecret": KEYS_SECRET}},
         },
         "redis": {"enabled": False, "external": {"url": redis_url}},
         "providers": [
@@ -246,7 +252,12 @@ async def operator_then_gateway(
         gateway_deploy,
         Image.parse(REPO / "Dockerfile.gateway"),
         pod_root,
-        secrets=written,
+        secrets={
+            **written,
+            KEYS_SECRET: {
+                "keys": f"contract sha256:{hashlib.sha256(CALLER_KEY.encode()).hexdigest()}"
+            },
+        },
         image_files=FAKE_CLIS,
     )
     assert set(gateway.ports) <= gateway.image.exposed
@@ -272,9 +283,14 @@ async def operator_then_gateway(
             reply = await http.post(
                 gateway.port_url(8000, "/v1/chat"),
                 json={"provider": provider, "prompt": "hello from the pod contract"},
+                headers={"Authorization": f"Bearer {CALLER_KEY}"},
             )
             assert reply.status_code == 200, reply.text
             assert reply.json()["text"].startswith(marker)
+            anonymous = await http.post(
+                gateway.port_url(8000, "/v1/chat"), json={"provider": provider, "prompt": "x"}
+            )
+            assert anonymous.status_code == 401  # the chart's auth values reached the gateway
             assert "hello from the pod contract" in reply.json()["text"]
 
     logs = operator_log.read_text() + gateway_log.read_text()
@@ -282,6 +298,7 @@ async def operator_then_gateway(
     values = {
         "claude": CLAUDE_TOKEN,
         "claude rotated": ROTATED_TOKEN,
+        "caller key": CALLER_KEY,
         **{k: str(GEMINI_CREDS[k]) for k in ("access_token", "refresh_token")},
     }
     leaked = sorted(label for label, value in values.items() if value in logs)
@@ -309,6 +326,8 @@ def secret_refs(deploy: dict[str, Any]) -> set[tuple[str, str]]:
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
     for volume in spec.get("volumes", []):
+        if volume["name"] == "static-keys":
+            continue  # the caller keys Secret is the installer's, not the operator's
         if "secret" in volume and volume["name"] in mounts:
             auth_path = Path(env["GEMINI_AUTH_PATH"])
             assert str(auth_path.parent) == mounts[volume["name"]]

@@ -96,19 +96,28 @@ def assistant(text: str, model: str, error: str | None = None) -> None:
     emit(message)
 
 
-def result(text: str, *, is_error: bool = False) -> None:
-    emit(
-        {
-            "type": "result",
-            "subtype": "success",
-            "duration_ms": 5,
-            "duration_api_ms": 3,
-            "is_error": is_error,
-            "num_turns": 1,
-            "session_id": SESSION,
-            "result": text,
+def result(text: str, *, is_error: bool = False, prompt: str = "") -> None:
+    """The real CLI's result carries ``usage``; the fake's numbers are derived from the text so
+    tests can recompute them: input = characters of the prompt received (split over fresh and
+    cache-read tokens, as real answers are), output = characters of the answer."""
+    message: dict[str, object] = {
+        "type": "result",
+        "subtype": "success",
+        "duration_ms": 5,
+        "duration_api_ms": 3,
+        "is_error": is_error,
+        "num_turns": 1,
+        "session_id": SESSION,
+        "result": text,
+    }
+    if not is_error:
+        message["usage"] = {
+            "input_tokens": len(prompt) // 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": len(prompt) - len(prompt) // 2,
+            "output_tokens": len(text),
         }
-    )
+    emit(message)
 
 
 def hang_forever() -> None:
@@ -146,7 +155,7 @@ def answer(prompt: str) -> None:
         if MODE == "slow":
             time.sleep(DELAY)
     assistant(text, model)
-    result(text)
+    result(text, prompt=prompt)
 
 
 def main() -> None:

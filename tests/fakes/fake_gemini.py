@@ -33,6 +33,7 @@ import uuid
 
 MODE = os.environ.get("FAKE_CLI_MODE", "ok")
 DELAY = float(os.environ.get("FAKE_CLI_DELAY", "0.3"))
+THOUGHTS = 7  # thinking tokens each fake answer reports
 EXIT_AUTH = 41
 
 
@@ -188,7 +189,19 @@ def main() -> None:
         emit({**msg, "content": text[i : i + third], "delta": True})
         if MODE == "slow":
             time.sleep(DELAY)
-    emit({"type": "result", "timestamp": now(), "status": "success", "stats": {}})
+    # 0.61's stats shape; numbers derived from the text so tests can recompute them: prompt =
+    # characters received, answer = characters sent, plus THOUGHTS thinking tokens.
+    stats = {
+        "total_tokens": len(prompt) + len(text) + THOUGHTS,
+        "input_tokens": len(prompt),
+        "output_tokens": len(text),
+        "cached": 0,
+        "input": len(prompt),
+        "duration_ms": 5,
+        "tool_calls": 0,
+        "models": {},
+    }
+    emit({"type": "result", "timestamp": now(), "status": "success", "stats": stats})
 
 
 if __name__ == "__main__":

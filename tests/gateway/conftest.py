@@ -93,6 +93,20 @@ class RedisServer:
         self.proc = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_caller_auth() -> Iterator[None]:
+    """The gateway refuses every caller while AUTH_MODES is unset; the tests of other
+    behaviours run it (and the gateway processes they start) with ``none``, as ``make run``
+    does. The caller-identity tests set their modes explicitly."""
+    before = os.environ.get("AUTH_MODES")
+    os.environ["AUTH_MODES"] = "none"
+    yield
+    if before is None:
+        os.environ.pop("AUTH_MODES", None)
+    else:
+        os.environ["AUTH_MODES"] = before
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
@@ -118,10 +132,12 @@ async def store(
 class ThreadedGateway:
     """The app under a real uvicorn in a background thread of the test process."""
 
-    def __init__(self, settings: Settings, providers: list[EchoProvider]) -> None:
+    def __init__(
+        self, settings: Settings, providers: list[EchoProvider], port: int | None = None
+    ) -> None:
         self.providers = {p.name: p for p in providers}
         self.app = create_app(settings, providers=providers)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -19,6 +19,7 @@ from llmhub_gateway.providers.base import (
     ProviderBusy,
     ProviderCrashed,
     ProviderTimeout,
+    Usage,
 )
 
 LEAKY_SECRET = "sk-ant-oat01-ThisMustNeverReachAClient0123456789"
@@ -104,3 +105,14 @@ def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
 
 def expected_text(provider: str, model: str, turns: int, prompt: str) -> str:
     return f"[{provider}|{model}|turns={turns}] " + "".join(w + " " for w in prompt.split(" "))
+
+
+class UsageProvider(EchoProvider):
+    """EchoProvider that reports usage as a CLI would: a word count in and out."""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:  # type: ignore[override]
+        words = 0
+        async for delta in super().stream(request):
+            words += len(delta.split())
+            yield delta
+        yield Usage(tokens_in=len(request.prompt.split()), tokens_out=words)

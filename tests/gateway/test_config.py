@@ -112,6 +112,8 @@ def test_gemini_expiry_from_env_wins_over_the_file(
         ("SHUTDOWN_DRAIN_SECONDS", "-5", "greater than or equal to 0"),
         ("TOKEN_WARN_BEFORE_DAYS", "-1", "greater than or equal to 0"),
         ("LOG_LEVEL", "LOUD", "must be DEBUG, INFO"),
+        ("AUTH_MODES", "entra,ldap", "must be a comma list of entra, kubernetes, static, none"),
+        ("LIMIT_CALLER_REQUESTS_PER_MINUTE", "-1", "greater than or equal to 0"),
     ],
 )
 def test_nonsense_values_are_refused_with_the_variable_named(
@@ -146,3 +148,28 @@ def test_the_gateway_refuses_to_start_with_a_clear_message(tmp_path: Path) -> No
     assert "GEMINI_MAX_CONCURRENCY: Input should be greater than or equal to 1" in done.stderr
     assert "Traceback" not in done.stderr
     assert_no_leak(done.stderr + done.stdout, redis_password="hunter2-secret")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"AUTH_MODES": "kubernetes"}, "set AUTH_KUBERNETES_KUBECONFIG outside a cluster"),
+        ({"AUTH_MODES": "static"}, "AUTH_STATIC_KEYS_FILE is not set"),
+        ({"AUTH_MODES": "entra"}, "entra mode needs AUTH_ENTRA_TENANTS and AUTH_ENTRA_AUDIENCES"),
+    ],
+)
+def test_auth_modes_missing_their_settings_stop_the_start_clearly(
+    env: dict[str, str], expected: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhub_gateway", "--port", "1"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr

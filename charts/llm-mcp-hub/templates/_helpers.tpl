@@ -208,6 +208,18 @@ Host names MCP accepts: the Service's in-cluster names plus gateway.mcp.extraAll
 {{- end }}
 
 {{/*
+The RFC 9728 resource MCP clients get tokens for: gateway.mcp.resourceUrl or the Service URL.
+*/}}
+{{- define "llm-mcp-hub-gateway.mcpResourceUrl" -}}
+{{- $gw := .Values.gateway }}
+{{- if $gw.mcp.resourceUrl }}
+{{- $gw.mcp.resourceUrl }}
+{{- else }}
+{{- printf "http://%s.%s.svc.%s:%v/mcp" (include "llm-mcp-hub-gateway.fullname" .) .Release.Namespace .Values.clusterDomain $gw.service.port }}
+{{- end }}
+{{- end }}
+
+{{/*
 Redis object name.
 */}}
 {{- define "llm-mcp-hub-redis.fullname" -}}

@@ -6,28 +6,30 @@ per request for a mere attribute lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from llmhub_gateway.auth.callers import CallerAuth
+from llmhub_gateway.auth.principal import Principal
 from llmhub_gateway.chat import ChatService
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import GatewayError
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.base import SessionStore
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling. Today everyone in the cluster is ``anonymous``; caller auth replaces
-    ``get_principal`` (e.g. a bearer token check) without touching the routes."""
-
-    name: str
+from llmhub_gateway.usage import refused_caller
 
 
 async def get_principal(request: Request) -> Principal:
-    return Principal("anonymous")
+    """The caller, from the ``Authorization`` header by the enabled modes (AUTH_MODES);
+    raises Unauthenticated (401) or Forbidden (403)."""
+    auth: CallerAuth = request.app.state.auth
+    try:
+        return await auth.authenticate(request.headers.get("authorization"))
+    except GatewayError as exc:
+        refused_caller(request.method, request.url.path, exc)
+        raise
 
 
 async def get_chat(request: Request) -> ChatService:
@@ -54,6 +56,8 @@ async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
+
+__all__ = ["Principal"]
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]

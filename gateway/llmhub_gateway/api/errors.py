@@ -49,6 +49,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
     and MCP)."""
     if isinstance(exc, GatewayError):
         headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        if exc.challenge is not None:
+            headers["WWW-Authenticate"] = exc.challenge
         return exc.status_code, exc.error_type, str(exc) or exc.error_type, headers
     if isinstance(exc, ClientGone):  # nginx's 499; only the metrics ever see it
         return 499, "client_closed_request", str(exc), {}
@@ -104,11 +106,14 @@ def install(app: FastAPI) -> None:
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error codes a route really produces."""
     text = {
+        401: "No caller identity, or a token no enabled mode accepts (AUTH_MODES)",
+        403: "The caller may not do this",
         400: "Bad input (session_id not a UUID, invalid Unicode, session of another provider)",
         404: "Unknown session or model",
         409: "Session busy (another turn on it is running) or this turn lost the session's "
         "lease; retry after Retry-After seconds",
-        429: "Provider at capacity; retry after Retry-After seconds",
+        429: "Provider at capacity, or a caller or subscription limit reached; retry after "
+        "Retry-After seconds",
         502: "Provider failed",
         422: "Request body failed validation, or an Idempotency-Key reused for another request",
         503: "Session store unavailable, or this replica is shutting down; retry after "

@@ -52,6 +52,38 @@ class Settings(BaseSettings):
     # ...and uvicorn this long after that to flush the last answers (chart's grace > sum).
     shutdown_graceful_seconds: Seconds = 10.0
 
+    # Callers (auth/): unset AUTH_MODES refuses every caller with a 401 naming the setting.
+    auth_modes: str | None = None
+    auth_static_keys_file: Path | None = None
+    auth_entra_authority: str = "https://login.microsoftonline.com"
+    auth_entra_tenants: str = ""
+    auth_entra_audiences: str = ""
+    # e-mail domain -> tenant id ("contoso.com=<guid>,..."): a user's domain must map to the
+    # tenant that signed the token.
+    auth_entra_domains: str = ""
+    auth_entra_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 60
+    auth_kubernetes_audience: str = "llm-mcp-hub-gateway"
+    # "<namespace>/<serviceaccount>" or "<namespace>/*", comma separated.
+    auth_kubernetes_allowed: str = ""
+    # Out-of-cluster API server credentials (tests, dev); in a pod the mounted SA is used.
+    auth_kubernetes_kubeconfig: Path | None = None
+    # Callers allowed to read GET /v1/usage; names as the gateway derives them.
+    auth_admin_callers: str = ""
+    # Entra callers whose name may appear in metric labels (others are "other").
+    auth_named_callers: str = ""
+    # Public URL of /mcp (RFC 9728 resource); empty: from the request's Host.
+    mcp_resource_url: str = ""
+    mcp_required_scopes: str = ""
+
+    # Limits: 0 means no limit.
+    limit_caller_requests_per_minute: Annotated[int, Field(ge=0)] = 0
+    limit_caller_concurrent_turns: Annotated[int, Field(ge=0)] = 0
+    limit_caller_daily_tokens: Annotated[int, Field(ge=0)] = 0
+    limit_subscription_requests_per_minute: Annotated[int, Field(ge=0)] = 0
+    limit_subscription_concurrent_turns: Annotated[int, Field(ge=0)] = 0
+    # A crashed replica's concurrency slots expire after this (longer than any turn).
+    limit_slot_ttl_seconds: Count = 900
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -94,8 +126,31 @@ class Settings(BaseSettings):
             return None
 
     def mcp_hosts(self) -> list[str]:
-        """Extra Host names allowed on /mcp (besides localhost), from MCP_ALLOWED_HOSTS."""
-        return [h.strip() for h in self.mcp_allowed_hosts.split(",") if h.strip()]
+        """Extra Host names allowed on every route (besides localhost and IP literals), from
+        MCP_ALLOWED_HOSTS."""
+        return split(self.mcp_allowed_hosts)
+
+    @field_validator("auth_modes")
+    @classmethod
+    def _known_modes(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = set(split(value)) - set(AUTH_MODES)
+        if unknown or not split(value):
+            raise ValueError(f"must be a comma list of {', '.join(AUTH_MODES)}")
+        return value
+
+    def modes(self) -> frozenset[str] | None:
+        """The enabled identity modes; None when AUTH_MODES is unset (every caller refused)."""
+        return None if self.auth_modes is None else frozenset(split(self.auth_modes))
+
+
+AUTH_MODES = ("entra", "kubernetes", "static", "none")
+
+
+def split(text: str) -> list[str]:
+    """A comma list, blanks dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def describe_invalid(exc: ValidationError) -> str:

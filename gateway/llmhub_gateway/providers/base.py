@@ -45,6 +45,15 @@ class ChatRequest:
     system: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one answer as the CLI reports them; a stream may yield it (once, at its end)
+    among its text deltas. Adapters whose CLI reports nothing yield none: usage counts 0."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
 class ProviderError(GatewayError):
     """Base of every provider failure; its message is safe to show to clients (a category,
     never raw CLI output: that goes to the log, redacted)."""
@@ -117,8 +126,9 @@ class Provider(Protocol):
         """Model ids this provider serves (the default first)."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
-        """Yield text deltas of the answer; raise ProviderError subclasses on failure."""
+    def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
+        """Yield text deltas of the answer (and optionally one ``Usage``); raise
+        ProviderError subclasses on failure."""
         ...
 
     async def aclose(self) -> None:

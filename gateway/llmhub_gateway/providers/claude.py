@@ -43,6 +43,7 @@ from llmhub_gateway.providers.base import (
     ProviderCrashed,
     ProviderError,
     ProviderNotConfigured,
+    Usage,
 )
 from llmhub_gateway.providers.diagnostics import Tail, safe_detail
 from llmhub_gateway.providers.procs import finish, kill_tree, resolve_executable
@@ -78,7 +79,7 @@ class _Done:
     """End of the answer."""
 
 
-_Item = str | ProviderError | _Done
+_Item = str | Usage | ProviderError | _Done
 
 
 class ClaudeProvider:
@@ -119,7 +120,7 @@ class ClaudeProvider:
         with contextlib.suppress(OSError):
             self._scratch_root.rmdir()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
         if self._token is None:
             raise ProviderNotConfigured("claude: no OAuth token configured")
         scratch = self._scratch_root / uuid.uuid4().hex
@@ -200,6 +201,8 @@ async def _relay(client: ClaudeSDKClient, queue: asyncio.Queue[_Item]) -> None:
         elif isinstance(message, ResultMessage):
             if message.is_error:
                 raise _result_failure(message.result or " ".join(message.errors or []))
+            if message.usage:
+                queue.put_nowait(usage_of(message.usage))
             queue.put_nowait(_Done())
             return
     raise ProviderCrashed("claude: the CLI ended without a result")
@@ -270,3 +273,17 @@ def _cli_pid(client: ClaudeSDKClient) -> int | None:
     process = getattr(transport, "_process", None)
     pid = getattr(process, "pid", None)
     return pid if isinstance(pid, int) else None
+
+
+def usage_of(usage: dict[str, Any]) -> Usage:
+    """Tokens from the CLI's ``result``: every input token (fresh, cache writes, cache reads:
+    all count against the subscription's use) and the output tokens."""
+
+    def count(key: str) -> int:
+        value = usage.get(key)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    tokens_in = sum(
+        count(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return Usage(tokens_in=tokens_in, tokens_out=count("output_tokens"))

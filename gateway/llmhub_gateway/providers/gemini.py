@@ -34,6 +34,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
     ProviderProjectRequired,
     ProviderRateLimited,
+    Usage,
 )
 from llmhub_gateway.providers.diagnostics import (
     Tail,
@@ -140,7 +141,7 @@ class GeminiProvider:
     async def aclose(self) -> None:
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
         self.prepare_home()
         workdir = self._cli_home / "work" / uuid.uuid4().hex
         workdir.mkdir(parents=True, mode=0o700)
@@ -199,8 +200,9 @@ class GeminiProvider:
         return env
 
 
-async def _answer(run: PtyRun) -> AsyncIterator[str]:
-    """Turn the CLI's stream-json lines into text deltas, or a ProviderError."""
+async def _answer(run: PtyRun) -> AsyncIterator[str | Usage]:
+    """Turn the CLI's stream-json lines into text deltas and the usage of its ``result``, or a
+    ProviderError."""
     noise = Tail()
     refusal: ProviderAuthError | None = None
     async for line in run.lines():
@@ -222,6 +224,9 @@ async def _answer(run: PtyRun) -> AsyncIterator[str]:
             error = event.get("error")
             if event.get("status") == "error" or error:
                 raise _failure(error if isinstance(error, dict) else {})
+            usage = usage_of(event.get("stats"))
+            if usage is not None:
+                yield usage
             return
     # No result: the exit status says what happened. The CLI's own text (its "Loaded cached
     # credentials." banner included) only goes to the log.
@@ -293,3 +298,20 @@ def _write_private(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def usage_of(stats: object) -> Usage | None:
+    """Tokens from stream-json ``result.stats`` (0.61: ``input_tokens`` = prompt tokens, cached
+    ones included; ``total_tokens`` adds the answer, thinking and tool tokens). Output is
+    everything beyond the prompt, so thinking counts against the budget too."""
+    if not isinstance(stats, dict):
+        return None
+    prompt, total, output = (
+        stats.get(k) for k in ("input_tokens", "total_tokens", "output_tokens")
+    )
+    if not isinstance(prompt, int) or prompt < 0:
+        return None
+    out = output if isinstance(output, int) and output > 0 else 0
+    if isinstance(total, int) and total - prompt > out:
+        out = total - prompt
+    return Usage(tokens_in=prompt, tokens_out=out)

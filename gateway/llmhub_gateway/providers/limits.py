@@ -14,7 +14,13 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from llmhub_gateway.providers.base import ChatRequest, Provider, ProviderBusy, ProviderTimeout
+from llmhub_gateway.providers.base import (
+    ChatRequest,
+    Provider,
+    ProviderBusy,
+    ProviderTimeout,
+    Usage,
+)
 from llmhub_gateway.providers.procs import tracking
 
 
@@ -57,7 +63,7 @@ class Limited:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
         if self._active >= self.max_concurrency:
             raise ProviderBusy(
                 f"{self.name}: all {self.max_concurrency} slots are busy, retry later",
@@ -65,7 +71,7 @@ class Limited:
             )
         self._active += 1
         cleanups: list[asyncio.Task[Any]] = []  # the inner's CLI kills, started via finish()
-        inner: AsyncIterator[str] | None = None
+        inner: AsyncIterator[str | Usage] | None = None
         try:
             deadline = asyncio.get_running_loop().time() + self.timeout_s
             with tracking(cleanups):

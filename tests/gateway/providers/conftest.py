@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from llmhub_gateway.providers import procs
-from llmhub_gateway.providers.base import ChatRequest, Provider, Turn
+from llmhub_gateway.providers.base import ChatRequest, Provider, Turn, Usage
 from llmhub_gateway.providers.claude import ClaudeProvider
 from llmhub_gateway.providers.gemini import GeminiProvider
 
@@ -43,6 +43,11 @@ def chat(
 
 
 async def collect(provider: Provider, request: ChatRequest) -> list[str]:
+    """The text deltas (a reported ``Usage`` is left out; ``collect_all`` keeps it)."""
+    return [d for d in await collect_all(provider, request) if isinstance(d, str)]
+
+
+async def collect_all(provider: Provider, request: ChatRequest) -> list[str | Usage]:
     return [delta async for delta in provider.stream(request)]
 
 

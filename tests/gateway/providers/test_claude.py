@@ -16,6 +16,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
     ProviderTimeout,
     Turn,
+    Usage,
 )
 from llmhub_gateway.providers.claude import ClaudeProvider
 from llmhub_gateway.providers.limits import Limited
@@ -23,6 +24,7 @@ from tests.gateway.providers.conftest import (
     FAKE_TOKEN,
     chat,
     collect,
+    collect_all,
     consume_until_anyio_cancels,
     our_zombies,
     recorded_pids,
@@ -39,6 +41,15 @@ async def test_answer_streams_in_deltas_with_model_and_token_presence(
     deltas = await collect(claude, chat("ping", model="claude-opus-test"))
     assert len(deltas) > 1
     assert "".join(deltas) == "[fake-claude model=claude-opus-test token=present] ping"
+
+
+async def test_the_clis_reported_usage_ends_the_stream(claude: ClaudeProvider) -> None:
+    items = await collect_all(claude, chat("ping", model="claude-opus-test"))
+    text = "".join(i for i in items if isinstance(i, str))
+    # fake_claude reports the prompt it received as input (fresh + cache reads), the answer
+    # as output; the adapter sums every kind of input token.
+    assert items[-1] == Usage(tokens_in=len("ping"), tokens_out=len(text))
+    assert [i for i in items if isinstance(i, Usage)] == [items[-1]]
 
 
 async def test_default_model_is_used_when_the_request_names_none(claude: ClaudeProvider) -> None:

@@ -22,14 +22,17 @@ from llmhub_gateway.providers.base import (
     ProviderRateLimited,
     ProviderTimeout,
     Turn,
+    Usage,
 )
 from llmhub_gateway.providers.gemini import SETTINGS, GeminiProvider
 from llmhub_gateway.providers.limits import Limited
+from tests.fakes.fake_gemini import THOUGHTS
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI,
     FAKE_GEMINI_CREDS,
     chat,
     collect,
+    collect_all,
     consume_until_anyio_cancels,
     our_zombies,
     recorded_pids,
@@ -44,6 +47,15 @@ async def test_answer_streams_from_a_terminal_in_deltas(gemini: GeminiProvider) 
     deltas = await collect(gemini, chat("ping", model="gemini-2.5-flash"))
     assert len(deltas) > 1
     assert "".join(deltas) == "[fake-gemini model=gemini-2.5-flash tty=yes] ping"
+
+
+async def test_the_result_stats_become_usage_thinking_included(gemini: GeminiProvider) -> None:
+    items = await collect_all(gemini, chat("ping"))
+    text = "".join(i for i in items if isinstance(i, str))
+    received = text.split("] ", 1)[1]
+    # fake_gemini's stats: input_tokens = the prompt, total adds the answer and 7 thoughts.
+    assert items[-1] == Usage(tokens_in=len(received), tokens_out=len(text) + THOUGHTS)
+    assert [i for i in items if isinstance(i, Usage)] == [items[-1]]
 
 
 async def test_default_model_is_used_when_the_request_names_none(gemini: GeminiProvider) -> None:

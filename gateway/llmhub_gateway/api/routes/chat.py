@@ -54,7 +54,7 @@ SSE_DOC = (
     response_model=ChatPublic,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 404, 409, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 409, 422, 429, 502, 503, 504),
     },
     description=SSE_DOC,
 )
@@ -73,7 +73,7 @@ async def chat(
         model=body.model,
         system=body.system,
         idempotency_key=None if idempotency_key is None else check_idempotency_key(idempotency_key),
-        principal=principal.name,
+        caller=principal,
     )
     if body.stream:
         return StreamingResponse(

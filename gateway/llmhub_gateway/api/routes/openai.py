@@ -85,7 +85,7 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, responses=errors.responses(401, 403))
 async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelList:
     cards = [
         ModelCard(id=model, owned_by=provider.name)
@@ -100,7 +100,7 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     response_model=Completion,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 404, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 422, 429, 502, 503, 504),
     },
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
 )
@@ -114,8 +114,13 @@ async def chat_completions(
 ) -> Completion | StreamingResponse:
     provider = registry.for_model(body.model)
     system, history, prompt = _split(body.messages)
-    prepared = chat.prepare_stateless(
-        provider=provider, prompt=prompt, history=history, model=body.model, system=system
+    prepared = await chat.prepare_stateless(
+        provider=provider,
+        prompt=prompt,
+        history=history,
+        model=body.model,
+        system=system,
+        caller=principal,
     )
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -132,7 +137,11 @@ async def chat_completions(
         choices=[
             Choice(index=0, message=AssistantMessage(content=result.text), finish_reason="stop")
         ],
-        usage=Usage(),
+        usage=Usage(
+            prompt_tokens=result.usage.tokens_in,
+            completion_tokens=result.usage.tokens_out,
+            total_tokens=result.usage.tokens_in + result.usage.tokens_out,
+        ),
     )
 
 

@@ -32,7 +32,9 @@ class SessionPublic(BaseModel):
 
 
 @router.get(
-    "/{session_id}", response_model=SessionPublic, responses=errors.responses(400, 404, 503)
+    "/{session_id}",
+    response_model=SessionPublic,
+    responses=errors.responses(400, 401, 403, 404, 503),
 )
 async def get_session(
     session_id: SessionIdPath, store: SessionStoreDep, principal: PrincipalDep
@@ -54,7 +56,7 @@ async def get_session(
     "/{session_id}",
     status_code=204,
     response_class=Response,
-    responses=errors.responses(400, 404, 503),
+    responses=errors.responses(400, 401, 403, 404, 503),
 )
 async def delete_session(
     session_id: SessionIdPath, store: SessionStoreDep, principal: PrincipalDep

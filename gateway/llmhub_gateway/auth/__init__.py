@@ -1,0 +1,1 @@
+"""Who is calling: identity modes (entra, kubernetes, static, none) behind one ``CallerAuth``."""

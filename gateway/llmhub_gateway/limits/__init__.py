@@ -1,0 +1,1 @@
+"""Per-caller and per-subscription limits and usage counters (Redis for many replicas)."""

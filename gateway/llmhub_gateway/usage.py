@@ -1,0 +1,99 @@
+"""Accounting of every turn: one audit log line, today's usage counters, the token metric;
+and an audit line for each REST request the identity check refused.
+
+The audit line holds who, what and how it went -- never the prompt or the answer. Tokens are
+what the provider adapter reported (``providers.base.Usage``); an adapter whose CLI reports
+nothing counts 0 tokens, and the request still counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from llmhub_gateway.errors import GatewayError
+from llmhub_gateway.limits.base import Limiter
+from llmhub_gateway.metrics import Metrics
+
+if TYPE_CHECKING:
+    from llmhub_gateway.auth.principal import Principal
+    from llmhub_gateway.chat import ChatResult, PreparedChat
+
+audit = logging.getLogger("llmhub_gateway.audit")
+log = logging.getLogger(__name__)
+
+
+class Accounting:
+    def __init__(self, limiter: Limiter, metrics: Metrics) -> None:
+        self.limiter = limiter
+        self.metrics = metrics
+
+    def refused(
+        self,
+        caller: Principal,
+        provider: str,
+        model: str,
+        session_id: str | None,
+        exc: GatewayError,
+    ) -> None:
+        """A turn refused before it ran (limits, busy session...): audited, not counted."""
+        _line(caller.name, provider, model, session_id, 0, 0, exc.error_type, 0)
+
+    async def finished(
+        self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
+    ) -> None:
+        tokens_in = result.usage.tokens_in if result is not None else 0
+        tokens_out = result.usage.tokens_out if result is not None else 0
+        caller, provider = chat.caller, chat.provider.name
+        _line(
+            caller.name,
+            provider,
+            chat.request.model,
+            chat.request.session_id if chat.persist else None,
+            tokens_in,
+            tokens_out,
+            status,
+            duration_ms,
+        )
+        if chat.replay is not None:
+            return  # a stored answer replayed: the provider did not run
+        for direction, count in (("in", tokens_in), ("out", tokens_out)):
+            if count:
+                self.metrics.tokens.labels(caller.label, provider, direction).inc(count)
+        try:
+            await self.limiter.record(caller.name, provider, tokens_in, tokens_out)
+        except GatewayError:
+            log.warning("could not record usage of a turn (limit store unreachable)")
+
+
+def refused_caller(method: str, path: str, exc: GatewayError) -> None:
+    """A request refused before it had a caller (401/403/503 from the identity check)."""
+    audit.info(
+        "refused",
+        extra={"caller": None, "method": method, "path": path, "status": exc.error_type},
+    )
+
+
+def _line(
+    caller: str,
+    provider: str,
+    model: str,
+    session_id: str | None,
+    tokens_in: int,
+    tokens_out: int,
+    status: str,
+    duration_ms: int,
+) -> None:
+    audit.info(
+        "turn",
+        extra={
+            "caller": caller,
+            "provider": provider,
+            "model": model,
+            "session_id": session_id,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )

@@ -1,0 +1,85 @@
+"""The gateway's caller identity and limits: values mapped onto AUTH_*/LIMIT_*/MCP_* env, the
+static keys Secret mounted read-only, a default that is not ``none``, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmhub_gateway.core.config import Settings
+from tests.chart.conftest import CHART, Manifest, container, env_of, one, render, run_helm
+
+ENTRA = [
+    "gateway.auth.modes={entra,static}",
+    "gateway.auth.entra.tenants={t1,t2}",
+    "gateway.auth.entra.audiences={api://hub,aaaa-bbbb}",
+    "gateway.auth.entra.domains.contoso\\.com=t1",
+    "gateway.auth.entra.namedCallers={alice@contoso.com}",
+    "gateway.auth.static.existingSecret=hub-keys",
+    "gateway.auth.adminCallers={ops}",
+    "gateway.mcp.requiredScopes={chat}",
+    "gateway.limits.caller.dailyTokens=50000",
+]
+
+
+def _values(docs: list[Manifest]) -> dict[str, str]:
+    env = env_of(container(one(docs, "Deployment", "-gateway")))
+    return {name: e["value"] for name, e in env.items() if "value" in e}
+
+
+def test_the_default_is_kubernetes_callers_with_limits(default_docs: list[Manifest]) -> None:
+    env = _values(default_docs)
+    assert env["AUTH_MODES"] == "kubernetes"
+    assert env["AUTH_KUBERNETES_AUDIENCE"] == "llm-mcp-hub-gateway"
+    assert (
+        env["MCP_RESOURCE_URL"] == "http://hub-llm-mcp-hub-gateway.hub.svc.cluster.local:8000/mcp"
+    )
+    assert env["LIMIT_CALLER_REQUESTS_PER_MINUTE"] == "20"
+    assert env["LIMIT_SUBSCRIPTION_CONCURRENT_TURNS"] == "4"
+    assert "AUTH_STATIC_KEYS_FILE" not in env
+
+
+def test_entra_and_static_values_reach_the_settings_the_gateway_reads() -> None:
+    docs = render(sets=ENTRA)
+    env = _values(docs)
+    settings = Settings(
+        **{k.lower(): v for k, v in env.items() if k.startswith(("AUTH_", "LIMIT_", "MCP_"))}
+    )
+    assert settings.modes() == frozenset({"entra", "static"})
+    assert settings.auth_entra_tenants == "t1,t2"
+    assert settings.auth_entra_audiences == "api://hub,aaaa-bbbb"
+    assert settings.auth_entra_domains == "contoso.com=t1"
+    assert settings.auth_named_callers == "alice@contoso.com"
+    assert settings.auth_admin_callers == "ops"
+    assert settings.mcp_required_scopes == "chat"
+    assert settings.limit_caller_daily_tokens == 50000
+    assert str(settings.auth_static_keys_file) == "/etc/llmhub/static-keys/keys"
+    deployment = one(docs, "Deployment", "-gateway")
+    mount = next(m for m in container(deployment)["volumeMounts"] if m["name"] == "static-keys")
+    assert mount == {
+        "name": "static-keys",
+        "mountPath": "/etc/llmhub/static-keys",
+        "readOnly": True,
+    }
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "static-keys"
+    )
+    assert volume["secret"]["secretName"] == "hub-keys"
+    assert volume["secret"]["items"] == [{"key": "keys", "path": "keys"}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["gateway.auth.modes={static}"], "set gateway.auth.static.existingSecret"),
+        (["gateway.auth.modes={entra}"], "set gateway.auth.entra.tenants and"),
+        (["gateway.auth.modes={bogus}"], "gateway.auth.modes.0"),
+        (["gateway.auth.kubernetes.allowed={Not Valid}"], "gateway.auth.kubernetes.allowed.0"),
+        (["gateway.limits.caller.requestsPerMinute=-1"], "requestsPerMinute"),
+    ],
+)
+def test_bad_auth_values_are_refused_with_a_clear_message(sets: list[str], message: str) -> None:
+    done = run_helm(
+        "template", "hub", str(CHART), "-n", "hub", *(a for s in sets for a in ("--set", s))
+    )
+    assert done.returncode != 0
+    assert message in done.stderr

@@ -1,0 +1,95 @@
+"""The kubernetes mode against a real API server: real ServiceAccount tokens from the
+TokenRequest API, reviewed by a gateway identity holding exactly the chart's RBAC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client
+
+from llmhub_gateway.auth.callers import CallerAuth
+from llmhub_gateway.auth.kubernetes import ApiServer, KubernetesVerifier, ReviewUnavailable
+from llmhub_gateway.errors import Forbidden, Unauthenticated
+from tests.chart.conftest import one, render
+from tests.k8s.kube import RealKube
+
+AUDIENCE = "llm-mcp-hub-gateway"
+
+
+async def _service_accounts(k8s: RealKube, *names: str) -> None:
+    for name in names:
+        await k8s.core.create_namespaced_service_account(
+            k8s.namespace, {"metadata": {"name": name}}
+        )
+
+
+async def _grant_chart_rbac(k8s: RealKube, service_account: str) -> None:
+    """The ClusterRole the chart renders for the gateway, bound to ``service_account``."""
+    rules = one(render(), "ClusterRole", "-tokenreview")["rules"]
+    rbac = client.RbacAuthorizationV1Api(k8s.api)
+    name = f"gw-{k8s.namespace}"
+    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    await rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": service_account, "namespace": k8s.namespace}
+            ],
+        }
+    )
+
+
+async def _verifier(k8s: RealKube, tmp_path: Path, service_account: str) -> KubernetesVerifier:
+    token = await k8s.service_account_token(service_account)
+    kubeconfig = k8s.token_kubeconfig(tmp_path / f"{service_account}.kubeconfig", token)
+    return KubernetesVerifier(
+        ApiServer.from_kubeconfig(kubeconfig),
+        audience=AUDIENCE,
+        allowed=[f"{k8s.namespace}/caller", "other-ns/*"],
+    )
+
+
+async def test_token_review_names_allowed_service_accounts_and_refuses_the_rest(
+    k8s: RealKube, tmp_path: Path
+) -> None:
+    await _service_accounts(k8s, "gateway", "caller", "stranger")
+    await _grant_chart_rbac(k8s, "gateway")
+    verifier = await _verifier(k8s, tmp_path, "gateway")
+    auth = CallerAuth(frozenset({"kubernetes"}), [verifier], 'Bearer realm="t"')
+    try:
+        caller = await k8s.service_account_token("caller", audience=AUDIENCE)
+        principal = await auth.authenticate(f"Bearer {caller}")
+        assert (principal.name, principal.mode) == (f"{k8s.namespace}/caller", "kubernetes")
+        assert principal.label == principal.name  # allow-listed names are bounded labels
+        # A token minted for another audience (another service) is refused.
+        elsewhere = await k8s.service_account_token("caller", audience="https://vault.azure.net")
+        with pytest.raises(Unauthenticated, match="not accepted"):
+            await auth.authenticate(f"Bearer {elsewhere}")
+        # A real token of a ServiceAccount not on the allow-list is known but forbidden.
+        stranger = await k8s.service_account_token("stranger", audience=AUDIENCE)
+        with pytest.raises(Forbidden, match="not an allowed caller"):
+            await auth.authenticate(f"Bearer {stranger}")
+        # A forged token (the caller's with its signature bitten off) is refused.
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate(f"Bearer {caller[:-8]}AAAAAAAA")
+    finally:
+        await verifier.aclose()
+
+
+async def test_without_the_chart_rbac_the_review_is_refused_not_passed(
+    k8s: RealKube, tmp_path: Path
+) -> None:
+    await _service_accounts(k8s, "bare", "caller")
+    verifier = await _verifier(k8s, tmp_path, "bare")
+    try:
+        caller = await k8s.service_account_token("caller", audience=AUDIENCE)
+        with pytest.raises(ReviewUnavailable, match="403"):
+            await verifier.verify(caller)
+    finally:
+        await verifier.aclose()
