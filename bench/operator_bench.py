@@ -101,14 +101,19 @@ class DeploymentHistory:
                 resource_version=version,
                 timeout_seconds=300,
             )
-            async with stream:
-                async for event in stream:
-                    raw = event["raw_object"]
-                    version = raw["metadata"]["resourceVersion"]
-                    template = raw["spec"]["template"]
-                    if not self.templates or self.templates[-1] != template:
-                        self.templates.append(template)
-                        self.changed.set()
+            try:
+                async with stream:
+                    async for event in stream:
+                        raw = event["raw_object"]
+                        version = raw["metadata"]["resourceVersion"]
+                        template = raw["spec"]["template"]
+                        if not self.templates or self.templates[-1] != template:
+                            self.templates.append(template)
+                            self.changed.set()
+            except client.ApiException as exc:  # 410 Gone: watch again from the current state
+                if exc.status != 410:
+                    raise
+                version = None
 
     def annotations(self) -> dict[str, str]:
         if not self.templates:

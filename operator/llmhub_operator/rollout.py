@@ -19,7 +19,7 @@ from llmhub_common.contract import rollout_annotation, secret_uid_annotation
 from llmhub_operator import metrics
 from llmhub_operator.kube import is_not_found
 
-BATCH_WINDOW_S = 0.05
+BATCH_WINDOW_S = 0.5  # one patch, one new ReplicaSet, for every rotation within half a second
 
 
 @dataclass(frozen=True, slots=True)
