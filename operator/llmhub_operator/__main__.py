@@ -48,11 +48,11 @@ def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSet
     )
 
 
-async def run(settings: OperatorSettings) -> None:
+async def run(settings: OperatorSettings, policy: AccessPolicy) -> None:
     import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     namespaces = settings.namespaces
-    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces, policy=access_policy())
+    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces, policy=policy)
     await kopf.operator(
         standalone=True,  # HA is our Lease (leader.py), not kopf peering
         memo=memo,
@@ -70,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_args(argv, env)
     if settings.leader_election and not settings.pod_namespace:
         raise SystemExit("llmhub-operator: --leader-election needs POD_NAMESPACE")
-    access_policy()  # refuse unsafe vault settings before anything starts
+    policy = access_policy()  # refuse unsafe vault settings before anything starts
     configure_logging(settings.log_level)
     prometheus_client.start_http_server(settings.metrics_port)
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, policy))
 
 
 def access_policy() -> AccessPolicy:

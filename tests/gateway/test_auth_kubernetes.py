@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio import client
 
 from llmhub_gateway.auth.callers import CallerAuth
 from llmhub_gateway.auth.kubernetes import ApiServer, KubernetesVerifier, ReviewUnavailable
@@ -27,22 +26,7 @@ async def _service_accounts(k8s: RealKube, *names: str) -> None:
 async def _grant_chart_rbac(k8s: RealKube, service_account: str) -> None:
     """The ClusterRole the chart renders for the gateway, bound to ``service_account``."""
     rules = one(render(), "ClusterRole", "-tokenreview")["rules"]
-    rbac = client.RbacAuthorizationV1Api(k8s.api)
-    name = f"gw-{k8s.namespace}"
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
-    await rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": name},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": name,
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": service_account, "namespace": k8s.namespace}
-            ],
-        }
-    )
+    await k8s.grant(service_account, rules, cluster=True)
 
 
 async def _verifier(k8s: RealKube, tmp_path: Path, service_account: str) -> KubernetesVerifier:

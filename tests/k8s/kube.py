@@ -176,6 +176,29 @@ class RealKube:
         )
         return str(answer.status.token)
 
+    async def grant(
+        self, service_account: str, rules: list[dict[str, Any]], *, cluster: bool = False
+    ) -> None:
+        """Bind ``rules`` to a ServiceAccount of this namespace: a Role, or a ClusterRole."""
+        rbac = client.RbacAuthorizationV1Api(self.api)
+        name = f"{service_account}-{self.namespace}" if cluster else service_account
+        kind = "ClusterRole" if cluster else "Role"
+        binding = {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": service_account, "namespace": self.namespace}
+            ],
+        }
+        if cluster:
+            await rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+            await rbac.create_cluster_role_binding(binding)
+        else:
+            await rbac.create_namespaced_role(
+                self.namespace, {"metadata": {"name": name}, "rules": rules}
+            )
+            await rbac.create_namespaced_role_binding(self.namespace, binding)
+
     def token_kubeconfig(self, path: Path, token: str) -> Path:
         """A kubeconfig that authenticates with ``token`` (e.g. a ServiceAccount's)."""
         ca = base64.b64encode(self.plane.ca_file.read_bytes()).decode()

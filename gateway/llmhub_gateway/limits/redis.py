@@ -20,10 +20,8 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from llmhub_gateway import redis_client
 from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.limits.base import Limits, Slot, UsageRow, refusal, utc_day
 
@@ -84,21 +82,11 @@ class RedisLimiter:
     def __init__(self, url: str, limits: Limits, prefix: str = "llmhub:l:") -> None:
         self.limits = limits
         self._prefix = prefix
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=1.0,
-            socket_timeout=2.0,
-            health_check_interval=10,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._redis: aioredis.Redis = redis_client.connect(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable("limit store (Redis) is unreachable") from exc
+        return await redis_client.call(awaitable, "limit store")
 
     async def acquire(self, caller: str, provider: str) -> Slot:
         lim = self.limits

@@ -24,16 +24,13 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from llmhub_gateway import redis_client
 from llmhub_gateway.providers.base import Turn
 from llmhub_gateway.sessions.base import (
     CommitOutcome,
     Session,
     StoredTurn,
-    StoreUnavailable,
     TurnRecord,
 )
 
@@ -105,16 +102,7 @@ class RedisSessionStore:
     ) -> None:
         self._ttl = ttl_seconds
         self._prefix = prefix
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=1.0,
-            socket_timeout=socket_timeout,
-            health_check_interval=10,
-            # No silent resends: a command whose reply was lost may have run. Every script
-            # here is safe to run twice, and the turn runner retries the commit itself.
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._redis: aioredis.Redis = redis_client.connect(url, socket_timeout=socket_timeout)
         self._create = self._redis.register_script(_CREATE)
         self._lock = self._redis.register_script(_LOCK)
         self._commit = self._redis.register_script(_COMMIT)
@@ -128,11 +116,7 @@ class RedisSessionStore:
         return [self._key(session_id, part) for part in ("meta", "turns", "done", "lock")]
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            # The message names no URL: REDIS_URL may carry a password.
-            raise StoreUnavailable("session store (Redis) is unreachable") from exc
+        return await redis_client.call(awaitable, "session store")
 
     async def create(self, session_id: str, provider: str, model: str) -> bool:
         meta = self._key(session_id, "meta")

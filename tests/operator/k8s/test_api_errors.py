@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from kubernetes_asyncio import client
-
 from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.kube import RealKube
 from tests.operator.k8s.conftest import StartOperator
@@ -17,9 +15,7 @@ TOKEN = "sk-ant-oat01-" + "api-errors-token-0010"
 
 async def _service_account_without_deployment_patch(k8s: RealKube, tmp_path: Path) -> Path:
     """An identity with what the operator needs, except patching Deployments."""
-    rbac = client.RbacAuthorizationV1Api(k8s.api)
-    ns = k8s.namespace
-    await k8s.core.create_namespaced_service_account(ns, {"metadata": {"name": "op"}})
+    await k8s.core.create_namespaced_service_account(k8s.namespace, {"metadata": {"name": "op"}})
     rules = [
         {
             "apiGroups": ["llm-mcp-hub.io"],
@@ -39,16 +35,7 @@ async def _service_account_without_deployment_patch(k8s: RealKube, tmp_path: Pat
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
     ]
-    await rbac.create_namespaced_role(ns, {"metadata": {"name": "op"}, "rules": rules})
-    subject = [{"kind": "ServiceAccount", "name": "op", "namespace": ns}]
-    await rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "op"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op"},
-            "subjects": subject,
-        },
-    )
+    await k8s.grant("op", rules)
     cluster_rules = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         {
@@ -57,19 +44,7 @@ async def _service_account_without_deployment_patch(k8s: RealKube, tmp_path: Pat
             "verbs": ["get", "list", "watch"],
         },
     ]
-    name = f"op-{ns}"
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": cluster_rules})
-    await rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": name},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": name,
-            },
-            "subjects": subject,
-        }
-    )
+    await k8s.grant("op", cluster_rules, cluster=True)
     token = await k8s.service_account_token("op")
     return k8s.token_kubeconfig(tmp_path / "op.kubeconfig", token)
 
