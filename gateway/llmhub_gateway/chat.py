@@ -46,10 +46,13 @@ from llmhub_gateway.limits.memory import MemoryLimiter
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.base import (
     ChatRequest,
+    NativeSession,
     Provider,
     ProviderError,
     ProviderNotConfigured,
     ProviderTimeout,
+    RateLimitNotice,
+    StreamItem,
     Turn,
     Usage,
 )
@@ -202,6 +205,7 @@ class ChatService:
             created = await self.store.create(session_id, adapter.name, model)
         lease = await self._lease(session_id)
         history: Sequence[Turn] = ()
+        native: str | None = None
         replay = None
         try:
             if not created:  # a continuation, or the retry of a first turn
@@ -213,6 +217,7 @@ class ChatService:
                         f"session '{session_id}' belongs to provider '{session.provider}'"
                     )
                 history = session.turns
+                native = session.native
                 if idempotency_key is not None:
                     replay = await self.store.recorded(session_id, tid)
             if replay is not None:
@@ -230,6 +235,7 @@ class ChatService:
             session_id=session_id,
             history=tuple(history),
             system=system,
+            native_session=native,
         )
         return PreparedChat(
             adapter,
@@ -320,6 +326,7 @@ class ChatService:
     ) -> AsyncGenerator[Event, None]:
         started = time.perf_counter()
         usage: list[Usage] = []
+        native: list[str] = []  # the CLI's session id, if it reported one
         if chat.replay is not None:
             yield chat.replay.text
             yield ChatResult(
@@ -338,7 +345,7 @@ class ChatService:
         keeper = None
         if chat.lease is not None:
             keeper = Keeper(self.store, chat.lease, self.lease_s, lambda: queue.put_nowait(_LOST))
-        pump = asyncio.create_task(self._pump(chat, queue, usage))
+        pump = asyncio.create_task(self._pump(chat, queue, usage, native))
         commit: asyncio.Task[bool] | None = None
         try:
             parts: list[str] = []
@@ -376,7 +383,9 @@ class ChatService:
                     await keeper.stop()
                 # A client leaving now does not cut the commit off: it runs to its end, and
                 # the lease is released only after it (a retry may find the answer).
-                commit = background(self._commit(chat, chat.lease, text, duration_ms))
+                commit = background(
+                    self._commit(chat, chat.lease, text, duration_ms, native[-1] if native else "")
+                )
                 await asyncio.shield(commit)
             yield ChatResult(
                 chat.request.session_id,
@@ -407,7 +416,11 @@ class ChatService:
         await self._release(lease, keeper)
 
     async def _pump(
-        self, chat: PreparedChat, queue: asyncio.Queue[object], usage: list[Usage]
+        self,
+        chat: PreparedChat,
+        queue: asyncio.Queue[object],
+        usage: list[Usage],
+        native: list[str],
     ) -> None:
         """Run the provider stream in its own task, so the runner can wake up for heartbeats,
         a lost lease or a drain while the provider is silent, and cancel it."""
@@ -415,10 +428,14 @@ class ChatService:
             try:
                 async with closing(chat.provider.stream(chat.request)) as deltas:
                     async for delta in deltas:
-                        if isinstance(delta, Usage):
-                            usage.append(delta)
-                        else:
+                        if isinstance(delta, str):
                             queue.put_nowait(delta)
+                        elif isinstance(delta, Usage):
+                            usage.append(delta)
+                        elif isinstance(delta, NativeSession):
+                            native.append(delta.id)
+                        elif isinstance(delta, RateLimitNotice):
+                            self.on_rate_limit(chat, delta)
             except asyncio.CancelledError:
                 call["outcome"] = "cancelled"
                 raise
@@ -433,7 +450,18 @@ class ChatService:
             call["outcome"] = "ok"
         queue.put_nowait(_END)
 
-    async def _commit(self, chat: PreparedChat, lease: Lease, text: str, duration_ms: int) -> bool:
+    def on_rate_limit(self, chat: PreparedChat, notice: RateLimitNotice) -> None:
+        """The subscription's rate-limit state changed (reported mid-turn by the CLI)."""
+        log.info(
+            "provider %s rate limit: %s (resets at %s)",
+            chat.provider.name,
+            notice.status,
+            notice.resets_at,
+        )
+
+    async def _commit(
+        self, chat: PreparedChat, lease: Lease, text: str, duration_ms: int, native: str = ""
+    ) -> bool:
         record = TurnRecord(
             turn_id=chat.turn_id,
             prompt=chat.request.prompt,
@@ -441,6 +469,7 @@ class ChatService:
             model=chat.request.model,
             duration_ms=duration_ms,
             fingerprint=chat.fingerprint,
+            native=native,
         )
         sid = chat.request.session_id
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -493,8 +522,8 @@ def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> 
 
 @asynccontextmanager
 async def closing(
-    stream: AsyncIterator[str | Usage],
-) -> AsyncIterator[AsyncIterator[str | Usage]]:
+    stream: AsyncIterator[StreamItem],
+) -> AsyncIterator[AsyncIterator[StreamItem]]:
     """Always close a provider stream (the protocol types it as a plain AsyncIterator)."""
     try:
         yield stream

@@ -371,3 +371,27 @@ def test_a_client_leaving_during_the_commit_does_not_cut_it_off(
     assert len(claude.requests) == calls  # no second provider call
     turns = httpx.get(f"{gw.url}/v1/sessions/{sid}").json()["turns"]
     assert [t["text"] for t in turns if t["role"] == "user"] == ["first", "!gate leaving"]
+
+
+async def test_native_session_id_is_kept_by_commits_in_both_stores(store: SessionStore) -> None:
+    """The CLI's own session id travels with the turn that produced it; a turn that reports
+    none keeps the earlier one, so the next turn on any replica can resume natively."""
+    sid = str(uuid.uuid4())
+    assert await store.create(sid, "claude", "m-1")
+    session = await store.get(sid)
+    assert session is not None
+    assert session.native is None
+    assert await store.lock(sid, "a", 60_000)
+    first = TurnRecord("t1", "q", "a", "m-1", 1, "fp", native="cli-session-1")
+    assert await store.commit(sid, "a", first) is CommitOutcome.STORED
+    assert await store.lock(sid, "b", 60_000)
+    assert await store.commit(sid, "b", _record("t2")) is CommitOutcome.STORED
+    session = await store.get(sid)
+    assert session is not None
+    assert session.native == "cli-session-1"
+    assert await store.lock(sid, "c", 60_000)
+    third = TurnRecord("t3", "q", "a", "m-1", 1, "fp", native="cli-session-2")
+    assert await store.commit(sid, "c", third) is CommitOutcome.STORED
+    session = await store.get(sid)
+    assert session is not None
+    assert session.native == "cli-session-2"

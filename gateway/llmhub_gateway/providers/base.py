@@ -43,6 +43,9 @@ class ChatRequest:
     session_id: str
     history: Sequence[Turn] = field(default_factory=tuple)
     system: str | None = None
+    # The CLI's own session id of this conversation (from the store), to resume natively
+    # instead of replaying ``history``; None on a first turn or when never reported.
+    native_session: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,30 @@ class Usage:
 
     tokens_in: int = 0
     tokens_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSession:
+    """A stream item: the CLI's own session id for this conversation (new, or changed by a
+    resume). The turn's commit stores it, so the next turn on any replica can resume it."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitNotice:
+    """A stream item: the subscription's rate-limit state as the CLI reported it (Claude's
+    ``rate_limit_event``). Times are Unix seconds; None where the CLI said nothing."""
+
+    status: Literal["allowed", "allowed_warning", "rejected"]
+    resets_at: float | None = None
+    rate_limit_type: str | None = None
+    utilization: float | None = None
+    overage_status: str | None = None
+    overage_resets_at: float | None = None
+
+
+StreamItem = str | Usage | NativeSession | RateLimitNotice
 
 
 class ProviderError(GatewayError):
@@ -126,9 +153,9 @@ class Provider(Protocol):
         """Model ids this provider serves (the default first)."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
-        """Yield text deltas of the answer (and optionally one ``Usage``); raise
-        ProviderError subclasses on failure."""
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        """Yield text deltas of the answer (and optionally one ``Usage``, ``NativeSession``
+        and ``RateLimitNotice`` items); raise ProviderError subclasses on failure."""
         ...
 
     async def aclose(self) -> None:

@@ -19,7 +19,7 @@ from llmhub_gateway.providers.base import (
     Provider,
     ProviderBusy,
     ProviderTimeout,
-    Usage,
+    StreamItem,
 )
 from llmhub_gateway.providers.procs import tracking
 
@@ -63,7 +63,7 @@ class Limited:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         if self._active >= self.max_concurrency:
             raise ProviderBusy(
                 f"{self.name}: all {self.max_concurrency} slots are busy, retry later",
@@ -71,7 +71,7 @@ class Limited:
             )
         self._active += 1
         cleanups: list[asyncio.Task[Any]] = []  # the inner's CLI kills, started via finish()
-        inner: AsyncIterator[str | Usage] | None = None
+        inner: AsyncIterator[StreamItem] | None = None
         try:
             deadline = asyncio.get_running_loop().time() + self.timeout_s
             with tracking(cleanups):

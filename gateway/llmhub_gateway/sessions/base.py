@@ -35,6 +35,7 @@ class Session:
     created_at: float
     updated_at: float
     turns: Sequence[Turn] = field(default_factory=tuple)
+    native: str | None = None  # the CLI's own session id, to resume instead of replaying
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class TurnRecord:
     model: str
     duration_ms: int
     fingerprint: str
+    native: str = ""  # the CLI's session id after this turn; "" leaves the stored one
 
 
 @dataclass(frozen=True, slots=True)

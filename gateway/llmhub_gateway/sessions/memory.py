@@ -22,8 +22,9 @@ from llmhub_gateway.sessions.base import CommitOutcome, Session, StoredTurn, Tur
 
 # turn id -> (index of the answer in turns, model, duration_ms, fingerprint)
 _Done = tuple[tuple[str, int, str, int, str], ...]
-# provider, model, created_at, updated_at, turns as (role, text) pairs, committed turn ids
-_Packed = tuple[str, str, float, float, tuple[tuple[str, str], ...], _Done]
+# provider, model, created_at, updated_at, turns as (role, text) pairs, committed turn ids,
+# the CLI's native session id ("" when none)
+_Packed = tuple[str, str, float, float, tuple[tuple[str, str], ...], _Done, str]
 
 
 class MemorySessionStore:
@@ -78,7 +79,7 @@ class MemorySessionStore:
         if self._live(session_id) is not None:
             return False
         now = time.time()
-        self._put(session_id, (provider, model, now, now, (), ()))
+        self._put(session_id, (provider, model, now, now, (), (), ""))
         return True
 
     async def get(self, session_id: str) -> Session | None:
@@ -86,7 +87,7 @@ class MemorySessionStore:
         if packed is None:
             return None
         self._put(session_id, packed)
-        provider, model, created_at, updated_at, turns, _ = packed
+        provider, model, created_at, updated_at, turns, _, native = packed
         return Session(
             session_id,
             provider,
@@ -94,6 +95,7 @@ class MemorySessionStore:
             created_at,
             updated_at,
             tuple(Turn(cast(Role, role), text) for role, text in turns),
+            native or None,
         )
 
     async def recorded(self, session_id: str, turn_id: str) -> StoredTurn | None:
@@ -115,11 +117,13 @@ class MemorySessionStore:
         await self.unlock(session_id, token)
         if packed is None:
             return CommitOutcome.SESSION_GONE
-        provider, _, created_at, _, earlier, done = packed
+        provider, _, created_at, _, earlier, done, native = packed
         turns = (*earlier, ("user", turn.prompt), ("assistant", turn.text))
         record = (turn.turn_id, len(turns) - 1, turn.model, turn.duration_ms, turn.fingerprint)
+        native = turn.native or native
         self._put(
-            session_id, (provider, turn.model, created_at, time.time(), turns, (*done, record))
+            session_id,
+            (provider, turn.model, created_at, time.time(), turns, (*done, record), native),
         )
         return CommitOutcome.STORED
 

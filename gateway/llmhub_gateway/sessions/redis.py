@@ -44,7 +44,8 @@ redis.call('expire', KEYS[1], ARGV[4])
 return 1
 """
 # KEYS: meta, turns, done, lock. ARGV: token, turn id, ttl, model, now, user turn, assistant
-# turn, record (JSON). Returns 1 stored, 0 already stored, -1 lease lost, -2 session gone.
+# turn, record (JSON), native session id ("" keeps the stored one). Returns 1 stored,
+# 0 already stored, -1 lease lost, -2 session gone.
 _COMMIT = """
 if redis.call('hexists', KEYS[3], ARGV[2]) == 1 then
   if redis.call('get', KEYS[4]) == ARGV[1] then redis.call('del', KEYS[4]) end
@@ -57,6 +58,7 @@ if redis.call('exists', KEYS[1]) == 0 then
 end
 local n = redis.call('rpush', KEYS[2], ARGV[6], ARGV[7])
 redis.call('hset', KEYS[1], 'model', ARGV[4], 'updated_at', ARGV[5])
+if ARGV[9] ~= '' then redis.call('hset', KEYS[1], 'native', ARGV[9]) end
 redis.call('hset', KEYS[3], ARGV[2], tostring(n - 1) .. ':' .. ARGV[8])
 for i = 1, 3 do redis.call('expire', KEYS[i], ARGV[3]) end
 redis.call('del', KEYS[4])
@@ -142,6 +144,7 @@ class RedisSessionStore:
             created_at=float(fields["created_at"]),
             updated_at=float(fields["updated_at"]),
             turns=tuple(_turn(json.loads(item)) for item in raw_turns),
+            native=fields.get("native") or None,
         )
 
     async def recorded(self, session_id: str, turn_id: str) -> StoredTurn | None:
@@ -175,6 +178,7 @@ class RedisSessionStore:
             json.dumps({"role": "user", "text": turn.prompt}),
             json.dumps({"role": "assistant", "text": turn.text}),
             json.dumps(record),
+            turn.native,
         ]
         result = await self._call(self._commit(keys=self._keys(session_id), args=args))
         return _OUTCOMES[int(result)]
