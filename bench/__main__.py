@@ -6,14 +6,18 @@ import argparse
 import importlib
 import sys
 
-SUITES = {"operator": "bench.operator_bench", "gateway": "bench.gateway_bench"}
+SUITES = {
+    "operator": "bench.operator_bench",
+    "gateway": "bench.gateway_bench",
+    "runtime": "bench.runtime_bench",
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small bounded runs (smoke tests)")
     parser.add_argument(
-        "suites", nargs="*", metavar="SUITE", help="operator, gateway (default: both)"
+        "suites", nargs="*", metavar="SUITE", help="operator, gateway, runtime (default: all)"
     )
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(SUITES))

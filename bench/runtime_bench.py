@@ -1,0 +1,407 @@
+"""Provider runtime: cold (one CLI per turn, history replayed) against warm (pooled CLIs, native
+session resume), the same gateway and the same fake CLIs in one run.
+
+The fakes (tests/fakes) take ``FAKE_CLI_STARTUP_S`` to start (1.5 s, a fast real CLI) and
+``FAKE_CLI_REPLY_S`` per answer (50 ms), and report as input tokens the words they received for
+the turn, so replayed transcripts and native resumes can be told apart by the usage alone.
+
+For each provider and 1, 8 and 32 concurrent clients it measures, over REST SSE (``/v1/chat``
+with ``stream: true``), the time to the first ``delta`` event and to the ``done`` event, for new
+sessions and for continued ones; the peak RSS of the gateway and all its children; and the
+input tokens of each turn of a 20-turn conversation. Cold is the baseline: the ratios are cold
+over warm, the same run, the same machine.
+
+    uv run python -m bench.runtime_bench [--quick] [--providers claude,gemini]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = ROOT / "tests" / "fakes"
+TOKEN = "sk-ant-oat01-" + "BenchFakeTokenNeverReal_" * 3
+GEMINI_CREDS = {"access_token": "ya29.a0BenchFakeAccess", "refresh_token": "1//0gBenchFake"}
+STARTUP_S = 1.5
+REPLY_S = 0.05
+TARGET_ADDED_P50_MS = 50.0
+TARGET_RATIO = 10.0
+MODES = {
+    "cold": {"CLAUDE_RUNTIME": "cold", "GEMINI_RUNTIME": "pty"},
+    "warm": {"CLAUDE_RUNTIME": "warm", "GEMINI_RUNTIME": "acp"},
+}
+
+
+@dataclass
+class Sample:
+    ttfb: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def add(self, other: Sample) -> None:
+        self.ttfb += other.ttfb
+        self.total += other.total
+        self.errors += other.errors
+
+
+@dataclass
+class Turn:
+    ttfb: float
+    total: float
+    session_id: str
+    tokens_in: int
+
+
+# --- the gateway under test -----------------------------------------------------------------
+
+
+class Gateway:
+    """``python -m llmhub_gateway`` with the fake CLIs, in its own process group."""
+
+    def __init__(self, mode: str, tmp: Path, clients: int, startup_s: float) -> None:
+        self.tmp = tmp
+        auth = tmp / "auth"
+        auth.mkdir(parents=True, exist_ok=True)
+        (auth / "oauth_creds.json").write_text(json.dumps(GEMINI_CREDS))
+        (auth / "expires_at").write_text("2099-06-01T00:00:00Z")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cap = str(max(clients, 4))
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FAKE_CLI_", "LIMIT_"))},
+            "AUTH_MODES": "none",
+            "CLAUDE_CODE_OAUTH_TOKEN": TOKEN,
+            "CLAUDE_CLI_PATH": str(FAKES / "fake_claude.py"),
+            "CLAUDE_TOKEN_EXPIRES_AT": "2099-01-01T00:00:00Z",
+            "GEMINI_AUTH_PATH": str(auth / "oauth_creds.json"),
+            "GEMINI_CLI_PATH": str(FAKES / "fake_gemini.py"),
+            "GEMINI_CLI_HOME": str(tmp / "gemini-home"),
+            "SCRATCH_DIR": str(tmp / "scratch"),
+            "LOG_LEVEL": "WARNING",
+            "CLAUDE_MAX_CONCURRENCY": cap,
+            "GEMINI_MAX_CONCURRENCY": cap,
+            "PROVIDER_MEMORY_MB": "16384",
+            "FAKE_CLI_MODE": "ok",
+            "FAKE_CLI_STARTUP_S": str(startup_s),
+            "FAKE_CLI_REPLY_S": str(REPLY_S),
+            **MODES[mode],
+        }
+        self.proc: psutil.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.tmp / "gateway.log").open("ab")
+        self.proc = psutil.Popen(
+            [sys.executable, "-m", "llmhub_gateway", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: see {self.tmp / 'gateway.log'}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gateway not ready within 120 s")
+
+    def rss_mib(self) -> float:
+        """The gateway and every process below it (the CLIs and their children)."""
+        assert self.proc is not None
+        total = 0
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total / 2**20
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except psutil.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class PeakRss:
+    """Samples a gateway's RSS every 100 ms in a thread while a phase runs."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self.gateway.rss_mib())
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.gateway.rss_mib()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+async def turn(
+    client: httpx.AsyncClient, provider: str, prompt: str, session_id: str | None
+) -> Turn:
+    """One streamed turn: time to the first delta and to the done event."""
+    body: dict[str, Any] = {"provider": provider, "prompt": prompt, "stream": True}
+    if session_id is not None:
+        body["session_id"] = session_id
+    started = time.perf_counter()
+    first: float | None = None
+    kind = ""
+    async with client.stream("POST", "/v1/chat", json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line.split(":", 1)[1])
+                if kind == "delta" and first is None:
+                    first = time.perf_counter() - started
+                elif kind == "error":
+                    raise RuntimeError(f"in-band error: {data}")
+                elif kind == "done":
+                    total = time.perf_counter() - started
+                    usage = data.get("usage") or {}
+                    return Turn(
+                        first if first is not None else total,
+                        total,
+                        str(data["session_id"]),
+                        int(usage.get("tokens_in", usage.get("prompt_tokens", 0)) or 0),
+                    )
+    raise RuntimeError("the stream ended without a done event")
+
+
+async def timed(
+    sample: Sample | None,
+    client: httpx.AsyncClient,
+    provider: str,
+    prompt: str,
+    session_id: str | None,
+) -> Turn | None:
+    """A turn counted into ``sample`` (None: not measured); a failure counts as an error."""
+    try:
+        result = await turn(client, provider, prompt, session_id)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        if sample is not None:
+            sample.errors += 1
+        print(f"  error: {exc}", file=sys.stderr)
+        return None
+    if sample is not None:
+        sample.ttfb.append(result.ttfb)
+        sample.total.append(result.total)
+    return result
+
+
+async def new_sessions(url: str, provider: str, clients: int, per_client: int) -> Sample:
+    """Every turn opens a new session."""
+    sample = Sample()
+
+    async def one(index: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            for i in range(per_client):
+                await timed(sample, client, provider, f"hello {index} {i}", None)
+
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return sample
+
+
+async def continued(url: str, provider: str, clients: int, turns: int) -> Sample:
+    """Each client opens a session (not measured), then continues it ``turns`` times."""
+    sample = Sample()
+
+    async def one(index: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            first = await timed(None, client, provider, f"start {index}", None)
+            if first is None:
+                sample.errors += 1
+                return
+            for i in range(turns):
+                await timed(sample, client, provider, f"more {index} {i}", first.session_id)
+
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return sample
+
+
+async def conversation(url: str, provider: str, turns: int) -> list[int]:
+    """Input tokens of each turn of one conversation of ``turns`` turns."""
+    tokens: list[int] = []
+    sid: str | None = None
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        for i in range(turns):
+            result = await turn(client, provider, f"turn {i} of a long conversation", sid)
+            sid = result.session_id
+            tokens.append(result.tokens_in)
+    return tokens
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:7.0f} ms"
+
+
+@dataclass
+class Result:
+    new: dict[int, Sample] = field(default_factory=dict)
+    cont: dict[int, Sample] = field(default_factory=dict)
+    rss: dict[int, float] = field(default_factory=dict)
+    tokens: list[int] = field(default_factory=list)
+
+
+def run_mode(
+    mode: str, provider: str, levels: Sequence[int], turns: int, conv_turns: int, startup_s: float
+) -> Result:
+    result = Result()
+    with tempfile.TemporaryDirectory(prefix=f"llmhub-bench-{mode}-") as tmp:
+        for clients in levels:
+            gateway = Gateway(mode, Path(tmp) / f"c{clients}", clients, startup_s)
+            gateway.start()
+            try:
+                with PeakRss(gateway) as rss:
+                    result.new[clients] = asyncio.run(
+                        new_sessions(gateway.url, provider, clients, turns)
+                    )
+                    result.cont[clients] = asyncio.run(
+                        continued(gateway.url, provider, clients, turns)
+                    )
+                result.rss[clients] = rss.peak
+                if clients == levels[0]:
+                    result.tokens = asyncio.run(conversation(gateway.url, provider, conv_turns))
+            finally:
+                gateway.stop()
+    return result
+
+
+def report(
+    provider: str, levels: Sequence[int], cold: Result, warm: Result, startup_s: float
+) -> list[str]:
+    """Prints the table; returns the targets missed."""
+    missed: list[str] = []
+    print(f"\n--- {provider}: fake CLI start-up {startup_s} s, reply {REPLY_S * 1000:.0f} ms ---")
+    for kind, pick in (("new sessions", "new"), ("continued sessions", "cont")):
+        print(f"{kind}:")
+        for clients in levels:
+            c: Sample = getattr(cold, pick)[clients]
+            w: Sample = getattr(warm, pick)[clients]
+            ratio = pct(c.ttfb, 0.5) / pct(w.ttfb, 0.5) if w.ttfb else float("nan")
+            print(
+                f"  c={clients:2d} first byte p50/p99: cold {ms(pct(c.ttfb, 0.5))}/"
+                f"{ms(pct(c.ttfb, 0.99))}  warm {ms(pct(w.ttfb, 0.5))}/{ms(pct(w.ttfb, 0.99))}"
+                f"  ratio {ratio:5.1f}x"
+            )
+            print(
+                f"       last byte  p50/p99: cold {ms(pct(c.total, 0.5))}/"
+                f"{ms(pct(c.total, 0.99))}  warm {ms(pct(w.total, 0.5))}/"
+                f"{ms(pct(w.total, 0.99))}  errors cold {c.errors} warm {w.errors}"
+            )
+            if w.errors or c.errors:
+                missed.append(f"{provider} {kind} c={clients}: errors")
+            if clients == 1:
+                added = (pct(w.total, 0.5) - REPLY_S) * 1000
+                print(
+                    f"       warm added latency p50 over the {REPLY_S * 1000:.0f} ms reply: "
+                    f"{added:.0f} ms (target <= {TARGET_ADDED_P50_MS:.0f} ms)"
+                )
+                if pick == "cont" and added > TARGET_ADDED_P50_MS:
+                    missed.append(f"{provider} warm added p50 {added:.0f} ms")
+                if pick == "cont" and ratio < TARGET_RATIO:
+                    missed.append(f"{provider} cold/warm p50 ratio {ratio:.1f}x")
+    for clients in levels:
+        print(
+            f"  peak RSS gateway + children at c={clients:2d}: cold {cold.rss[clients]:6.0f} MiB"
+            f"  warm {warm.rss[clients]:6.0f} MiB"
+        )
+    print(f"input tokens per turn, {len(cold.tokens)}-turn conversation:")
+    print(f"  cold (replay): {cold.tokens}")
+    print(f"  warm (native): {warm.tokens}")
+    if warm.tokens and cold.tokens:
+        tail = statistics.mean(warm.tokens[len(warm.tokens) // 2 :])
+        head = statistics.mean(warm.tokens[1 : max(2, len(warm.tokens) // 2)])
+        print(
+            f"  totals: cold {sum(cold.tokens)}, warm {sum(warm.tokens)} "
+            f"(ratio {sum(cold.tokens) / max(1, sum(warm.tokens)):.1f}x); "
+            f"warm late/early turns {tail / max(1.0, head):.2f} (O(1): about 1)"
+        )
+        if tail > 2 * max(1.0, head):
+            missed.append(f"{provider} native resume grows with the conversation")
+    return missed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.runtime_bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 and 8 clients, short runs")
+    parser.add_argument("--providers", default="claude,gemini")
+    args = parser.parse_args(argv)
+    levels = (1, 4) if args.quick else (1, 8, 32)
+    turns = 2 if args.quick else 5
+    conv_turns = 6 if args.quick else 20
+    startup_s = 0.5 if args.quick else STARTUP_S
+    missed: list[str] = []
+    for provider in args.providers.split(","):
+        cold = run_mode("cold", provider, levels, turns, conv_turns, startup_s)
+        warm = run_mode("warm", provider, levels, turns, conv_turns, startup_s)
+        missed += report(provider, levels, cold, warm, startup_s)
+    print("\ntargets: warm added p50 <= 50 ms; cold/warm p50 >= 10x; native resume O(1)")
+    print("targets missed: " + ("; ".join(missed) if missed else "none"))
+    return 1 if missed and not args.quick else 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
