@@ -53,6 +53,14 @@ def sync_failed(body: Mapping[str, Any], *, reason: str, message: str) -> None:
     _post(body, "Warning", "SyncFailed", f"{reason}: {message}")
 
 
+def secret_renamed(body: Mapping[str, Any], *, old: str, new: str, deleted: bool) -> None:
+    if deleted:
+        _post(body, "Normal", "SecretRenamed", f"Secret {old} deleted: the target is now {new}")
+    else:
+        msg = f"Secret {old} is stale (the target is now {new}) and could not be deleted"
+        _post(body, "Warning", "StaleSecret", msg + "; delete it by hand")
+
+
 def token_state(body: Mapping[str, Any], *, status: TokenStatus, message: str) -> None:
     reason = "TokenExpired" if status is TokenStatus.EXPIRED else "TokenExpiring"
     _post(body, "Warning", reason, message)

@@ -33,6 +33,7 @@ from llmhub_operator.secret_writer import (
     WriteAction,
     apply_secret,
     build_secret,
+    delete_if_ours,
 )
 from llmhub_operator.source import Fetched, SecretSource, describe_failure
 from llmhub_operator.status import (
@@ -195,11 +196,26 @@ class _Pass:
             return await self._failed(
                 "SecretWriteFailed", refused.message, transient=refused.transient
             )
+        await self._drop_renamed(spec.target_secret)
         rolled, roll_transient = await self._roll(spec, digest, write)
         health = classify(expires_at, now=self.now, warn_before_days=spec.warn_before_days)
         return await self._synced(
             spec, fetched.version, digest, write.action, rolled, roll_transient, health
         )
+
+    async def _drop_renamed(self, target: str) -> None:
+        """spec.target.secretName changed: the Secret under the old name is ours and stale."""
+        old = self.previous.get("targetSecret")
+        if not old or old == target:
+            return
+        try:
+            deleted = await delete_if_ours(self.deps.api, self.namespace, old, self.meta["uid"])
+        except client.ApiException as exc:  # the status moves on: say so once, loudly
+            log.warning("could not delete the renamed Secret %s: HTTP %s", old, exc.status)
+            events.secret_renamed(self.body, old=old, new=target, deleted=False)
+            return
+        if deleted:
+            events.secret_renamed(self.body, old=old, new=target, deleted=True)
 
     async def _fetch(self, spec: ProviderSpec) -> Fetched:
         """A fresh Key Vault read, except for a repair that may reuse the last good one."""

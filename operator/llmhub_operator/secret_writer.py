@@ -171,3 +171,34 @@ def _refs(refs: Any) -> list[tuple[Any, ...]]:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+async def delete_if_ours(api: client.ApiClient, namespace: str, name: str, owner_uid: str) -> bool:
+    """Delete a Secret this LLMProvider wrote earlier (its target was renamed); a Secret of
+    that name that is not ours (anymore) is left alone. True when one was deleted."""
+    core = client.CoreV1Api(api)
+    try:
+        current = await raw_json(
+            core.read_namespaced_secret(name, namespace, _preload_content=False)
+        )
+    except client.ApiException as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    if not is_ours(current, owner_uid):
+        return False
+    # Preconditions: exactly the Secret we just read (not a re-created foreign one).
+    options = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(
+            uid=current["metadata"]["uid"],
+            resource_version=current["metadata"]["resourceVersion"],
+        )
+    )
+    try:
+        await core.delete_namespaced_secret(name, namespace, body=options)
+    except client.ApiException as exc:
+        if is_not_found(exc) or exc.status == 409:  # gone, or changed since: leave it
+            return False
+        raise
+    metrics.SECRET_WRITES.labels("delete").inc()
+    return True

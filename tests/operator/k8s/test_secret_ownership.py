@@ -189,3 +189,48 @@ async def test_the_api_server_refuses_a_project_on_a_claude_provider(
             "g", fake_azure.base_url, provider="gemini", gemini={"projectId": "Not A Project"}
         )
     assert bad.value.status == 422
+
+
+async def test_a_renamed_target_deletes_our_old_secret_but_never_a_foreign_one(
+    k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
+) -> None:
+    fake_azure.set_secret("claude-token", CLAUDE)
+    await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="1h")
+    start_operator()
+    await k8s.wait_phase("claude", "Ready")
+    assert await k8s.secret_or_none("claude-credentials") is not None
+    await k8s.patch_spec("claude", {"target": {"secretName": "claude-renamed"}})
+    renamed = await eventually(
+        lambda: k8s.secret_or_none("claude-renamed"), lambda s: s is not None, timeout=15
+    )
+    assert decode(renamed, "CLAUDE_CODE_OAUTH_TOKEN") == CLAUDE
+    await eventually(
+        lambda: k8s.secret_or_none("claude-credentials"), lambda s: s is None, timeout=15
+    )
+    [event] = await eventually(lambda: k8s.events("SecretRenamed"), lambda e: len(e) == 1)
+    assert "claude-credentials" in event.message
+    assert "claude-renamed" in event.message
+
+    # A foreign Secret under the old name (made by a person since) is never deleted.
+    foreign = await k8s.core.create_namespaced_secret(
+        k8s.namespace, {"metadata": {"name": "claude-credentials"}, "data": {"k": "dg=="}}
+    )
+    await k8s.patch_spec("claude", {"target": {"secretName": "claude-third"}})
+    await eventually(
+        lambda: k8s.secret_or_none("claude-third"), lambda s: s is not None, timeout=15
+    )
+    await eventually(
+        lambda: k8s.secret_or_none("claude-renamed"), lambda s: s is None, timeout=15
+    )
+    await k8s.patch_spec("claude", {"target": {"secretName": "claude-credentials"}})
+    body = await eventually(
+        lambda: k8s.provider("claude"),
+        lambda b: (_condition(b, "Synced").get("reason") == "SecretConflict"),
+        timeout=15,
+    )
+    assert body["status"]["phase"] == "Degraded"
+    kept = await k8s.secret("claude-credentials")
+    assert kept.metadata.uid == foreign.metadata.uid
+    assert kept.data == {"k": "dg=="}
+    # Degraded keeps the last good Secret (claude-third): a failed sync never deletes.
+    assert await k8s.secret_or_none("claude-third") is not None
