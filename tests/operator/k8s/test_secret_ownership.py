@@ -219,13 +219,11 @@ async def test_a_renamed_target_deletes_our_old_secret_but_never_a_foreign_one(
     await eventually(
         lambda: k8s.secret_or_none("claude-third"), lambda s: s is not None, timeout=15
     )
-    await eventually(
-        lambda: k8s.secret_or_none("claude-renamed"), lambda s: s is None, timeout=15
-    )
+    await eventually(lambda: k8s.secret_or_none("claude-renamed"), lambda s: s is None, timeout=15)
     await k8s.patch_spec("claude", {"target": {"secretName": "claude-credentials"}})
     body = await eventually(
         lambda: k8s.provider("claude"),
-        lambda b: (_condition(b, "Synced").get("reason") == "SecretConflict"),
+        lambda b: _condition(b, "Synced").get("reason") == "SecretConflict",
         timeout=15,
     )
     assert body["status"]["phase"] == "Degraded"

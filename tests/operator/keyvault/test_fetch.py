@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.identity.aio import WorkloadIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
+from llmhub_operator import keyvault
 from llmhub_operator.errors import SourceNotFound
 from llmhub_operator.keyvault import FetchedSecret, KeyVaultSource
 from tests.fakes.fake_azure import FakeAzure
@@ -237,3 +239,43 @@ async def test_reads_reuse_one_tls_connection_with_a_ca_bundle(
     for _ in range(10):
         await source.fetch(fake_azure.base_url, "reused")
     assert fake_azure.connections - before <= 1
+
+
+class _TeamIdentity:
+    """An identity (keyvault.Identity) that authenticates like the operator itself: only its
+    key differs, which is what vault clients are cached by."""
+
+    def __init__(self, source: KeyVaultSource, team: str) -> None:
+        self._source = source
+        self.key = ("ns", team, "client")
+
+    def credential(self, *, connection_verify: str | bool, timeout_s: float) -> Any:
+        return self._source._credential_factory(
+            connection_verify=connection_verify, timeout_s=timeout_s
+        )
+
+
+async def test_vault_clients_are_bounded_and_the_least_recently_used_is_closed(
+    source: KeyVaultSource,
+    fake_azure: FakeAzure,
+    vault_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keyvault, "MAX_VAULT_CLIENTS", 2)
+    fake_azure.set_secret("bounded", "bounded-value-123")
+    a, b, c = (_TeamIdentity(source, team) for team in ("a", "b", "c"))
+    for identity in (a, b, a):  # a is used again: b is now the least recently used
+        assert (await source.fetch(vault_url, "bounded", identity=identity)).value.startswith(
+            "bounded"
+        )
+    kept = dict(source._vaults)
+    assert len(fake_azure.token_requests()) == 2  # one token per client: reused while cached
+    await source.fetch(vault_url, "bounded", identity=c)
+    assert [key[-2] for key in source._vaults] == ["a", "c"]
+    evicted = kept[(vault_url.lower(), *b.key)]
+    assert evicted.client not in [v.client for v in source._vaults.values()]
+    with pytest.raises(Exception, match=r"(?i)closed|session"):  # closed, not just dropped
+        await evicted.client.get_secret("bounded")
+    await source.fetch(vault_url, "bounded", identity=b)  # b again: a new client and token
+    assert len(fake_azure.token_requests()) == 4
+    assert [key[-2] for key in source._vaults] == ["c", "b"]
