@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmhub_gateway.chat import ChatService
@@ -471,3 +474,22 @@ def test_http_status_needs_a_caller_and_a_known_provider(make_gateway: MakeGatew
     assert unknown.status_code == 404
     assert unknown.json()["error"]["type"] == "model_not_found"
     assert "mistral" in unknown.json()["error"]["message"]
+
+
+async def test_mcp_chat_tools_are_refused_alike(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    assert post(gw, notice("rejected", in_s=120)).status_code == 200
+    async with (
+        httpx2.AsyncClient(headers=AUTH, timeout=10) as client,
+        streamable_http_client(f"{gw.url}/mcp", http_client=client) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        refused = await session.call_tool("claude_chat", {"prompt": "hi"})
+        served = await session.call_tool("gemini_chat", {"prompt": "hi"})
+    assert refused.is_error is True
+    assert "subscription_rate_limited: the claude subscription is rate-limited" in (
+        refused.content[0].text
+    )
+    assert served.is_error is False
+    assert len(gw.providers["claude"].requests) == 1  # only the turn that reported
