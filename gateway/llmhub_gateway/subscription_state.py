@@ -10,7 +10,9 @@ allowed or allowed_warning (its ``isUsingOverage``): the plan's window is used u
 vendor bills the rest. A ``rate_limit_type`` of ``overage`` means the limiting window is the
 extra-usage one, so the plan is used up too.
 
-The rule (``judge``), on the latest notice of a provider:
+The rule (``judge``) reads the latest notice of a provider only, as the CLI means it: a
+window's own record may say rejected while the top-level status (the latest notice) says
+whether requests are refused now:
 - rejected, overage not available: ``subscription_rate_limited`` until ``resets_at``;
 - in overage (as above) and ``LIMIT_ALLOW_OVERAGE`` false: ``subscription_overage_blocked``
   until the window resets; with it true the turn runs;
