@@ -66,6 +66,11 @@ from llmhub_gateway.sessions.base import (
     TurnRecord,
 )
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
+from llmhub_gateway.subscription_state import (
+    MemorySubscriptionState,
+    SubscriptionGuard,
+    SubscriptionState,
+)
 from llmhub_gateway.usage import Accounting
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,8 @@ class ChatService:
         lease_s: float = LEASE_S,
         drain: Drain | None = None,
         limiter: Limiter | None = None,
+        subscriptions: SubscriptionState | None = None,
+        allow_overage: bool = False,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -143,6 +150,9 @@ class ChatService:
         self.drain = drain or Drain()
         self.limiter: Limiter = limiter or MemoryLimiter(Limits())
         self.accounting = Accounting(self.limiter, metrics)
+        self.subscriptions = SubscriptionGuard(
+            subscriptions or MemorySubscriptionState(), metrics, allow_overage
+        )
 
     async def prepare(
         self,
@@ -165,6 +175,7 @@ class ChatService:
         if not adapter.configured():  # before a session is created for nothing
             raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
         model = model or adapter.default_model
+        await self._check_subscription(caller, adapter.name, model, session_id)
         slot = await self._admit(caller, adapter.name, model, session_id)
         try:
             return await self._prepare(
@@ -174,6 +185,17 @@ class ChatService:
             await finish(self.limiter.release(slot))
             if isinstance(exc, GatewayError):
                 self.accounting.refused(caller, adapter.name, model, session_id, exc)
+            raise
+
+    async def _check_subscription(
+        self, caller: Principal, provider: str, model: str, session_id: str | None
+    ) -> None:
+        """Refuse before anything is spawned while the subscription's reported state says
+        a turn is doomed (rate-limited) or would be billed as overage (subscription_state)."""
+        try:
+            await self.subscriptions.check(provider)
+        except GatewayError as exc:
+            self.accounting.refused(caller, provider, model, session_id, exc)
             raise
 
     async def _admit(
@@ -278,6 +300,7 @@ class ChatService:
         """For OpenAI clients, who send the whole history each time: nothing is stored."""
         self.drain.check()
         check_text(prompt, system or "", *(turn.text for turn in history))
+        await self._check_subscription(caller, provider.name, model, None)
         slot = await self._admit(caller, provider.name, model, None)
         request = ChatRequest(
             prompt=prompt,
@@ -435,7 +458,7 @@ class ChatService:
                         elif isinstance(delta, NativeSession):
                             native.append(delta.id)
                         elif isinstance(delta, RateLimitNotice):
-                            self.on_rate_limit(chat, delta)
+                            await self.on_rate_limit(chat, delta)
             except asyncio.CancelledError:
                 call["outcome"] = "cancelled"
                 raise
@@ -450,14 +473,10 @@ class ChatService:
             call["outcome"] = "ok"
         queue.put_nowait(_END)
 
-    def on_rate_limit(self, chat: PreparedChat, notice: RateLimitNotice) -> None:
-        """The subscription's rate-limit state changed (reported mid-turn by the CLI)."""
-        log.info(
-            "provider %s rate limit: %s (resets at %s)",
-            chat.provider.name,
-            notice.status,
-            notice.resets_at,
-        )
+    async def on_rate_limit(self, chat: PreparedChat, notice: RateLimitNotice) -> None:
+        """The subscription's rate-limit state changed (reported mid-turn by the CLI): shared
+        with every replica, so the next turn is refused before it spawns when it must be."""
+        await self.subscriptions.observe(chat.provider.name, notice)
 
     async def _commit(
         self, chat: PreparedChat, lease: Lease, text: str, duration_ms: int, native: str = ""

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from llmhub_common.logging import secrets
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.routes import chat, health, openai, sessions, usage
+from llmhub_gateway.api.routes import providers as provider_routes
 from llmhub_gateway.auth.callers import CallerAuth, build_auth
 from llmhub_gateway.auth.mcp import (
     CallerTokenVerifier,
@@ -35,6 +36,11 @@ from llmhub_gateway.registry import Registry, build_providers
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
+from llmhub_gateway.subscription_state import (
+    MemorySubscriptionState,
+    RedisSubscriptionState,
+    SubscriptionState,
+)
 
 log = logging.getLogger(__name__)
 CLEANUP_DRAIN_S = 15.0  # CLI kills take at most ~4 s each (TERM grace, then KILL)
@@ -55,6 +61,13 @@ def build_limiter(settings: Settings) -> Limiter:
     if settings.redis_url is not None:
         return RedisLimiter(settings.redis_url.get_secret_value(), limits)
     return MemoryLimiter(limits)
+
+
+def build_subscriptions(settings: Settings) -> SubscriptionState:
+    """The subscriptions' rate-limit state, shared through Redis when REDIS_URL is set."""
+    if settings.redis_url is not None:
+        return RedisSubscriptionState(settings.redis_url.get_secret_value())
+    return MemorySubscriptionState()
 
 
 def resource_url(settings: Settings) -> str:
@@ -103,7 +116,13 @@ def create_app(
     challenge = f'Bearer realm="llm-mcp-hub", resource_metadata="{metadata_url(resource)}"'
     auth: CallerAuth = build_auth(settings, challenge)
     service = ChatService(
-        registry, build_store(settings), metrics, drain=Drain(), limiter=build_limiter(settings)
+        registry,
+        build_store(settings),
+        metrics,
+        drain=Drain(),
+        limiter=build_limiter(settings),
+        subscriptions=build_subscriptions(settings),
+        allow_overage=settings.limit_allow_overage,
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
@@ -131,6 +150,7 @@ def create_app(
                     log.warning("%d cleanup task(s) still running at shutdown", left)
                 await service.store.aclose()
                 await service.limiter.aclose()
+                await service.subscriptions.state.aclose()
                 await auth.aclose()
                 await registry.aclose()
 
@@ -147,6 +167,7 @@ def create_app(
     errors.install(app)
     for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
+    app.include_router(provider_routes.router)
     app.router.routes.append(mcp_route(mcp, settings.mcp_hosts()))
     app.router.routes.extend(metadata_routes(resource, issuer, scopes))
     app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())

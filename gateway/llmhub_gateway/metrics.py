@@ -51,6 +51,34 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The subscriptions' rate-limit state (subscription_state.py); ``window`` is one of
+        # its fixed WINDOWS, ``reason`` one of its REASONS.
+        self.subscription_utilization = Gauge(
+            "llm_mcp_hub_gateway_subscription_utilization",
+            "Share of the subscription's rate-limit window used (0..1), as the CLI reported.",
+            ["provider", "window"],
+            registry=self.registry,
+        )
+        self.subscription_resets_at = Gauge(
+            "llm_mcp_hub_gateway_subscription_resets_at_seconds",
+            "When the subscription's rate-limit window resets (Unix time), as the CLI reported.",
+            ["provider", "window"],
+            registry=self.registry,
+        )
+        self.subscription_limited = Gauge(
+            "llm_mcp_hub_gateway_subscription_limited",
+            "1 while the gateway refuses turns of this subscription (rate-limited, or overage "
+            "blocked), else 0.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.subscription_refusals = Counter(
+            "llm_mcp_hub_gateway_subscription_refusals",
+            "Turns refused because of the subscription's reported state, by reason.",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
+
     @contextmanager
     def provider_call(self, provider: str) -> Iterator[dict[str, str]]:
         """Track one provider call; the caller sets ``outcome`` in the yielded dict."""

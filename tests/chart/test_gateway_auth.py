@@ -18,6 +18,7 @@ ENTRA = [
     "gateway.auth.adminCallers={ops}",
     "gateway.mcp.requiredScopes={chat}",
     "gateway.limits.caller.dailyTokens=50000",
+    "gateway.limits.subscription.allowOverage=true",
 ]
 
 
@@ -35,6 +36,7 @@ def test_the_default_is_kubernetes_callers_with_limits(default_docs: list[Manife
     )
     assert env["LIMIT_CALLER_REQUESTS_PER_MINUTE"] == "20"
     assert env["LIMIT_SUBSCRIPTION_CONCURRENT_TURNS"] == "4"
+    assert env["LIMIT_ALLOW_OVERAGE"] == "false"  # paid overage refused unless the owner opts in
     assert "AUTH_STATIC_KEYS_FILE" not in env
 
 
@@ -52,6 +54,7 @@ def test_entra_and_static_values_reach_the_settings_the_gateway_reads() -> None:
     assert settings.auth_admin_callers == "ops"
     assert settings.mcp_required_scopes == "chat"
     assert settings.limit_caller_daily_tokens == 50000
+    assert settings.limit_allow_overage is True
     assert str(settings.auth_static_keys_file) == "/etc/llmhub/static-keys/keys"
     deployment = one(docs, "Deployment", "-gateway")
     mount = next(m for m in container(deployment)["volumeMounts"] if m["name"] == "static-keys")

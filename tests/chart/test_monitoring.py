@@ -147,6 +147,10 @@ def test_prometheus_rule_alerts_on_real_series() -> None:
     }
     assert "3 *" in alerts["LLMHubSyncFailing"]["expr"]
     assert 'outcome="provider_rate_limited"' in alerts["LLMHubSubscriptionRateLimited"]["expr"]
+    assert used["LLMHubSubscriptionRateLimited"] == {
+        "llm_mcp_hub_gateway_subscription_limited",  # the CLI's reported state, while refusing
+        "llmhub_gateway_provider_latency_seconds_count",  # the vendor's refusals (Gemini)
+    }
     assert alerts["LLMHubTokenExpired"]["labels"]["severity"] == "critical"
 
 
@@ -170,6 +174,9 @@ def test_dashboard_panels_query_real_series() -> None:
         "llmhub_gateway_requests_total",
         "llmhub_gateway_provider_latency_seconds_bucket",
         "llmhub_gateway_provider_latency_seconds_count",
+        "llm_mcp_hub_gateway_subscription_utilization",
+        "llm_mcp_hub_gateway_subscription_refusals_total",
+        "llm_mcp_hub_gateway_subscription_limited",
     } <= used
     assert "Token days left" in titles
 

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # A crashed replica's concurrency slots expire after this (longer than any turn).
     limit_slot_ttl_seconds: Count = 900
 
+    # Subscription state (subscription_state.py): when the CLI reports that the subscription
+    # is in (or would go into) paid overage, turns are refused unless this is true.
+    limit_allow_overage: bool = False
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -83,7 +83,8 @@ async def tokens(registry: RegistryDep) -> dict[str, TokenHealthPublic]:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
-async def metrics(metrics: MetricsDep, registry: RegistryDep) -> Response:
+async def metrics(metrics: MetricsDep, registry: RegistryDep, chat: ChatDep) -> Response:
+    await chat.subscriptions.export(list(registry.names()))  # the shared state, every replica
     for name, health in registry.token_health().items():
         days = health.days_remaining
         metrics.token_days.labels(name).set(-1 if days is None else days)
