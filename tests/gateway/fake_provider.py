@@ -26,10 +26,18 @@ LEAKY_SECRET = "sk-ant-oat01-ThisMustNeverReachAClient0123456789"
 
 
 class EchoProvider:
-    def __init__(self, name: str, default_model: str, *, configured: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        default_model: str,
+        *,
+        configured: bool = True,
+        aliases: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.default_model = default_model
         self._configured = configured
+        self.aliases = tuple(aliases)  # listed model ids without the provider's prefix
         self.requests: list[ChatRequest] = []
         self.open_streams = 0
         self.closed_streams = 0
@@ -38,7 +46,7 @@ class EchoProvider:
         return self._configured
 
     def models(self) -> Sequence[str]:
-        return (self.default_model, f"{self.name}-other")
+        return (self.default_model, f"{self.name}-other", *self.aliases)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         self.requests.append(request)
@@ -98,7 +106,7 @@ class GatedProvider(EchoProvider):
 
 def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
     return [
-        EchoProvider("claude", "claude-sonnet-4-5-20250929"),
+        EchoProvider("claude", "claude-sonnet-4-5-20250929", aliases=("sonnet", "opus", "haiku")),
         EchoProvider("gemini", "gemini-2.5-pro", configured=gemini_configured),
     ]
 
