@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.limits.base import utc_day
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
 from tests.gateway.fake_provider import EchoProvider, GatedProvider, UsageProvider
 
@@ -242,3 +243,43 @@ async def test_an_unreachable_limit_store_refuses_turns_rather_than_dropping_lim
         await unlimited.aclose()
     finally:
         await limiter.aclose()
+
+
+async def test_all_keys_of_the_limiter_share_one_cluster_hash_slot(
+    redis_server: RedisServer,
+) -> None:
+    """A Lua script (and MULTI) on a Redis Cluster may only touch keys of one hash slot: the
+    admission script mixes caller and subscription keys, the usage transaction day and caller."""
+    import uuid
+
+    import redis.asyncio as aioredis
+    from redis.crc import key_slot
+
+    from llmhub_gateway.limits.base import Limits
+    from llmhub_gateway.limits.redis import RedisLimiter
+
+    prefix = f"t{uuid.uuid4().hex}:"
+    limits = Limits(
+        caller_rpm=5,
+        caller_concurrent=5,
+        caller_daily_tokens=100,
+        subscription_rpm=5,
+        subscription_concurrent=5,
+    )
+    limiter = RedisLimiter(redis_server.url, limits, prefix=prefix)
+    raw = aioredis.from_url(redis_server.url)
+    try:
+        await limiter.acquire("alice", "claude")
+        await limiter.acquire("bob", "gemini")
+        await limiter.record("alice", "claude", 3, 4)
+        keys = [k async for k in raw.scan_iter(match=f"{{{prefix}}}*")]
+        kinds = {k.decode().split("}", 1)[1].split(":")[0] for k in keys}
+        assert kinds == {"rpm", "run", "tok", "use"}  # caller, subscription and usage keys
+        assert len(keys) == 10
+        assert len({key_slot(k) for k in keys}) == 1
+        assert (await limiter.usage(utc_day()))[0].tokens_out == 4  # still read back
+    finally:
+        await raw.aclose()
+        await limiter.aclose()
+    with pytest.raises(ValueError, match="hash tag"):
+        RedisLimiter(redis_server.url, limits, prefix="x{y}:")
