@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -34,7 +35,10 @@ from llmhub_gateway.errors import (
     BadRequest,
     GatewayError,
     IdempotencyKeyReused,
+    InvalidModel,
+    InvalidText,
     LeaseLost,
+    PromptTooLarge,
     SessionBusy,
     SessionConflict,
     SessionNotFound,
@@ -70,6 +74,9 @@ from llmhub_gateway.usage import Accounting
 
 log = logging.getLogger(__name__)
 INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
+MAX_PROMPT_BYTES = 1024 * 1024  # the default of MAX_PROMPT_BYTES
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
@@ -135,7 +142,9 @@ class ChatService:
         lease_s: float = LEASE_S,
         drain: Drain | None = None,
         limiter: Limiter | None = None,
+        max_prompt_bytes: int = MAX_PROMPT_BYTES,
     ) -> None:
+        self.max_prompt_bytes = max_prompt_bytes
         self.registry = registry
         self.store = store
         self.metrics = metrics
@@ -159,9 +168,11 @@ class ChatService:
         the request with its history (or find the stored answer of a retried turn)."""
         self.drain.check()
         adapter = self.registry.get(provider)
-        check_text(prompt, system or "")
+        check_text(prompt, system or "", max_bytes=self.max_prompt_bytes)
         if session_id is not None:
             session_id = parse_session_id(session_id)
+        if model is not None:
+            check_model(model)
         if not adapter.configured():  # before a session is created for nothing
             raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
         model = model or adapter.default_model
@@ -277,7 +288,13 @@ class ChatService:
     ) -> PreparedChat:
         """For OpenAI clients, who send the whole history each time: nothing is stored."""
         self.drain.check()
-        check_text(prompt, system or "", *(turn.text for turn in history))
+        check_model(model)
+        check_text(
+            prompt,
+            system or "",
+            *(turn.text for turn in history),
+            max_bytes=self.max_prompt_bytes,
+        )
         slot = await self._admit(caller, provider.name, model, None)
         request = ChatRequest(
             prompt=prompt,
@@ -502,14 +519,41 @@ class ChatService:
         raise GatewayError("internal error")  # run() always ends with a result or raises
 
 
-def check_text(*texts: str) -> None:
-    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape), before it
-    reaches a CLI's argv or a store."""
+def check_text(*texts: str, max_bytes: int = MAX_PROMPT_BYTES) -> None:
+    """Refuse, before anything is spawned or stored, text that no CLI should get: invalid
+    Unicode (a lone surrogate from a JSON escape), NUL and other control characters (C0 but
+    tab, newline and carriage return; DEL; C1, which terminals may run as escape sequences),
+    and more than ``max_bytes`` of UTF-8 in all ``texts`` together (prompt, system, history).
+    Linear in the text's size."""
+    size = 0
     for text in texts:
         try:
-            text.encode("utf-8")
+            size += len(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise BadRequest(INVALID_UNICODE) from None
+        bad = _CONTROL.search(text)
+        if bad is not None:
+            raise InvalidText(
+                f"the text contains the control character U+{ord(bad.group()):04X} "
+                f"at position {bad.start()}; only tab, newline and carriage return are allowed"
+            )
+    if size > max_bytes:
+        raise PromptTooLarge(
+            f"the prompt is {size} bytes of text; this gateway accepts at most {max_bytes} "
+            "(MAX_PROMPT_BYTES)"
+        )
+
+
+def check_model(model: str) -> str:
+    """A model id reaches a CLI's arguments: letters, digits and ``._:/@+-``, starting with a
+    letter or digit (never a flag), at most 200 characters."""
+    if not _MODEL.fullmatch(model):
+        shown = model[:40].encode("unicode_escape").decode("ascii")
+        raise InvalidModel(
+            f"model id '{shown}' is not valid: use letters, digits and . _ : / @ + - "
+            "(starting with a letter or digit), as listed by GET /v1/models"
+        )
+    return model
 
 
 def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from llmhub_common.logging import secrets
 from llmhub_gateway.api import errors
+from llmhub_gateway.api.body_limit import BodyLimitMiddleware
 from llmhub_gateway.api.routes import chat, health, openai, sessions, usage
 from llmhub_gateway.auth.callers import CallerAuth, build_auth
 from llmhub_gateway.auth.mcp import (
@@ -103,7 +104,12 @@ def create_app(
     challenge = f'Bearer realm="llm-mcp-hub", resource_metadata="{metadata_url(resource)}"'
     auth: CallerAuth = build_auth(settings, challenge)
     service = ChatService(
-        registry, build_store(settings), metrics, drain=Drain(), limiter=build_limiter(settings)
+        registry,
+        build_store(settings),
+        metrics,
+        drain=Drain(),
+        limiter=build_limiter(settings),
+        max_prompt_bytes=settings.max_prompt_bytes,
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
@@ -147,8 +153,9 @@ def create_app(
     errors.install(app)
     for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
-    app.router.routes.append(mcp_route(mcp, settings.mcp_hosts()))
+    app.router.routes.append(mcp_route(mcp, settings.mcp_hosts(), settings.max_body_bytes))
     app.router.routes.extend(metadata_routes(resource, issuer, scopes))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -104,7 +104,7 @@ def security(extra_hosts: list[str]) -> TransportSecuritySettings:
     )
 
 
-def mcp_route(server: MCPServer, extra_hosts: list[str]) -> Route:
+def mcp_route(server: MCPServer, extra_hosts: list[str], max_body_bytes: int) -> Route:
     """The route serving /mcp with the SDK's whole Starlette app as its endpoint, so the app's
     own middleware (where the SDK puts authentication) runs; the router labels it ``/mcp`` in
     the request metrics. Not shown in OpenAPI."""
@@ -112,5 +112,6 @@ def mcp_route(server: MCPServer, extra_hosts: list[str]) -> Route:
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         transport_security=security(extra_hosts),
+        max_request_body_size=max_body_bytes,  # BodyLimitMiddleware answers first
     )
     return Route(MCP_PATH, endpoint=app, include_in_schema=False)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # A crashed replica's concurrency slots expire after this (longer than any turn).
     limit_slot_ttl_seconds: Count = 900
 
+    # Input limits (api-hygiene): request bodies on every route (413 before they are read in
+    # full) and the prompt text of one turn (prompt, system and history together; 400).
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    max_prompt_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

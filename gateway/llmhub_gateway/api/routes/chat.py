@@ -22,13 +22,13 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 class ChatCreate(BaseModel):
     provider: Literal["claude", "gemini"]
-    prompt: str = Field(min_length=1, max_length=200_000)
+    prompt: str = Field(min_length=1)  # bounded by MAX_PROMPT_BYTES (400 prompt_too_large)
     # Checked as a UUID by the turn runner (400 invalid_session_id), as for MCP arguments.
     session_id: str | None = Field(
         default=None, min_length=1, max_length=128, json_schema_extra={"format": "uuid"}
     )
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    system: str | None = Field(default=None, max_length=100_000)
+    system: str | None = None  # counts against MAX_PROMPT_BYTES with the prompt
     stream: bool = False
 
 

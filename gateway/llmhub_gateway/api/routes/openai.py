@@ -20,7 +20,7 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
+from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat, check_model
 from llmhub_gateway.providers.base import Turn
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -112,7 +112,7 @@ async def chat_completions(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> Completion | StreamingResponse:
-    provider = registry.for_model(body.model)
+    provider = registry.for_model(check_model(body.model))
     system, history, prompt = _split(body.messages)
     prepared = await chat.prepare_stateless(
         provider=provider,
