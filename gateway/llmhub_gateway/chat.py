@@ -1,8 +1,9 @@
 """The turn runner, shared by REST JSON, REST SSE, OpenAI chunks and MCP.
 
 ``prepare`` does everything that can fail before the first byte (draining, bad ids or text,
-unknown session, store down, wrong provider, session busy), so streaming endpoints can still
-answer with an honest status code. ``run`` then yields the answer's deltas (``str``),
+unknown session, store down, wrong provider, session busy, caller and subscription limits, the
+provider's capacity through its optional ``admit``), so streaming endpoints can still answer
+with an honest status code. ``run`` then yields the answer's deltas (``str``),
 ``HEARTBEAT`` while the provider is silent (when asked), and finally the ``ChatResult``; it
 raises only ``errors.GatewayError`` subclasses (or CancelledError). The edges format these.
 
@@ -178,9 +179,16 @@ class ChatService:
         model = model or adapter.default_model
         slot = await self._admit(caller, adapter.name, model, session_id)
         try:
-            return await self._prepare(
+            prepared = await self._prepare(
                 adapter, prompt, session_id, model, system, idempotency_key, caller, slot
             )
+            if prepared.replay is None:  # a stored answer needs no provider slot
+                try:
+                    admit_provider(prepared.provider, prepared.request)
+                except BaseException:
+                    await finish(self._release(prepared.lease))
+                    raise
+            return prepared
         except BaseException as exc:
             await finish(self.limiter.release(slot))
             if isinstance(exc, GatewayError):
@@ -303,6 +311,13 @@ class ChatService:
             history=tuple(history),
             system=system,
         )
+        try:
+            admit_provider(provider, request)
+        except BaseException as exc:
+            await finish(self.limiter.release(slot))
+            if isinstance(exc, GatewayError):
+                self.accounting.refused(caller, provider.name, model, None, exc)
+            raise
         return PreparedChat(provider, request, persist=False, caller=caller, slot=slot)
 
     async def run(
@@ -334,6 +349,9 @@ class ChatService:
     async def _settle(
         self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
     ) -> None:
+        withdraw = getattr(chat.provider, "withdraw", None)
+        if callable(withdraw):  # the provider slot of a stream that never ran
+            withdraw(chat.request)
         if chat.slot is not None:
             await self.limiter.release(chat.slot)
         await self.accounting.finished(chat, result, status, duration_ms)
@@ -517,6 +535,16 @@ class ChatService:
                 if isinstance(item, ChatResult):
                     return item
         raise GatewayError("internal error")  # run() always ends with a result or raises
+
+
+def admit_provider(provider: Provider, request: ChatRequest) -> None:
+    """The provider's optional admission before the first byte: ``admit(request)`` takes a
+    concurrency slot (``providers.limits.Limited``) or checks a pool's capacity, raising
+    ProviderBusy (429 + Retry-After) while the API can still answer with a status. The slot is
+    freed when the run ends (``withdraw(request)`` if its stream never started)."""
+    admit = getattr(provider, "admit", None)
+    if callable(admit):
+        admit(request)
 
 
 def check_text(*texts: str, max_bytes: int = MAX_PROMPT_BYTES) -> None:

@@ -104,6 +104,19 @@ class GatedProvider(EchoProvider):
             yield delta
 
 
+class PoolProvider(GatedProvider):
+    """GatedProvider with a pool's admission check: ``!full`` prompts find the pool full."""
+
+    def __init__(self, name: str, default_model: str) -> None:
+        super().__init__(name, default_model)
+        self.admitted: list[ChatRequest] = []
+
+    def admit(self, request: ChatRequest) -> None:
+        if "!full" in request.prompt:
+            raise ProviderBusy(f"{self.name}: no warm process free", retry_after=3)
+        self.admitted.append(request)
+
+
 def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
     return [
         EchoProvider("claude", "claude-sonnet-4-5-20250929", aliases=("sonnet", "opus", "haiku")),
