@@ -76,8 +76,11 @@ from llmhub_gateway.usage import Accounting
 log = logging.getLogger(__name__)
 INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
 MAX_PROMPT_BYTES = 1024 * 1024  # the default of MAX_PROMPT_BYTES
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
+# The same rules as JSON Schema patterns, for the OpenAPI document (the checks above answer).
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+MODEL_PATTERN = "^" + _MODEL.pattern + "$"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
@@ -107,14 +110,16 @@ class ChatResult:
     duration_ms: int
     usage: Usage = NO_USAGE  # as the provider reported it (zeros when it reports nothing)
 
-    def as_dict(self) -> dict[str, str | int]:
-        """Cheaper than dataclasses.asdict (no deep copy) on the hot path."""
+    def as_dict(self) -> dict[str, str | int | dict[str, int]]:
+        """Cheaper than dataclasses.asdict (no deep copy) on the hot path. ``usage`` is what
+        the provider reported for this turn (zeros for a replayed answer: nothing ran)."""
         return {
             "session_id": self.session_id,
             "provider": self.provider,
             "model": self.model,
             "text": self.text,
             "duration_ms": self.duration_ms,
+            "usage": {"tokens_in": self.usage.tokens_in, "tokens_out": self.usage.tokens_out},
         }
 
 

@@ -60,6 +60,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     )
     assert first.status_code == 200, first.text
     tokens_in, tokens_out = _reported(first.json()["text"])
+    assert first.json()["usage"] == {"tokens_in": tokens_in, "tokens_out": tokens_out}
     expected_in, expected_out = expected_in + tokens_in, expected_out + tokens_out
     client = openai.OpenAI(base_url=f"{counted.url}/v1", api_key=ALICE, max_retries=0)
     completion = client.chat.completions.create(
@@ -92,6 +93,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     # fake_gemini reports 0.61's stats: the prompt it got, the answer and 7 thinking tokens,
     # which count as output (they count against the subscription too).
     g_in, g_out = _reported(gemini.json()["text"])
+    assert gemini.json()["usage"] == {"tokens_in": g_in, "tokens_out": g_out + THOUGHTS}
     assert by[("alice", "gemini")] == {
         "caller": "alice",
         "provider": "gemini",

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -20,7 +20,14 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat, check_model
+from llmhub_gateway.chat import (
+    MODEL_PATTERN,
+    TEXT_PATTERN,
+    ChatResult,
+    ChatService,
+    PreparedChat,
+    check_model,
+)
 from llmhub_gateway.providers.base import Turn
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -29,20 +36,24 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
-    text: str | None = None
+    text: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: (
+        Annotated[str, Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+        | list[ContentPart]
+        | None
+    ) = None
 
 
 class CompletionCreate(BaseModel):
     """The fields we honour; others (temperature, ...) are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": MODEL_PATTERN})
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
 
