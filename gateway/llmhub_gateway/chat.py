@@ -69,6 +69,7 @@ from llmhub_gateway.sessions.base import (
     StoredTurn,
     StoreUnavailable,
     TurnRecord,
+    may_access,
 )
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
 from llmhub_gateway.usage import Accounting
@@ -149,8 +150,10 @@ class ChatService:
         drain: Drain | None = None,
         limiter: Limiter | None = None,
         max_prompt_bytes: int = MAX_PROMPT_BYTES,
+        admins: frozenset[str] = frozenset(),
     ) -> None:
         self.max_prompt_bytes = max_prompt_bytes
+        self.admins = admins  # callers who may use any caller's session (AUTH_ADMIN_CALLERS)
         self.registry = registry
         self.store = store
         self.metrics = metrics
@@ -226,7 +229,12 @@ class ChatService:
         created = False
         if session_id is None:
             session_id = new_session_id(principal, idempotency_key)
-            created = await self.store.create(session_id, adapter.name, model)
+            created = await self.store.create(session_id, adapter.name, model, principal)
+        if not created and not may_access(
+            await self.store.owner(session_id), principal, self.admins
+        ):
+            # Before the lease: another caller's session is never locked, busy or revealed.
+            raise SessionNotFound(f"session '{session_id}' not found")
         lease = await self._lease(session_id)
         history: Sequence[Turn] = ()
         native: str | None = None

@@ -110,6 +110,7 @@ def create_app(
         drain=Drain(),
         limiter=build_limiter(settings),
         max_prompt_bytes=settings.max_prompt_bytes,
+        admins=frozenset(split(settings.auth_admin_callers)),
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
