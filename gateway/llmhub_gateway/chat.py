@@ -281,6 +281,16 @@ class ChatService:
             slot=slot,
         )
 
+    async def abandon(self, chat: PreparedChat) -> None:
+        """A prepared turn that will never run (the request was refused after it was
+        prepared): free its session lease, provider slot and limit slot now."""
+        await finish(self._release(chat.lease))
+        withdraw = getattr(chat.provider, "withdraw", None)
+        if callable(withdraw):
+            withdraw(chat.request)
+        if chat.slot is not None:
+            await finish(self.limiter.release(chat.slot))
+
     async def _lease(self, session_id: str) -> Lease:
         lease = Lease(session_id, secrets.token_hex(16))
         if not await self.store.lock(session_id, lease.token, int(self.lease_s * 1000)):

@@ -28,6 +28,7 @@ from llmhub_gateway.drain import Drain
 from llmhub_gateway.limits.base import Limiter, Limits
 from llmhub_gateway.limits.memory import MemoryLimiter
 from llmhub_gateway.limits.redis import RedisLimiter
+from llmhub_gateway.mcp_gate import McpGate
 from llmhub_gateway.mcp_server import MCP_PATH, build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
 from llmhub_gateway.providers.base import Provider
@@ -154,7 +155,14 @@ def create_app(
     errors.install(app)
     for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
-    app.router.routes.append(mcp_route(mcp, settings.mcp_hosts(), settings.max_body_bytes))
+    app.router.routes.append(
+        mcp_route(
+            mcp,
+            settings.mcp_hosts(),
+            settings.max_body_bytes,
+            gate=lambda inner: McpGate(inner, service, auth, scopes),
+        )
+    )
     app.router.routes.extend(metadata_routes(resource, issuer, scopes))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())

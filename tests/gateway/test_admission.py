@@ -117,3 +117,33 @@ def test_a_pools_admit_refuses_before_the_stream_and_frees_the_cap_slot(
     assert status == 200
     assert "fits" in body
     assert claude.admitted[-1].prompt == "fits"
+
+
+async def test_mcp_over_the_cap_is_429_before_the_event_stream(
+    capped: ThreadedGateway, held: PoolProvider
+) -> None:
+    from tests.gateway.test_auth_mcp import ACCEPT
+    from tests.gateway.test_mcp import call, mcp_error
+
+    seen = len(held.requests)
+    refused = await mcp_error(call(capped, "claude_chat", {"prompt": "over the cap"}))
+    assert refused.data["type"] == "provider_busy"
+    assert refused.data["retry_after"] == 1
+    tool_call = {
+        "jsonrpc": "2.0",
+        "id": "c1",
+        "method": "tools/call",
+        "params": {"name": "claude_chat", "arguments": {"prompt": "over the cap"}},
+    }
+    raw = httpx.post(f"{capped.url}/mcp", json=tool_call, headers=ACCEPT)
+    assert raw.status_code == 429
+    assert raw.headers["content-type"] == "application/json"
+    assert raw.headers["Retry-After"] == "1"
+    assert raw.json()["id"] == "c1"
+    assert len(held.requests) == seen
+    # The gemini tool has slots of its own, and a freed claude slot serves MCP again.
+    gemini = await call(capped, "gemini_chat", {"prompt": "fine"})
+    assert gemini.is_error is False
+    held.gate.set()
+    wait_until(lambda: capped.providers["claude"].open_streams == 0, what="the gated turn")
+    assert (await call(capped, "claude_chat", {"prompt": "now"})).is_error is False

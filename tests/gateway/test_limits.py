@@ -113,11 +113,30 @@ def test_requests_per_minute_per_caller_with_a_true_retry_after(make_gateway: Ma
 
 
 async def test_mcp_tools_are_limited_as_the_same_caller(make_gateway: MakeGateway) -> None:
+    """Over a limit, /mcp answers 429 + Retry-After before any event stream: the official
+    client raises the JSON-RPC error it carries."""
+    from tests.gateway.test_auth_mcp import ACCEPT
+    from tests.gateway.test_mcp import mcp_error
+
     gw = make_gateway(limit_caller_requests_per_minute=1)
     assert chat(gw, "alice").status_code == 200
-    result = await call_as(gw, "alice", "claude_chat", {"prompt": "over"})
-    assert result.is_error
-    assert "rate_limited" in result.content[0].text
+    refused = await mcp_error(call_as(gw, "alice", "claude_chat", {"prompt": "over"}))
+    assert refused.message == "rate_limited: limit reached: caller requests per minute"
+    assert refused.data["type"] == "rate_limited"
+    tool_call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "claude_chat", "arguments": {"prompt": "over"}},
+    }
+    raw = httpx.post(f"{gw.url}/mcp", json=tool_call, headers={**ACCEPT, **key("alice")})
+    assert raw.status_code == 429
+    assert 55 <= int(raw.headers["Retry-After"]) <= 60
+    assert raw.json()["id"] == 7
+    assert raw.json()["error"]["data"]["type"] == "rate_limited"
+    assert gw.providers["claude"].requests[-1].prompt == "hi"  # the refused turns never ran
+    report = httpx.get(f"{gw.url}/v1/usage", headers=key("ops")).json()
+    assert report["by_caller"]["alice"]["requests"] == 1
 
 
 async def call_as(gw: ThreadedGateway, caller: str, tool: str, args: dict[str, Any]) -> Any:
