@@ -125,3 +125,39 @@ async def test_both_stores_keep_the_owner(store: SessionStore) -> None:
     assert await store.owner(legacy) == ""
     assert await store.delete(sid)
     assert await store.owner(sid) is None
+
+
+def test_reads_and_deletes_write_one_audit_line_each(
+    owned: ThreadedGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    sid = _chat(owned, "alice", prompt="secret words").json()["session_id"]
+    caplog.set_level(logging.INFO, logger="llmhub_gateway.audit")
+    caplog.clear()
+    for caller, method, path in (
+        ("alice", "GET", f"/v1/sessions/{sid}"),
+        ("bob", "GET", f"/v1/sessions/{sid}"),
+        ("bob", "GET", "/v1/sessions/junk"),
+        ("alice", "GET", "/v1/models"),
+        ("alice", "GET", "/v1/usage"),
+        ("ops", "GET", "/v1/usage"),
+        ("alice", "DELETE", f"/v1/sessions/{sid}"),
+    ):
+        httpx.request(method, f"{owned.url}{path}", headers=key(caller))
+    lines = [r for r in caplog.records if r.name == "llmhub_gateway.audit"]
+    template = "/v1/sessions/{session_id}"
+    assert [
+        (r.getMessage(), getattr(r, "caller", ""), getattr(r, "path", ""), getattr(r, "status", ""))
+        for r in lines
+    ] == [
+        ("read", "alice", template, "ok"),
+        ("read", "bob", template, "session_not_found"),
+        ("read", "bob", template, "invalid_session_id"),
+        ("read", "alice", "/v1/models", "ok"),
+        ("read", "alice", "/v1/usage", "forbidden"),
+        ("read", "ops", "/v1/usage", "ok"),
+        ("delete", "alice", template, "ok"),
+    ]
+    assert [getattr(r, "session_id", None) for r in lines][:3] == [sid, sid, None]
+    assert all("secret words" not in repr(r.__dict__) for r in lines)

@@ -29,6 +29,7 @@ from llmhub_gateway.chat import (
     check_model,
 )
 from llmhub_gateway.providers.base import Turn
+from llmhub_gateway.usage import audited
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -98,11 +99,12 @@ class ModelList(BaseModel):
 
 @router.get("/models", response_model=ModelList, responses=errors.responses(401, 403))
 async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelList:
-    cards = [
-        ModelCard(id=model, owned_by=provider.name)
-        for provider in registry.configured()
-        for model in provider.models()
-    ]
+    with audited("read", principal.name, "/v1/models"):
+        cards = [
+            ModelCard(id=model, owned_by=provider.name)
+            for provider in registry.configured()
+            for model in provider.models()
+        ]
     return ModelList(data=cards)
 
 

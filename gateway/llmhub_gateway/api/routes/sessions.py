@@ -13,9 +13,11 @@ from llmhub_gateway.api.deps import ChatDep, PrincipalDep
 from llmhub_gateway.errors import SessionNotFound
 from llmhub_gateway.sessions.base import may_access
 from llmhub_gateway.sessions.ids import parse_session_id
+from llmhub_gateway.usage import audited
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 # Any string reaches the handler, which answers 400 invalid_session_id unless it is a UUID.
+PATH = "/v1/sessions/{session_id}"
 SessionIdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 
@@ -41,11 +43,13 @@ class SessionPublic(BaseModel):
 async def get_session(
     session_id: SessionIdPath, chat: ChatDep, principal: PrincipalDep
 ) -> SessionPublic:
-    sid = parse_session_id(session_id)
-    owner = await chat.store.owner(sid)
-    session = await chat.store.get(sid) if may_access(owner, principal.name, chat.admins) else None
-    if session is None:
-        raise SessionNotFound(f"session '{session_id}' not found")
+    with audited("read", principal.name, PATH) as line:
+        sid = line["session_id"] = parse_session_id(session_id)
+        owner = await chat.store.owner(sid)
+        allowed = may_access(owner, principal.name, chat.admins)
+        session = await chat.store.get(sid) if allowed else None
+        if session is None:
+            raise SessionNotFound(f"session '{session_id}' not found")
     return SessionPublic(
         session_id=session.id,
         provider=session.provider,
@@ -65,7 +69,8 @@ async def get_session(
 async def delete_session(session_id: SessionIdPath, chat: ChatDep, principal: PrincipalDep) -> None:
     """Forget the session. A turn running on it finds it gone when it ends: its answer is
     not stored (the turn answers 404), so the session never comes back half-written."""
-    sid = parse_session_id(session_id)
-    allowed = may_access(await chat.store.owner(sid), principal.name, chat.admins)
-    if not allowed or not await chat.store.delete(sid):
-        raise SessionNotFound(f"session '{session_id}' not found")
+    with audited("delete", principal.name, PATH) as line:
+        sid = line["session_id"] = parse_session_id(session_id)
+        allowed = may_access(await chat.store.owner(sid), principal.name, chat.admins)
+        if not allowed or not await chat.store.delete(sid):
+            raise SessionNotFound(f"session '{session_id}' not found")
