@@ -187,16 +187,9 @@ class ChatService:
         model = model or adapter.default_model
         slot = await self._admit(caller, adapter.name, model, session_id)
         try:
-            prepared = await self._prepare(
+            return await self._prepare(
                 adapter, prompt, session_id, model, system, idempotency_key, caller, slot
             )
-            if prepared.replay is None:  # a stored answer needs no provider slot
-                try:
-                    admit_provider(prepared.provider, prepared.request)
-                except BaseException:
-                    await finish(self._release(prepared.lease))
-                    raise
-            return prepared
         except BaseException as exc:
             await finish(self.limiter.release(slot))
             if isinstance(exc, GatewayError):
@@ -269,6 +262,14 @@ class ChatService:
             system=system,
             native_session=native,
         )
+        if replay is None:  # a stored answer needs no provider slot
+            try:
+                admit_provider(adapter, request)
+            except BaseException:
+                await finish(self._release(lease))
+                if created:  # refused before its first turn: leave no empty session behind
+                    await finish(self._forget(session_id))
+                raise
         return PreparedChat(
             adapter,
             request,
@@ -290,6 +291,12 @@ class ChatService:
             withdraw(chat.request)
         if chat.slot is not None:
             await finish(self.limiter.release(chat.slot))
+
+    async def _forget(self, session_id: str) -> None:
+        try:
+            await self.store.delete(session_id)
+        except StoreUnavailable:
+            log.warning("could not remove a refused new session; it expires by itself")
 
     async def _lease(self, session_id: str) -> Lease:
         lease = Lease(session_id, secrets.token_hex(16))

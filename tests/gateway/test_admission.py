@@ -101,10 +101,12 @@ def test_a_pools_admit_refuses_before_the_stream_and_frees_the_cap_slot(
 ) -> None:
     claude: PoolProvider = capped.providers["claude"]
     seen = len(claude.requests)
+    sessions = len(capped.app.state.chat.store)
     status, headers, body = _stream_rest(capped, "!full")
     assert status == 429
     assert headers["retry-after"] == "3"
     assert "no warm process free" in body
+    assert len(capped.app.state.chat.store) == sessions  # no empty session left behind
     completion = httpx.post(
         f"{capped.url}/v1/chat/completions",
         json={"model": MODEL, "messages": [{"role": "user", "content": "!full"}], "stream": True},
