@@ -189,3 +189,11 @@ async def test_bad_model_ids_are_refused_with_a_clear_error(
     assert result.is_error is True
     assert "model" in result.content[0].text
     assert len(small.providers["claude"].requests) == before
+
+
+def test_openapi_documents_the_413_and_the_text_rules(small: ThreadedGateway) -> None:
+    doc = httpx.get(f"{small.url}/openapi.json").json()
+    for path in ("/v1/chat", "/v1/chat/completions"):
+        assert "413" in doc["paths"][path]["post"]["responses"], path
+    prompt = doc["components"]["schemas"]["ChatCreate"]["properties"]["prompt"]
+    assert prompt["pattern"].startswith("^[^\\u0000-")

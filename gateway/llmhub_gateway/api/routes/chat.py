@@ -73,7 +73,7 @@ SSE_DOC = (
     response_model=ChatPublic,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 401, 403, 404, 409, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503, 504),
     },
     description=SSE_DOC,
 )

@@ -113,7 +113,7 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     response_model=Completion,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 401, 403, 404, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 413, 422, 429, 502, 503, 504),
     },
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
 )
