@@ -107,7 +107,13 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     # One audit line per turn: who, what, tokens and status; no prompt or answer text.
     assert counted.log_path is not None
     lines = [json.loads(x) for x in counted.log_path.read_text().splitlines() if x.startswith("{")]
-    audit = [x for x in lines if x.get("logger") == "llmhub_gateway.audit"]
+    audit = [
+        x for x in lines if x.get("logger") == "llmhub_gateway.audit" and x["message"] == "turn"
+    ]
+    reads = [
+        x for x in lines if x.get("logger") == "llmhub_gateway.audit" and x["message"] == "read"
+    ]
+    assert [(x["caller"], x["path"], x["status"]) for x in reads] == [("ops", "/v1/usage", "ok")]
     assert [(x["caller"], x["provider"], x["status"]) for x in audit] == [
         ("alice", "claude", "ok"),
         ("alice", "claude", "ok"),
