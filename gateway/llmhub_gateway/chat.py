@@ -286,9 +286,7 @@ class ChatService:
         """A prepared turn that will never run (the request was refused after it was
         prepared): free its session lease, provider slot and limit slot now."""
         await finish(self._release(chat.lease))
-        withdraw = getattr(chat.provider, "withdraw", None)
-        if callable(withdraw):
-            withdraw(chat.request)
+        withdraw_provider(chat.provider, chat.request)
         if chat.slot is not None:
             await finish(self.limiter.release(chat.slot))
 
@@ -379,9 +377,7 @@ class ChatService:
     async def _settle(
         self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
     ) -> None:
-        withdraw = getattr(chat.provider, "withdraw", None)
-        if callable(withdraw):  # the provider slot of a stream that never ran
-            withdraw(chat.request)
+        withdraw_provider(chat.provider, chat.request)  # a slot whose stream never ran
         if chat.slot is not None:
             await self.limiter.release(chat.slot)
         await self.accounting.finished(chat, result, status, duration_ms)
@@ -575,6 +571,13 @@ def admit_provider(provider: Provider, request: ChatRequest) -> None:
     admit = getattr(provider, "admit", None)
     if callable(admit):
         admit(request)
+
+
+def withdraw_provider(provider: Provider, request: ChatRequest) -> None:
+    """Give back what ``admit`` took if the request's stream never claimed it (no-op else)."""
+    withdraw = getattr(provider, "withdraw", None)
+    if callable(withdraw):
+        withdraw(request)
 
 
 def check_text(*texts: str, max_bytes: int = MAX_PROMPT_BYTES) -> None:
