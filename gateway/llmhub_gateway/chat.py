@@ -1,8 +1,9 @@
 """The turn runner, shared by REST JSON, REST SSE, OpenAI chunks and MCP.
 
 ``prepare`` does everything that can fail before the first byte (draining, bad ids or text,
-unknown session, store down, wrong provider, session busy), so streaming endpoints can still
-answer with an honest status code. ``run`` then yields the answer's deltas (``str``),
+unknown session, store down, wrong provider, session busy, caller and subscription limits, the
+provider's capacity through its optional ``admit``), so streaming endpoints can still answer
+with an honest status code. ``run`` then yields the answer's deltas (``str``),
 ``HEARTBEAT`` while the provider is silent (when asked), and finally the ``ChatResult``; it
 raises only ``errors.GatewayError`` subclasses (or CancelledError). The edges format these.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -34,7 +36,10 @@ from llmhub_gateway.errors import (
     BadRequest,
     GatewayError,
     IdempotencyKeyReused,
+    InvalidModel,
+    InvalidText,
     LeaseLost,
+    PromptTooLarge,
     SessionBusy,
     SessionConflict,
     SessionNotFound,
@@ -64,6 +69,7 @@ from llmhub_gateway.sessions.base import (
     StoredTurn,
     StoreUnavailable,
     TurnRecord,
+    may_access,
 )
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
 from llmhub_gateway.subscription_state import (
@@ -75,6 +81,12 @@ from llmhub_gateway.usage import Accounting
 
 log = logging.getLogger(__name__)
 INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
+MAX_PROMPT_BYTES = 1024 * 1024  # the default of MAX_PROMPT_BYTES
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
+# The same rules as JSON Schema patterns, for the OpenAPI document (the checks above answer).
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+MODEL_PATTERN = "^" + _MODEL.pattern + "$"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
@@ -104,14 +116,16 @@ class ChatResult:
     duration_ms: int
     usage: Usage = NO_USAGE  # as the provider reported it (zeros when it reports nothing)
 
-    def as_dict(self) -> dict[str, str | int]:
-        """Cheaper than dataclasses.asdict (no deep copy) on the hot path."""
+    def as_dict(self) -> dict[str, str | int | dict[str, int]]:
+        """Cheaper than dataclasses.asdict (no deep copy) on the hot path. ``usage`` is what
+        the provider reported for this turn (zeros for a replayed answer: nothing ran)."""
         return {
             "session_id": self.session_id,
             "provider": self.provider,
             "model": self.model,
             "text": self.text,
             "duration_ms": self.duration_ms,
+            "usage": {"tokens_in": self.usage.tokens_in, "tokens_out": self.usage.tokens_out},
         }
 
 
@@ -142,7 +156,11 @@ class ChatService:
         limiter: Limiter | None = None,
         subscriptions: SubscriptionState | None = None,
         allow_overage: bool = False,
+        max_prompt_bytes: int = MAX_PROMPT_BYTES,
+        admins: frozenset[str] = frozenset(),
     ) -> None:
+        self.max_prompt_bytes = max_prompt_bytes
+        self.admins = admins  # callers who may use any caller's session (AUTH_ADMIN_CALLERS)
         self.registry = registry
         self.store = store
         self.metrics = metrics
@@ -169,9 +187,11 @@ class ChatService:
         the request with its history (or find the stored answer of a retried turn)."""
         self.drain.check()
         adapter = self.registry.get(provider)
-        check_text(prompt, system or "")
+        check_text(prompt, system or "", max_bytes=self.max_prompt_bytes)
         if session_id is not None:
             session_id = parse_session_id(session_id)
+        if model is not None:
+            check_model(model)
         if not adapter.configured():  # before a session is created for nothing
             raise ProviderNotConfigured(f"provider '{adapter.name}' has no credential configured")
         model = model or adapter.default_model
@@ -224,7 +244,12 @@ class ChatService:
         created = False
         if session_id is None:
             session_id = new_session_id(principal, idempotency_key)
-            created = await self.store.create(session_id, adapter.name, model)
+            created = await self.store.create(session_id, adapter.name, model, principal)
+        if not created and not may_access(
+            await self.store.owner(session_id), principal, self.admins
+        ):
+            # Before the lease: another caller's session is never locked, busy or revealed.
+            raise SessionNotFound(f"session '{session_id}' not found")
         lease = await self._lease(session_id)
         history: Sequence[Turn] = ()
         native: str | None = None
@@ -259,6 +284,14 @@ class ChatService:
             system=system,
             native_session=native,
         )
+        if replay is None:  # a stored answer needs no provider slot
+            try:
+                admit_provider(adapter, request)
+            except BaseException:
+                await finish(self._release(lease))
+                if created:  # refused before its first turn: leave no empty session behind
+                    await finish(self._forget(session_id))
+                raise
         return PreparedChat(
             adapter,
             request,
@@ -270,6 +303,20 @@ class ChatService:
             caller=caller,
             slot=slot,
         )
+
+    async def abandon(self, chat: PreparedChat) -> None:
+        """A prepared turn that will never run (the request was refused after it was
+        prepared): free its session lease, provider slot and limit slot now."""
+        await finish(self._release(chat.lease))
+        withdraw_provider(chat.provider, chat.request)
+        if chat.slot is not None:
+            await finish(self.limiter.release(chat.slot))
+
+    async def _forget(self, session_id: str) -> None:
+        try:
+            await self.store.delete(session_id)
+        except StoreUnavailable:
+            log.warning("could not remove a refused new session; it expires by itself")
 
     async def _lease(self, session_id: str) -> Lease:
         lease = Lease(session_id, secrets.token_hex(16))
@@ -299,7 +346,13 @@ class ChatService:
     ) -> PreparedChat:
         """For OpenAI clients, who send the whole history each time: nothing is stored."""
         self.drain.check()
-        check_text(prompt, system or "", *(turn.text for turn in history))
+        check_model(model)
+        check_text(
+            prompt,
+            system or "",
+            *(turn.text for turn in history),
+            max_bytes=self.max_prompt_bytes,
+        )
         await self._check_subscription(caller, provider.name, model, None)
         slot = await self._admit(caller, provider.name, model, None)
         request = ChatRequest(
@@ -309,6 +362,13 @@ class ChatService:
             history=tuple(history),
             system=system,
         )
+        try:
+            admit_provider(provider, request)
+        except BaseException as exc:
+            await finish(self.limiter.release(slot))
+            if isinstance(exc, GatewayError):
+                self.accounting.refused(caller, provider.name, model, None, exc)
+            raise
         return PreparedChat(provider, request, persist=False, caller=caller, slot=slot)
 
     async def run(
@@ -340,6 +400,7 @@ class ChatService:
     async def _settle(
         self, chat: PreparedChat, result: ChatResult | None, status: str, duration_ms: int
     ) -> None:
+        withdraw_provider(chat.provider, chat.request)  # a slot whose stream never ran
         if chat.slot is not None:
             await self.limiter.release(chat.slot)
         await self.accounting.finished(chat, result, status, duration_ms)
@@ -521,14 +582,58 @@ class ChatService:
         raise GatewayError("internal error")  # run() always ends with a result or raises
 
 
-def check_text(*texts: str) -> None:
-    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape), before it
-    reaches a CLI's argv or a store."""
+def admit_provider(provider: Provider, request: ChatRequest) -> None:
+    """The provider's optional admission before the first byte: ``admit(request)`` takes a
+    concurrency slot (``providers.limits.Limited``) or checks a pool's capacity, raising
+    ProviderBusy (429 + Retry-After) while the API can still answer with a status. The slot is
+    freed when the run ends (``withdraw(request)`` if its stream never started)."""
+    admit = getattr(provider, "admit", None)
+    if callable(admit):
+        admit(request)
+
+
+def withdraw_provider(provider: Provider, request: ChatRequest) -> None:
+    """Give back what ``admit`` took if the request's stream never claimed it (no-op else)."""
+    withdraw = getattr(provider, "withdraw", None)
+    if callable(withdraw):
+        withdraw(request)
+
+
+def check_text(*texts: str, max_bytes: int = MAX_PROMPT_BYTES) -> None:
+    """Refuse, before anything is spawned or stored, text that no CLI should get: invalid
+    Unicode (a lone surrogate from a JSON escape), NUL and other control characters (C0 but
+    tab, newline and carriage return; DEL; C1, which terminals may run as escape sequences),
+    and more than ``max_bytes`` of UTF-8 in all ``texts`` together (prompt, system, history).
+    Linear in the text's size."""
+    size = 0
     for text in texts:
         try:
-            text.encode("utf-8")
+            size += len(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise BadRequest(INVALID_UNICODE) from None
+        bad = _CONTROL.search(text)
+        if bad is not None:
+            raise InvalidText(
+                f"the text contains the control character U+{ord(bad.group()):04X} "
+                f"at position {bad.start()}; only tab, newline and carriage return are allowed"
+            )
+    if size > max_bytes:
+        raise PromptTooLarge(
+            f"the prompt is {size} bytes of text; this gateway accepts at most {max_bytes} "
+            "(MAX_PROMPT_BYTES)"
+        )
+
+
+def check_model(model: str) -> str:
+    """A model id reaches a CLI's arguments: letters, digits and ``._:/@+-``, starting with a
+    letter or digit (never a flag), at most 200 characters."""
+    if not _MODEL.fullmatch(model):
+        shown = model[:40].encode("unicode_escape").decode("ascii")
+        raise InvalidModel(
+            f"model id '{shown}' is not valid: use letters, digits and . _ : / @ + - "
+            "(starting with a letter or digit), as listed by GET /v1/models"
+        )
+    return model
 
 
 def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> str:

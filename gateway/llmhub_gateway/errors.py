@@ -30,6 +30,31 @@ class InvalidSessionId(BadRequest):
     error_type = "invalid_session_id"
 
 
+class InvalidText(BadRequest):
+    """Text with NUL or other control characters a CLI must never get (400)."""
+
+    error_type = "invalid_text"
+
+
+class InvalidModel(BadRequest):
+    """A model id that could not be one (spaces, NUL, a leading dash...) (400)."""
+
+    error_type = "invalid_model"
+
+
+class PromptTooLarge(BadRequest):
+    """More prompt text than MAX_PROMPT_BYTES (400)."""
+
+    error_type = "prompt_too_large"
+
+
+class BodyTooLarge(GatewayError):
+    """A request body over MAX_BODY_BYTES, refused before it is read in full (413)."""
+
+    status_code = 413
+    error_type = "payload_too_large"
+
+
 class IdempotencyKeyReused(GatewayError):
     """The Idempotency-Key was already used for a different request on this session (422)."""
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from llmhub_common.logging import secrets
 from llmhub_gateway.api import errors
+from llmhub_gateway.api.body_limit import BodyLimitMiddleware
 from llmhub_gateway.api.routes import chat, health, openai, sessions, usage
 from llmhub_gateway.api.routes import providers as provider_routes
 from llmhub_gateway.auth.callers import CallerAuth, build_auth
@@ -28,6 +29,7 @@ from llmhub_gateway.drain import Drain
 from llmhub_gateway.limits.base import Limiter, Limits
 from llmhub_gateway.limits.memory import MemoryLimiter
 from llmhub_gateway.limits.redis import RedisLimiter
+from llmhub_gateway.mcp_gate import McpGate
 from llmhub_gateway.mcp_server import MCP_PATH, build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
 from llmhub_gateway.providers.base import Provider
@@ -123,6 +125,8 @@ def create_app(
         limiter=build_limiter(settings),
         subscriptions=build_subscriptions(settings),
         allow_overage=settings.limit_allow_overage,
+        max_prompt_bytes=settings.max_prompt_bytes,
+        admins=frozenset(split(settings.auth_admin_callers)),
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
@@ -168,8 +172,16 @@ def create_app(
     for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
     app.include_router(provider_routes.router)
-    app.router.routes.append(mcp_route(mcp, settings.mcp_hosts()))
+    app.router.routes.append(
+        mcp_route(
+            mcp,
+            settings.mcp_hosts(),
+            settings.max_body_bytes,
+            gate=lambda inner: McpGate(inner, service, auth, scopes),
+        )
+    )
     app.router.routes.extend(metadata_routes(resource, issuer, scopes))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

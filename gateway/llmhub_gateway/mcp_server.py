@@ -6,6 +6,7 @@ state lives in our own session store (``session_id``), exactly as for REST clien
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
@@ -13,11 +14,13 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from llmhub_gateway.api.errors import describe
 from llmhub_gateway.auth.mcp import CallerTokenVerifier, current_caller
 from llmhub_gateway.auth.transport import LOCAL_HOSTS
 from llmhub_gateway.chat import ChatService
+from llmhub_gateway.mcp_gate import chat_arguments, take
 
 MCP_PATH = "/mcp"
 
@@ -39,13 +42,16 @@ def build_mcp(
     async def run(provider: str, prompt: str, session_id: str | None, model: str | None) -> Any:
         """The same turn runner as REST; domain errors become tool errors only here."""
         try:
-            prepared = await chat.prepare(
-                provider=provider,
-                prompt=prompt,
-                session_id=session_id,
-                model=model,
-                caller=current_caller(),
-            )
+            # Prepared by the gate already (its refusals were HTTP statuses), else here.
+            prepared = take(f"{provider}_chat", chat_arguments(prompt, session_id, model))
+            if prepared is None:
+                prepared = await chat.prepare(
+                    provider=provider,
+                    prompt=prompt,
+                    session_id=session_id,
+                    model=model,
+                    caller=current_caller(),
+                )
             return (await chat.complete(prepared)).as_dict()
         except Exception as exc:
             _, error_type, message, _ = describe(exc)
@@ -104,7 +110,12 @@ def security(extra_hosts: list[str]) -> TransportSecuritySettings:
     )
 
 
-def mcp_route(server: MCPServer, extra_hosts: list[str]) -> Route:
+def mcp_route(
+    server: MCPServer,
+    extra_hosts: list[str],
+    max_body_bytes: int,
+    gate: Callable[[ASGIApp], ASGIApp] | None = None,
+) -> Route:
     """The route serving /mcp with the SDK's whole Starlette app as its endpoint, so the app's
     own middleware (where the SDK puts authentication) runs; the router labels it ``/mcp`` in
     the request metrics. Not shown in OpenAPI."""
@@ -112,5 +123,6 @@ def mcp_route(server: MCPServer, extra_hosts: list[str]) -> Route:
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         transport_security=security(extra_hosts),
+        max_request_body_size=max_body_bytes,  # BodyLimitMiddleware answers first
     )
-    return Route(MCP_PATH, endpoint=app, include_in_schema=False)
+    return Route(MCP_PATH, endpoint=app if gate is None else gate(app), include_in_schema=False)

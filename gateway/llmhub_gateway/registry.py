@@ -43,8 +43,14 @@ class Registry:
         return found
 
     def for_model(self, model: str) -> Provider:
-        """Model ids choose the provider by prefix: ``claude*`` and ``gemini*``."""
-        for provider in self.configured():
+        """The provider serving a model id: one that lists it in ``models()`` (so every id
+        GET /v1/models shows is servable, aliases such as ``sonnet`` included), else by
+        prefix (``claude*``, ``gemini*``: dated ids the list does not name)."""
+        configured = self.configured()
+        for provider in configured:
+            if model in provider.models():
+                return provider
+        for provider in configured:
             if model.startswith(provider.name):
                 return provider
         raise UnknownProvider(f"model '{model}' is not served here; see GET /v1/models")

@@ -1,5 +1,6 @@
 """Accounting of every turn: one audit log line, today's usage counters, the token metric;
-and an audit line for each REST request the identity check refused.
+an audit line for each request the identity check refused (REST and /mcp), and one for each
+read or delete (sessions, models, usage).
 
 The audit line holds who, what and how it went -- never the prompt or the answer. Tokens are
 what the provider adapter reported (``providers.base.Usage``); an adapter whose CLI reports
@@ -9,6 +10,8 @@ nothing counts 0 tokens, and the request still counts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from llmhub_gateway.errors import GatewayError
@@ -64,6 +67,22 @@ class Accounting:
             await self.limiter.record(caller.name, provider, tokens_in, tokens_out)
         except GatewayError:
             log.warning("could not record usage of a turn (limit store unreachable)")
+
+
+@contextmanager
+def audited(action: str, caller: str, path: str) -> Iterator[dict[str, str | None]]:
+    """One audit line for a request that is not a turn (``read``, ``delete``), with how it
+    ended: ``ok`` or the error type. ``path`` is the route's template, never user input; the
+    route adds the session id to the yielded fields once it is a valid one."""
+    fields: dict[str, str | None] = {"caller": caller, "path": path, "session_id": None}
+    status = "ok"
+    try:
+        yield fields
+    except GatewayError as exc:
+        status = exc.error_type
+        raise
+    finally:
+        audit.info(action, extra={**fields, "status": status})
 
 
 def refused_caller(method: str, path: str, exc: GatewayError) -> None:

@@ -78,6 +78,7 @@ def test_entra_and_static_values_reach_the_settings_the_gateway_reads() -> None:
         (["gateway.auth.modes={bogus}"], "gateway.auth.modes.0"),
         (["gateway.auth.kubernetes.allowed={Not Valid}"], "gateway.auth.kubernetes.allowed.0"),
         (["gateway.limits.caller.requestsPerMinute=-1"], "requestsPerMinute"),
+        (["gateway.requests.maxBodyBytes=10"], "maxBodyBytes"),
     ],
 )
 def test_bad_auth_values_are_refused_with_a_clear_message(sets: list[str], message: str) -> None:
@@ -86,3 +87,15 @@ def test_bad_auth_values_are_refused_with_a_clear_message(sets: list[str], messa
     )
     assert done.returncode != 0
     assert message in done.stderr
+
+
+def test_request_size_limits_reach_the_settings(default_docs: list[Manifest]) -> None:
+    env = _values(default_docs)
+    assert (env["MAX_BODY_BYTES"], env["MAX_PROMPT_BYTES"]) == ("2097152", "1048576")
+    env = _values(
+        render(
+            sets=["gateway.requests.maxBodyBytes=4194304", "gateway.requests.maxPromptBytes=65536"]
+        )
+    )
+    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith("MAX_")})
+    assert (settings.max_body_bytes, settings.max_prompt_bytes) == (4194304, 65536)

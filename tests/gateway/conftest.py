@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ import uvicorn
 
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.main import create_app
+from llmhub_gateway.providers.base import Provider
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
-from tests.gateway.fake_provider import EchoProvider, echo_providers
+from tests.gateway.fake_provider import echo_providers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,9 +134,9 @@ class ThreadedGateway:
     """The app under a real uvicorn in a background thread of the test process."""
 
     def __init__(
-        self, settings: Settings, providers: list[EchoProvider], port: int | None = None
+        self, settings: Settings, providers: Sequence[Provider], port: int | None = None
     ) -> None:
-        self.providers = {p.name: p for p in providers}
+        self.providers: dict[str, Any] = {p.name: getattr(p, "inner", p) for p in providers}
         self.app = create_app(settings, providers=providers)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -26,10 +26,18 @@ LEAKY_SECRET = "sk-ant-oat01-ThisMustNeverReachAClient0123456789"
 
 
 class EchoProvider:
-    def __init__(self, name: str, default_model: str, *, configured: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        default_model: str,
+        *,
+        configured: bool = True,
+        aliases: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.default_model = default_model
         self._configured = configured
+        self.aliases = tuple(aliases)  # listed model ids without the provider's prefix
         self.requests: list[ChatRequest] = []
         self.open_streams = 0
         self.closed_streams = 0
@@ -38,7 +46,7 @@ class EchoProvider:
         return self._configured
 
     def models(self) -> Sequence[str]:
-        return (self.default_model, f"{self.name}-other")
+        return (self.default_model, f"{self.name}-other", *self.aliases)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         self.requests.append(request)
@@ -96,9 +104,22 @@ class GatedProvider(EchoProvider):
             yield delta
 
 
+class PoolProvider(GatedProvider):
+    """GatedProvider with a pool's admission check: ``!full`` prompts find the pool full."""
+
+    def __init__(self, name: str, default_model: str) -> None:
+        super().__init__(name, default_model)
+        self.admitted: list[ChatRequest] = []
+
+    def admit(self, request: ChatRequest) -> None:
+        if "!full" in request.prompt:
+            raise ProviderBusy(f"{self.name}: no warm process free", retry_after=3)
+        self.admitted.append(request)
+
+
 def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
     return [
-        EchoProvider("claude", "claude-sonnet-4-5-20250929"),
+        EchoProvider("claude", "claude-sonnet-4-5-20250929", aliases=("sonnet", "opus", "haiku")),
         EchoProvider("gemini", "gemini-2.5-pro", configured=gemini_configured),
     ]
 

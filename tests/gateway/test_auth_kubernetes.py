@@ -77,3 +77,42 @@ async def test_without_the_chart_rbac_the_review_is_refused_not_passed(
             await verifier.verify(caller)
     finally:
         await verifier.aclose()
+
+
+async def test_mcp_refuses_with_the_codes_rest_gives(k8s: RealKube, tmp_path: Path) -> None:
+    """Over /mcp too: an allowed ServiceAccount is served, one off the allow-list gets 403, and
+    a gateway whose reviews the API server refuses answers 503 + Retry-After (not a 401)."""
+    import httpx
+
+    from llmhub_gateway.core.config import Settings
+    from tests.gateway.conftest import ThreadedGateway
+    from tests.gateway.fake_provider import echo_providers
+    from tests.gateway.test_auth_mcp import ACCEPT, INIT
+
+    await _service_accounts(k8s, "gateway", "bare", "caller", "stranger")
+    await _grant_chart_rbac(k8s, "gateway")
+    caller = await k8s.service_account_token("caller", audience=AUDIENCE)
+    stranger = await k8s.service_account_token("stranger", audience=AUDIENCE)
+
+    def post(gw: ThreadedGateway, token: str) -> httpx.Response:
+        headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+        return httpx.post(f"{gw.url}/mcp", json=INIT, headers=headers, timeout=10)
+
+    for identity, expected in (("gateway", (200, 403)), ("bare", (503, 503))):
+        kubeconfig = k8s.token_kubeconfig(
+            tmp_path / f"{identity}.kubeconfig", await k8s.service_account_token(identity)
+        )
+        settings = Settings(
+            auth_modes="kubernetes",
+            auth_kubernetes_kubeconfig=kubeconfig,
+            auth_kubernetes_allowed=f"{k8s.namespace}/caller",
+        )
+        with ThreadedGateway(settings, echo_providers()) as gw:
+            answers = [post(gw, caller), post(gw, stranger)]
+        assert tuple(a.status_code for a in answers) == expected, identity
+        for answer in answers:
+            if answer.status_code == 403:
+                assert answer.json()["error"]["data"]["type"] == "forbidden"
+            if answer.status_code == 503:
+                assert answer.headers["Retry-After"] == "5"
+                assert answer.json()["error"]["data"]["type"] == "auth_unavailable"

@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.limits.base import utc_day
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
 from tests.gateway.fake_provider import EchoProvider, GatedProvider, UsageProvider
 
@@ -112,11 +113,30 @@ def test_requests_per_minute_per_caller_with_a_true_retry_after(make_gateway: Ma
 
 
 async def test_mcp_tools_are_limited_as_the_same_caller(make_gateway: MakeGateway) -> None:
+    """Over a limit, /mcp answers 429 + Retry-After before any event stream: the official
+    client raises the JSON-RPC error it carries."""
+    from tests.gateway.test_auth_mcp import ACCEPT
+    from tests.gateway.test_mcp import mcp_error
+
     gw = make_gateway(limit_caller_requests_per_minute=1)
     assert chat(gw, "alice").status_code == 200
-    result = await call_as(gw, "alice", "claude_chat", {"prompt": "over"})
-    assert result.is_error
-    assert "rate_limited" in result.content[0].text
+    refused = await mcp_error(call_as(gw, "alice", "claude_chat", {"prompt": "over"}))
+    assert refused.message == "rate_limited: limit reached: caller requests per minute"
+    assert refused.data["type"] == "rate_limited"
+    tool_call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "claude_chat", "arguments": {"prompt": "over"}},
+    }
+    raw = httpx.post(f"{gw.url}/mcp", json=tool_call, headers={**ACCEPT, **key("alice")})
+    assert raw.status_code == 429
+    assert 55 <= int(raw.headers["Retry-After"]) <= 60
+    assert raw.json()["id"] == 7
+    assert raw.json()["error"]["data"]["type"] == "rate_limited"
+    assert gw.providers["claude"].requests[-1].prompt == "hi"  # the refused turns never ran
+    report = httpx.get(f"{gw.url}/v1/usage", headers=key("ops")).json()
+    assert report["by_caller"]["alice"]["requests"] == 1
 
 
 async def call_as(gw: ThreadedGateway, caller: str, tool: str, args: dict[str, Any]) -> Any:
@@ -242,3 +262,43 @@ async def test_an_unreachable_limit_store_refuses_turns_rather_than_dropping_lim
         await unlimited.aclose()
     finally:
         await limiter.aclose()
+
+
+async def test_all_keys_of_the_limiter_share_one_cluster_hash_slot(
+    redis_server: RedisServer,
+) -> None:
+    """A Lua script (and MULTI) on a Redis Cluster may only touch keys of one hash slot: the
+    admission script mixes caller and subscription keys, the usage transaction day and caller."""
+    import uuid
+
+    import redis.asyncio as aioredis
+    from redis.crc import key_slot
+
+    from llmhub_gateway.limits.base import Limits
+    from llmhub_gateway.limits.redis import RedisLimiter
+
+    prefix = f"t{uuid.uuid4().hex}:"
+    limits = Limits(
+        caller_rpm=5,
+        caller_concurrent=5,
+        caller_daily_tokens=100,
+        subscription_rpm=5,
+        subscription_concurrent=5,
+    )
+    limiter = RedisLimiter(redis_server.url, limits, prefix=prefix)
+    raw = aioredis.from_url(redis_server.url)
+    try:
+        await limiter.acquire("alice", "claude")
+        await limiter.acquire("bob", "gemini")
+        await limiter.record("alice", "claude", 3, 4)
+        keys = [k async for k in raw.scan_iter(match=f"{{{prefix}}}*")]
+        kinds = {k.decode().split("}", 1)[1].split(":")[0] for k in keys}
+        assert kinds == {"rpm", "run", "tok", "use"}  # caller, subscription and usage keys
+        assert len(keys) == 10
+        assert len({key_slot(k) for k in keys}) == 1
+        assert (await limiter.usage(utc_day()))[0].tokens_out == 4  # still read back
+    finally:
+        await raw.aclose()
+        await limiter.aclose()
+    with pytest.raises(ValueError, match="hash tag"):
+        RedisLimiter(redis_server.url, limits, prefix="x{y}:")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
 import httpx2
+import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.gateway.conftest import ThreadedGateway
 from tests.gateway.fake_provider import expected_text
@@ -26,6 +29,17 @@ async def call(
     ):
         await session.initialize()
         return await session.call_tool(tool, args)
+
+
+async def mcp_error(call: Awaitable[Any]) -> MCPError:
+    """The MCPError a call raised (the client's task groups wrap it in exception groups)."""
+    with pytest.raises(BaseException) as raised:  # noqa: PT011 (unwrapped and checked below)
+        await call
+    found: BaseException = raised.value
+    while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
+        found = found.exceptions[0]
+    assert isinstance(found, MCPError), repr(raised.value)
+    return found
 
 
 def structured(result: Any) -> Any:

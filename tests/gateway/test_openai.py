@@ -85,3 +85,14 @@ def test_busy_provider_is_429_with_retry_after(client: openai.OpenAI) -> None:
             model="claude-sonnet-4-5-20250929", messages=[{"role": "user", "content": "!busy"}]
         )
     assert info.value.response.headers["retry-after"] == "2"
+
+
+def test_every_listed_model_is_servable(client: openai.OpenAI) -> None:
+    """Aliases without the provider's prefix (``sonnet``) included: none of them is a 404."""
+    listed = {m.id: m.owned_by for m in client.models.list()}
+    assert {"sonnet", "opus", "haiku"} <= set(listed)
+    for model, owner in listed.items():
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "which"}]
+        )
+        assert (answer.choices[0].message.content or "").startswith(f"[{owner}|{model}|"), model

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
 from tests.gateway.conftest import ThreadedGateway
 
@@ -29,7 +29,11 @@ SEEN: list[tuple[str, int]] = []
 def check_case(case: Any) -> None:
     response = case.call(timeout=10)
     SEEN.append((f"{case.method} {case.path}", response.status_code))
-    case.validate_response(response, excluded_checks=[not_a_server_error])
+    excluded = [not_a_server_error]
+    if response.status_code == 422 and "idempotency_key_reused" in response.text:
+        # An answer about stored state, not the schema: the generator reuses one key.
+        excluded.append(positive_data_acceptance)
+    case.validate_response(response, excluded_checks=excluded)
     assert response.status_code not in (500, 501), response.text
     if response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
         assert set(response.json()) == {"error"} or case.path == "/health/ready"

@@ -20,7 +20,7 @@ import pytest
 from llmhub_gateway.core.config import Settings
 from tests.gateway.conftest import GatewayProcess, RedisServer, ThreadedGateway, wait_until
 from tests.gateway.fake_provider import EchoProvider, GatedProvider
-from tests.gateway.test_mcp import call
+from tests.gateway.test_mcp import call, mcp_error
 
 LEASE_S = 0.6  # short, so the renewal runs several times within one test
 
@@ -114,20 +114,21 @@ def test_an_unknown_or_mismatched_session_releases_its_lease(gw: ThreadedGateway
     assert _post(gw, prompt="mine", session_id=sid).status_code == 200
 
 
-async def test_an_mcp_tool_call_on_a_busy_session_is_a_session_busy_tool_error(
+async def test_an_mcp_tool_call_on_a_busy_session_is_a_409_before_the_event_stream(
     gw: ThreadedGateway,
 ) -> None:
+    """As for REST: 409 + Retry-After (a JSON-RPC error the official client raises)."""
     claude = _claude(gw)
     claude.arm()
     sid = _post(gw, prompt="first").json()["session_id"]
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(_post, gw, prompt="!gate held", session_id=sid)
         await asyncio.to_thread(wait_until, claude.started.is_set, 20.0, "the held turn")
-        result = await call(gw, "claude_chat", {"prompt": "via mcp", "session_id": sid})
+        refused = await mcp_error(call(gw, "claude_chat", {"prompt": "via mcp", "session_id": sid}))
         claude.gate.set()
         assert slow.result(timeout=30).status_code == 200
-    assert result.is_error is True
-    assert "session_busy: session" in result.content[0].text
+    assert refused.message.startswith("session_busy: session")
+    assert refused.data == {"type": "session_busy", "status": 409, "retry_after": 2}
 
 
 def test_openapi_documents_the_409(gw: ThreadedGateway) -> None:

@@ -60,6 +60,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     )
     assert first.status_code == 200, first.text
     tokens_in, tokens_out = _reported(first.json()["text"])
+    assert first.json()["usage"] == {"tokens_in": tokens_in, "tokens_out": tokens_out}
     expected_in, expected_out = expected_in + tokens_in, expected_out + tokens_out
     client = openai.OpenAI(base_url=f"{counted.url}/v1", api_key=ALICE, max_retries=0)
     completion = client.chat.completions.create(
@@ -92,6 +93,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     # fake_gemini reports 0.61's stats: the prompt it got, the answer and 7 thinking tokens,
     # which count as output (they count against the subscription too).
     g_in, g_out = _reported(gemini.json()["text"])
+    assert gemini.json()["usage"] == {"tokens_in": g_in, "tokens_out": g_out + THOUGHTS}
     assert by[("alice", "gemini")] == {
         "caller": "alice",
         "provider": "gemini",
@@ -105,7 +107,13 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
     # One audit line per turn: who, what, tokens and status; no prompt or answer text.
     assert counted.log_path is not None
     lines = [json.loads(x) for x in counted.log_path.read_text().splitlines() if x.startswith("{")]
-    audit = [x for x in lines if x.get("logger") == "llmhub_gateway.audit"]
+    audit = [
+        x for x in lines if x.get("logger") == "llmhub_gateway.audit" and x["message"] == "turn"
+    ]
+    reads = [
+        x for x in lines if x.get("logger") == "llmhub_gateway.audit" and x["message"] == "read"
+    ]
+    assert [(x["caller"], x["path"], x["status"]) for x in reads] == [("ops", "/v1/usage", "ok")]
     assert [(x["caller"], x["provider"], x["status"]) for x in audit] == [
         ("alice", "claude", "ok"),
         ("alice", "claude", "ok"),

@@ -108,7 +108,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         401: "No caller identity, or a token no enabled mode accepts (AUTH_MODES)",
         403: "The caller may not do this",
-        400: "Bad input (session_id not a UUID, invalid Unicode, session of another provider)",
+        400: "Bad input (session_id not a UUID, invalid Unicode, control characters, a prompt "
+        "over MAX_PROMPT_BYTES, a malformed model id, session of another provider)",
+        413: "Request body over MAX_BODY_BYTES (refused before it is read in full)",
         404: "Unknown session or model",
         409: "Session busy (another turn on it is running) or this turn lost the session's "
         "lease; retry after Retry-After seconds",

@@ -12,6 +12,10 @@ them (``scp`` or ``roles``).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from contextvars import ContextVar
+
 from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -28,6 +32,16 @@ from llmhub_gateway.errors import GatewayError
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
+# The caller ``mcp_gate.McpGate`` authenticated for this /mcp request, with a digest of its
+# token: the SDK's verifier and the tools take it from here instead of asking again.
+CALLER: ContextVar[tuple[str, Principal] | None] = ContextVar("llmhub_mcp_caller", default=None)
+
+
+def token_digest(token: str | None) -> str:
+    """How the gate and the SDK's verifier recognise one token without keeping it."""
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
 class CallerTokenVerifier:
     """The SDK's TokenVerifier over ``CallerAuth``; the AccessToken never holds the token."""
 
@@ -37,10 +51,14 @@ class CallerTokenVerifier:
         self._scopes = scopes
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            principal = await self._auth.authenticate(f"Bearer {token}")
-        except GatewayError:
-            return None
+        known = CALLER.get()
+        if known is not None and hmac.compare_digest(known[0], token_digest(token)):
+            principal = known[1]
+        else:
+            try:
+                principal = await self._auth.authenticate(f"Bearer {token}")
+            except GatewayError:
+                return None
         scopes = list(principal.scopes) if principal.mode == "entra" else list(self._scopes)
         return AccessToken(
             token="-",
@@ -81,8 +99,11 @@ def metadata_routes(resource: str, issuer: str, scopes: list[str]) -> list[Route
 
 
 def current_caller() -> Principal:
-    """The MCP caller the SDK's middleware authenticated; anonymous when /mcp runs without
-    auth (AUTH_MODES has ``none``)."""
+    """The MCP caller the gate (or the SDK's middleware) authenticated; anonymous when /mcp
+    runs without auth (AUTH_MODES has ``none``) and no token named a caller."""
+    known = CALLER.get()
+    if known is not None:
+        return known[1]
     token = get_access_token()
     if token is None:
         return Principal(ANONYMOUS, "none", label=ANONYMOUS)

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Subscription state (subscription_state.py): when the CLI reports that the subscription
     # is in (or would go into) paid overage, turns are refused unless this is true.
     limit_allow_overage: bool = False
+    # Input limits (api-hygiene): request bodies on every route (413 before they are read in
+    # full) and the prompt text of one turn (prompt, system and history together; 400).
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    max_prompt_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
 
     @field_validator("log_level")
     @classmethod

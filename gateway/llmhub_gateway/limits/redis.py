@@ -1,15 +1,16 @@
 """Limits shared by every replica: one Lua script checks all five limits and, only if all
 pass, counts the request and takes the concurrency slots, in one atomic step on Redis's clock.
 
-Keys (``<prefix>`` default ``llmhub:l:``):
+Keys (``<prefix>`` default ``llmhub:l:``), all under the hash tag ``{<prefix>}``:
 - ``rpm:c:<caller>`` / ``rpm:s:<provider>``  sorted sets of request times (ms), 60 s window
 - ``run:c:<caller>`` / ``run:s:<provider>``  sorted sets of slot ids scored by their expiry
 - ``tok:<day>:<caller>``  the caller's tokens today (the budget)
 - ``use:<day>``  hash ``<caller>\\x1f<provider>\\x1f{req,in,out}`` -> count (GET /v1/usage)
 With every limit off, admission makes no Redis call (only usage is counted). When Redis is
 unreachable and limits are on, turns are refused with 503 (limits are not silently dropped).
-The limit keys are not one hash slot: this needs a single Redis (as the sessions do), not a
-Redis Cluster.
+Every key starts with the hash tag ``{<prefix>}``, so all limit keys share one hash slot: the
+script and the usage transaction (which touch caller and subscription keys together) work on a
+Redis Cluster too, where keys of one script must live in one slot.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ return {0, 0}
 
 class RedisLimiter:
     def __init__(self, url: str, limits: Limits, prefix: str = "llmhub:l:") -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the limit key prefix becomes a hash tag: no braces in it")
         self.limits = limits
-        self._prefix = prefix
+        self._prefix = "{" + prefix + "}"  # one hash slot for every key (Redis Cluster)
         self._redis: aioredis.Redis = redis_client.connect(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
 

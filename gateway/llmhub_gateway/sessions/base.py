@@ -24,6 +24,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredTurn",
     "TurnRecord",
+    "may_access",
 ]
 
 
@@ -36,6 +37,7 @@ class Session:
     updated_at: float
     turns: Sequence[Turn] = field(default_factory=tuple)
     native: str | None = None  # the CLI's own session id, to resume instead of replaying
+    owner: str = ""  # the caller who created it ("" for sessions stored before owners)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,14 @@ class CommitOutcome(enum.Enum):
 class SessionStore(Protocol):
     """Where sessions live. Every method may raise StoreUnavailable; ids are already valid."""
 
-    async def create(self, session_id: str, provider: str, model: str) -> bool:
-        """Store a new empty session unless one exists under that id; True when created."""
+    async def create(self, session_id: str, provider: str, model: str, owner: str = "") -> bool:
+        """Store a new empty session of caller ``owner`` unless one exists under that id;
+        True when created."""
+        ...
+
+    async def owner(self, session_id: str) -> str | None:
+        """The caller who created the session ("" when stored before owners), None when
+        unknown or expired; cheap (no turns read, TTL untouched)."""
         ...
 
     async def get(self, session_id: str) -> Session | None:
@@ -111,3 +119,12 @@ class SessionStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def may_access(owner: str | None, caller: str, admins: frozenset[str]) -> bool:
+    """Only the caller who created a session (or an admin caller, AUTH_ADMIN_CALLERS) may
+    continue, read or delete it; everybody else is told it does not exist. Sessions stored
+    before sessions had owners ("") stay open to any caller until they expire."""
+    if owner is None:
+        return False
+    return owner in ("", caller) or caller in admins

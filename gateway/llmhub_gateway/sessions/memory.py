@@ -23,8 +23,8 @@ from llmhub_gateway.sessions.base import CommitOutcome, Session, StoredTurn, Tur
 # turn id -> (index of the answer in turns, model, duration_ms, fingerprint)
 _Done = tuple[tuple[str, int, str, int, str], ...]
 # provider, model, created_at, updated_at, turns as (role, text) pairs, committed turn ids,
-# the CLI's native session id ("" when none)
-_Packed = tuple[str, str, float, float, tuple[tuple[str, str], ...], _Done, str]
+# the CLI's native session id ("" when none), the owner (the caller who created it)
+_Packed = tuple[str, str, float, float, tuple[tuple[str, str], ...], _Done, str, str]
 
 
 class MemorySessionStore:
@@ -75,19 +75,23 @@ class MemorySessionStore:
         held = self._leases.get(session_id)
         return held is not None and held[0] == token and self._clock() < held[1]
 
-    async def create(self, session_id: str, provider: str, model: str) -> bool:
+    async def create(self, session_id: str, provider: str, model: str, owner: str = "") -> bool:
         if self._live(session_id) is not None:
             return False
         now = time.time()
-        self._put(session_id, (provider, model, now, now, (), (), ""))
+        self._put(session_id, (provider, model, now, now, (), (), "", owner))
         return True
+
+    async def owner(self, session_id: str) -> str | None:
+        packed = self._live(session_id)
+        return None if packed is None else packed[7]
 
     async def get(self, session_id: str) -> Session | None:
         packed = self._live(session_id)
         if packed is None:
             return None
         self._put(session_id, packed)
-        provider, model, created_at, updated_at, turns, _, native = packed
+        provider, model, created_at, updated_at, turns, _, native, owner = packed
         return Session(
             session_id,
             provider,
@@ -96,6 +100,7 @@ class MemorySessionStore:
             updated_at,
             tuple(Turn(cast(Role, role), text) for role, text in turns),
             native or None,
+            owner,
         )
 
     async def recorded(self, session_id: str, turn_id: str) -> StoredTurn | None:
@@ -117,13 +122,13 @@ class MemorySessionStore:
         await self.unlock(session_id, token)
         if packed is None:
             return CommitOutcome.SESSION_GONE
-        provider, _, created_at, _, earlier, done, native = packed
+        provider, _, created_at, _, earlier, done, native, owner = packed
         turns = (*earlier, ("user", turn.prompt), ("assistant", turn.text))
         record = (turn.turn_id, len(turns) - 1, turn.model, turn.duration_ms, turn.fingerprint)
         native = turn.native or native
         self._put(
             session_id,
-            (provider, turn.model, created_at, time.time(), turns, (*done, record), native),
+            (provider, turn.model, created_at, time.time(), turns, (*done, record), native, owner),
         )
         return CommitOutcome.STORED
 

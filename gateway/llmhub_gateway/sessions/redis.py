@@ -2,7 +2,8 @@
 
 Keys of one session share one hash slot (``{<uuid>}``), ready for Redis Cluster:
 
-- ``<prefix>{<id>}:meta``  hash: provider, model, created_at, updated_at
+- ``<prefix>{<id>}:meta``  hash: provider, model, created_at, updated_at, owner (the caller
+  who created it), native (the CLI's session id, once reported)
 - ``<prefix>{<id>}:turns`` list of JSON turns
 - ``<prefix>{<id>}:done``  hash: turn id -> ``<index of its answer>:<JSON model/duration/fp>``
 - ``<prefix>{<id>}:lock``  the turn lease: a random token with a PX expiry
@@ -39,7 +40,7 @@ DEFAULT_PREFIX = "llmhub:s:"
 _CREATE = """
 if redis.call('exists', KEYS[1]) == 1 then return 0 end
 redis.call('hset', KEYS[1], 'provider', ARGV[1], 'model', ARGV[2],
-           'created_at', ARGV[3], 'updated_at', ARGV[3])
+           'created_at', ARGV[3], 'updated_at', ARGV[3], 'owner', ARGV[5])
 redis.call('expire', KEYS[1], ARGV[4])
 return 1
 """
@@ -120,12 +121,19 @@ class RedisSessionStore:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         return await redis_client.call(awaitable, "session store")
 
-    async def create(self, session_id: str, provider: str, model: str) -> bool:
+    async def create(self, session_id: str, provider: str, model: str, owner: str = "") -> bool:
         meta = self._key(session_id, "meta")
         created = await self._call(
-            self._create(keys=[meta], args=[provider, model, time.time(), self._ttl])
+            self._create(keys=[meta], args=[provider, model, time.time(), self._ttl, owner])
         )
         return bool(created)
+
+    async def owner(self, session_id: str) -> str | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self._key(session_id, "meta"))
+        pipe.hget(self._key(session_id, "meta"), "owner")
+        exists, owner = await self._call(pipe.execute())
+        return (owner or "") if exists else None
 
     async def get(self, session_id: str) -> Session | None:
         meta, turns_key, done, _ = self._keys(session_id)
@@ -145,6 +153,7 @@ class RedisSessionStore:
             updated_at=float(fields["updated_at"]),
             turns=tuple(_turn(json.loads(item)) for item in raw_turns),
             native=fields.get("native") or None,
+            owner=fields.get("owner", ""),
         )
 
     async def recorded(self, session_id: str, turn_id: str) -> StoredTurn | None:

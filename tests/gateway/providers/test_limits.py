@@ -195,3 +195,21 @@ async def test_a_stream_that_raises_before_its_first_step_leaks_no_slot(inner: T
         with pytest.raises(ProviderCrashed):
             await collect(limited, chat("x"))
         assert limited.active == 0
+
+
+async def test_admit_takes_the_slot_before_the_stream_and_an_unclaimed_one_expires() -> None:
+    limited = Limited(Ticker(), max_concurrency=1, timeout_s=5, claim_s=0.2)
+    first, second = chat("first"), chat("second")
+    limited.admit(first)
+    with pytest.raises(ProviderBusy):
+        limited.admit(second)  # the slot is taken though no stream runs yet
+    assert await collect(limited, first) == ["first-0", "first-1", "first-2"]
+    limited.admit(second)  # freed when the admitted stream ended
+    limited.withdraw(second)  # its stream never ran: given back
+    limited.admit(second)
+    await asyncio.sleep(0.25)  # never claimed by a stream (the client left): it expires
+    third = chat("third")
+    limited.admit(third)
+    limited.withdraw(third)
+    limited.withdraw(third)  # twice is harmless
+    assert limited.active == 0

@@ -14,7 +14,13 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
+from llmhub_gateway.chat import (
+    MODEL_PATTERN,
+    TEXT_PATTERN,
+    ChatResult,
+    ChatService,
+    PreparedChat,
+)
 from llmhub_gateway.sessions.ids import check_idempotency_key
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -22,14 +28,26 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 class ChatCreate(BaseModel):
     provider: Literal["claude", "gemini"]
-    prompt: str = Field(min_length=1, max_length=200_000)
+    # Checked by the turn runner (chat.check_text, 400): no control characters but tab,
+    # newline and carriage return; with ``system``, at most MAX_PROMPT_BYTES of UTF-8.
+    prompt: str = Field(min_length=1, json_schema_extra={"pattern": TEXT_PATTERN})
     # Checked as a UUID by the turn runner (400 invalid_session_id), as for MCP arguments.
     session_id: str | None = Field(
         default=None, min_length=1, max_length=128, json_schema_extra={"format": "uuid"}
     )
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    system: str | None = Field(default=None, max_length=100_000)
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra={"pattern": MODEL_PATTERN}
+    )
+    system: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
     stream: bool = False
+
+
+class UsagePublic(BaseModel):
+    """Tokens of this turn as the provider's CLI reported them (0 when it reports none, and
+    for a stored answer replayed for a retried request)."""
+
+    tokens_in: int
+    tokens_out: int
 
 
 class ChatPublic(BaseModel):
@@ -38,6 +56,7 @@ class ChatPublic(BaseModel):
     model: str
     text: str
     duration_ms: int
+    usage: UsagePublic
 
 
 SSE_DOC = (
@@ -54,7 +73,7 @@ SSE_DOC = (
     response_model=ChatPublic,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 401, 403, 404, 409, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503, 504),
     },
     description=SSE_DOC,
 )
@@ -88,6 +107,7 @@ async def chat(
         model=result.model,
         text=result.text,
         duration_ms=result.duration_ms,
+        usage=UsagePublic(tokens_in=result.usage.tokens_in, tokens_out=result.usage.tokens_out),
     )
 
 

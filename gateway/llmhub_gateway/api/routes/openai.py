@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -20,8 +20,16 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
+from llmhub_gateway.chat import (
+    MODEL_PATTERN,
+    TEXT_PATTERN,
+    ChatResult,
+    ChatService,
+    PreparedChat,
+    check_model,
+)
 from llmhub_gateway.providers.base import Turn
+from llmhub_gateway.usage import audited
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -29,20 +37,24 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
-    text: str | None = None
+    text: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: (
+        Annotated[str, Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+        | list[ContentPart]
+        | None
+    ) = None
 
 
 class CompletionCreate(BaseModel):
     """The fields we honour; others (temperature, ...) are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": MODEL_PATTERN})
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
 
@@ -87,11 +99,12 @@ class ModelList(BaseModel):
 
 @router.get("/models", response_model=ModelList, responses=errors.responses(401, 403))
 async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelList:
-    cards = [
-        ModelCard(id=model, owned_by=provider.name)
-        for provider in registry.configured()
-        for model in provider.models()
-    ]
+    with audited("read", principal.name, "/v1/models"):
+        cards = [
+            ModelCard(id=model, owned_by=provider.name)
+            for provider in registry.configured()
+            for model in provider.models()
+        ]
     return ModelList(data=cards)
 
 
@@ -100,7 +113,7 @@ async def list_models(registry: RegistryDep, principal: PrincipalDep) -> ModelLi
     response_model=Completion,
     responses={
         200: SSE_RESPONSE,
-        **errors.responses(400, 401, 403, 404, 422, 429, 502, 503, 504),
+        **errors.responses(400, 401, 403, 404, 413, 422, 429, 502, 503, 504),
     },
     description="`stream: true` answers `chat.completion.chunk` events ending in `data: [DONE]`.",
 )
@@ -112,7 +125,7 @@ async def chat_completions(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> Completion | StreamingResponse:
-    provider = registry.for_model(body.model)
+    provider = registry.for_model(check_model(body.model))
     system, history, prompt = _split(body.messages)
     prepared = await chat.prepare_stateless(
         provider=provider,

@@ -14,6 +14,7 @@ from llmhub_gateway.api.deps import ChatDep, PrincipalDep, SettingsDep
 from llmhub_gateway.core.config import split
 from llmhub_gateway.errors import BadRequest, Forbidden
 from llmhub_gateway.limits.base import utc_day
+from llmhub_gateway.usage import audited
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -54,11 +55,13 @@ async def usage(
     settings: SettingsDep,
     day: Annotated[str | None, Query(description="UTC day, YYYY-MM-DD; default today")] = None,
 ) -> UsageReport:
-    if principal.name not in split(settings.auth_admin_callers):
-        raise Forbidden("usage is for the callers named in AUTH_ADMIN_CALLERS")
-    if day is not None and not DAY.match(day):
-        raise BadRequest("day must be YYYY-MM-DD")
-    day = day or utc_day()
+    with audited("read", principal.name, "/v1/usage"):
+        if principal.name not in split(settings.auth_admin_callers):
+            raise Forbidden("usage is for the callers named in AUTH_ADMIN_CALLERS")
+        if day is not None and not DAY.match(day):
+            raise BadRequest("day must be YYYY-MM-DD")
+        day = day or utc_day()
+        rows = await chat.limiter.usage(day)
     entries = [
         UsageEntry(
             caller=row.caller,
@@ -67,7 +70,7 @@ async def usage(
             tokens_in=row.tokens_in,
             tokens_out=row.tokens_out,
         )
-        for row in await chat.limiter.usage(day)
+        for row in rows
     ]
     by_caller: dict[str, Totals] = {}
     by_provider: dict[str, Totals] = {}
