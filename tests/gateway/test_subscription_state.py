@@ -477,6 +477,10 @@ def test_http_status_needs_a_caller_and_a_known_provider(make_gateway: MakeGatew
 
 
 async def test_mcp_chat_tools_are_refused_alike(make_gateway: MakeGateway) -> None:
+    """On /mcp the refusal is the HTTP 429 + Retry-After of the other APIs, carrying a
+    JSON-RPC error the official client raises; the other provider is still served."""
+    from tests.gateway.test_mcp import mcp_error
+
     gw = make_gateway()
     assert post(gw, notice("rejected", in_s=120)).status_code == 200
     async with (
@@ -485,11 +489,10 @@ async def test_mcp_chat_tools_are_refused_alike(make_gateway: MakeGateway) -> No
         ClientSession(read, write) as session,
     ):
         await session.initialize()
-        refused = await session.call_tool("claude_chat", {"prompt": "hi"})
         served = await session.call_tool("gemini_chat", {"prompt": "hi"})
-    assert refused.is_error is True
-    assert "subscription_rate_limited: the claude subscription is rate-limited" in (
-        refused.content[0].text
-    )
+        refused = await mcp_error(session.call_tool("claude_chat", {"prompt": "hi"}))
+    assert refused.data["type"] == "subscription_rate_limited"
+    assert "the claude subscription is rate-limited" in refused.message
+    assert 100 <= refused.data["retry_after"] <= 121
     assert served.is_error is False
     assert len(gw.providers["claude"].requests) == 1  # only the turn that reported
