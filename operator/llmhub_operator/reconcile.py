@@ -23,6 +23,7 @@ from llmhub_operator.credential import (
     sensitive_parts,
     validate,
 )
+from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.identity import Identities, IdentityError
 from llmhub_operator.kube import api_failure
 from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
@@ -36,6 +37,7 @@ from llmhub_operator.secret_writer import (
 )
 from llmhub_operator.source import Fetched, SecretSource, describe_failure
 from llmhub_operator.status import (
+    ACCOUNT_USABLE,
     GATEWAY_ROLLED,
     SYNCED,
     Condition,
@@ -70,6 +72,7 @@ class Deps:
     roller: Roller | None = None
     policy: AccessPolicy = field(default_factory=AccessPolicy)
     identities: Identities | None = None
+    accounts: GatewayAccounts | None = None  # the gateway's account refusals, when configured
     # Key Vault's Retry-After per object, honoured by every pass, not only the one throttled.
     not_before: dict[Key, float] = field(default_factory=dict)
     fetched: dict[Key, _Cached] = field(default_factory=dict)
@@ -320,6 +323,10 @@ class _Pass:
     ) -> list[dict[str, Any]]:
         """Merge-patch the status subresource; returns the conditions as written."""
         generation = self.meta.get("generation")
+        account = self.deps.accounts.condition_for(self.body) if self.deps.accounts else None
+        if account is not None:
+            conditions = [*conditions, account]
+            self._announce_account(account)
         merged = merge_conditions(
             self.previous.get("conditions") or [], conditions, now=self.now, generation=generation
         )
@@ -335,6 +342,19 @@ class _Pass:
             _content_type="application/merge-patch+json",
         )
         return merged
+
+    def _announce_account(self, account: Condition) -> None:
+        """An Event when the account's state changes (not on every write)."""
+        before = find_condition(self.previous.get("conditions"), ACCOUNT_USABLE)
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            account.status,
+            account.reason,
+        ):
+            return
+        if account.status == "False":
+            events.account_refused(self.body, reason=account.reason, message=account.message)
+        elif before is not None and before.get("status") == "False" and account.status == "True":
+            events.account_usable(self.body, message=account.message)
 
 
 def _export_token(namespace: str, name: str, provider: str, health: TokenHealth) -> None:

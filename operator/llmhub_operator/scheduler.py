@@ -91,6 +91,10 @@ class Scheduler:
             entry.reuse_fetch = True
             self._run_soon(key, entry)
 
+    def bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
+        """The latest object of every LLMProvider known (a snapshot, safe to act on)."""
+        return [(key, entry.body) for key, entry in self._entries.items()]
+
     def forget(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
