@@ -14,7 +14,7 @@ import pytest
 from llmhub_cli.app import main as cli_main
 from tests.fakes.fake_azure import FakeAzure
 from tests.fakes.gateway_health import GatewayHealth, entry
-from tests.k8s.kube import RealKube
+from tests.k8s.kube import GROUP, PLURAL, VERSION, RealKube
 from tests.operator.k8s.conftest import StartOperator
 from tests.waiting import eventually
 
@@ -92,6 +92,7 @@ async def test_refusals_show_on_the_served_provider_with_events_and_clear_on_rec
     assert event.type == "Warning"
     assert event.message == PROJECT_HELP
     assert gateway.paths[0] == "/health/tokens"
+    assert await _printed(k8s, "Account") == {"gemini": "ProjectRequired", "claude": None}
 
     # The CLI shows it and fails, for cron jobs and CI.
     code, out = await _cli_json(k8s, capsys)
@@ -183,6 +184,24 @@ async def _cli_json(k8s: RealKube, capsys: pytest.CaptureFixture[str]) -> tuple[
     capsys.readouterr()
     code = await asyncio.to_thread(cli_main, args)
     return code, capsys.readouterr().out
+
+
+async def _printed(k8s: RealKube, column: str) -> dict[str, Any]:
+    """One column of ``kubectl get llmp`` as the API server prints it (the CRD's columns)."""
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{k8s.namespace}/{PLURAL}"
+    response = await k8s.api.call_api(
+        path,
+        "GET",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _preload_content=False,
+    )
+    table = await response.json()
+    response.release()
+    names = [c["name"] for c in table["columnDefinitions"]]
+    at = names.index(column)
+    return {row["cells"][0]: row["cells"][at] or None for row in table["rows"]}
 
 
 async def _value(value: object) -> object:
