@@ -74,6 +74,13 @@ class GatewayAccounts:
             return None
         if not settings.deployment:
             raise ValueError("LLMHUB_GATEWAY_URL needs LLMHUB_GATEWAY_DEPLOYMENT")
+        parts = urlsplit(settings.url)
+        try:
+            _ = parts.port  # a port that is not a number raises here, not in every poll
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"LLMHUB_GATEWAY_URL {settings.url!r} is not an http(s) URL")
         return cls(
             url=settings.url.rstrip("/"),
             deployment=settings.deployment,
@@ -105,8 +112,11 @@ class GatewayAccounts:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 await leadership.leading.wait()
-                if await self.poll(session):
-                    on_change()
+                try:
+                    if await self.poll(session):
+                        on_change()
+                except Exception:  # the next round tries again; syncing never depends on it
+                    log.exception("reading the gateway's account state failed")
                 await asyncio.sleep(self.poll_seconds)
 
     async def poll(self, session: aiohttp.ClientSession) -> bool:

@@ -114,3 +114,8 @@ def test_a_gateway_url_without_its_deployment_stops_the_start(
     monkeypatch.setenv("LLMHUB_GATEWAY_TIMEOUT_SECONDS", "0")
     with pytest.raises(SystemExit, match="timeout_seconds"):
         main([])
+    monkeypatch.setenv("LLMHUB_GATEWAY_TIMEOUT_SECONDS", "3")
+    for url in ("gw-pods:8080", "http://gw-pods:port"):
+        monkeypatch.setenv("LLMHUB_GATEWAY_URL", url)
+        with pytest.raises(SystemExit, match="is not an http"):
+            main([])

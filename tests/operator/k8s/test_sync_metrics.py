@@ -15,15 +15,16 @@ from tests.operator.k8s.operators import OperatorProcess
 from tests.waiting import eventually
 
 CLAUDE = "sk-ant-oat01-" + "k8s-sync-metrics-0001"
+NAME = "never-synced"  # its Key Vault secret, never-synced-token, is this test's alone
 DAY = 86400
 
 
 async def _series(operator: OperatorProcess) -> dict[str, float]:
-    """Per-provider sync series of LLMProvider ``claude``, by metric name."""
+    """Per-provider sync series of this test's LLMProvider, by metric name."""
     found = {}
     for family in text_string_to_metric_families(operator.metrics()):
         for sample in family.samples:
-            if sample.labels.get("name") == "claude" and sample.name.startswith(
+            if sample.labels.get("name") == NAME and sample.name.startswith(
                 (
                     "llmhub_operator_sync_failing",
                     "llmhub_operator_last_sync",
@@ -39,9 +40,9 @@ async def test_a_failing_first_sync_exports_since_when_and_a_success_resets_it(
     k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
 ) -> None:
     before = time.time()
-    await k8s.create_provider("claude", fake_azure.base_url)  # its Key Vault secret is missing
+    await k8s.create_provider(NAME, fake_azure.base_url)  # its Key Vault secret is missing
     operator = start_operator()
-    await k8s.wait_phase("claude", "Degraded")
+    await k8s.wait_phase(NAME, "Degraded")
     failing = await eventually(
         lambda: _series(operator),
         lambda s: s.get("llmhub_operator_sync_failing_since_timestamp_seconds", 0) > 0,
@@ -61,7 +62,7 @@ async def test_a_failing_first_sync_exports_since_when_and_a_success_resets_it(
     again = await _series(operator)
     assert again["llmhub_operator_sync_failing_since_timestamp_seconds"] == since
 
-    fake_azure.set_secret("claude-token", CLAUDE, expires=time.time() + 90 * DAY)
+    fake_azure.set_secret(f"{NAME}-token", CLAUDE, expires=time.time() + 90 * DAY)
     synced = await eventually(
         lambda: _series(operator),
         lambda s: s.get("llmhub_operator_sync_failing_since_timestamp_seconds") == 0,
@@ -69,7 +70,7 @@ async def test_a_failing_first_sync_exports_since_when_and_a_success_resets_it(
     )
     assert synced["llmhub_operator_last_sync_success_timestamp_seconds"] > since
 
-    fake_azure.fail("claude-token", 404, times=100)  # failing again: a new run begins
+    fake_azure.fail(f"{NAME}-token", 404, times=100)  # failing again: a new run begins
     refailed = await eventually(
         lambda: _series(operator),
         lambda s: s.get("llmhub_operator_sync_failing_since_timestamp_seconds", 0) > 0,
