@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
+from llmhub_common.contract import GEMINI_PROJECT_KEY
 from llmhub_operator.__main__ import main
 from llmhub_operator.gateway_accounts import GatewayAccounts, merge
 from tests.fakes.gateway_health import GatewayHealth, entry
+from tests.gateway.conftest import GatewayProcess
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+GEMINI_CREDS = {"access_token": "ya29.a0AccountsFakeAccess", "refresh_token": "1//0gAccountsFake"}
 
 
 def body(namespace: str = "hub", deployment: str | None = "gw", provider: str = "gemini") -> Any:
@@ -119,3 +127,50 @@ def test_a_gateway_url_without_its_deployment_stops_the_start(
         monkeypatch.setenv("LLMHUB_GATEWAY_URL", url)
         with pytest.raises(SystemExit, match="is not an http"):
             main([])
+
+
+async def test_the_real_gateway_reports_a_refusal_the_operator_reads_until_a_call_succeeds(
+    tmp_path: Path,
+) -> None:
+    """The real gateway process, the fake Gemini CLI as a Code Assist account with no project:
+    its /health/tokens, read by IP as in a cluster, then the project arriving in the Secret."""
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    (auth / "oauth_creds.json").write_text(json.dumps(GEMINI_CREDS))
+    (auth / "expires_at").write_text("2099-06-01T00:00:00Z")
+    env = {
+        "AUTH_MODES": "none",
+        "GEMINI_AUTH_PATH": str(auth / "oauth_creds.json"),
+        "GEMINI_CLI_PATH": str(FAKES / "fake_gemini.py"),
+        "GEMINI_CLI_HOME": str(tmp_path / "gemini-home"),
+        "SCRATCH_DIR": str(tmp_path / "scratch"),
+        "FAKE_CLI_MODE": "project",
+    }
+    for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT_ID", "CLAUDE_CODE_OAUTH_TOKEN"):
+        env[name] = ""
+    gateway = GatewayProcess(env, module="llmhub_gateway", log_path=tmp_path / "gateway.log")
+    gateway.start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            chat = {"provider": "gemini", "prompt": "hello"}
+            refused = await client.post("/v1/chat", json=chat)
+            assert refused.status_code == 502
+            assert refused.json()["error"]["type"] == "provider_project_required"
+            accounts = GatewayAccounts(url=gateway.url, deployment="gw", timeout_seconds=5)
+            async with aiohttp.ClientSession() as session:
+                assert await accounts.poll(session)
+                assert accounts.reported is not None
+                shown = accounts.reported["gemini"]
+                assert (shown.status, shown.reason) == ("False", "ProjectRequired")
+                assert shown.message == refused.json()["error"]["message"]
+                assert "spec.gemini.projectId" in shown.message
+
+                # The operator writes spec.gemini.projectId into the Secret; kubelet updates
+                # the mounted file; the next call works and clears the refusal.
+                (auth / GEMINI_PROJECT_KEY).write_text("code-assist-project")
+                answered = await client.post("/v1/chat", json=chat)
+                assert answered.status_code == 200, answered.text
+                assert await accounts.poll(session)
+                assert accounts.reported["gemini"].reason == "NoRefusal"
+    finally:
+        gateway.stop()
