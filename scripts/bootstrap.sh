@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck, wrk, openssl and etcd (apt, needs root), the pinned Gemini CLI (npm,
-# project-local), and the test control plane's kube-apiserver/kube-controller-manager from
-# ../shared/k8s when present.
+# redis-server, shellcheck, wrk, openssl and etcd (apt, needs root), promtool (from Debian's
+# prometheus package, unpacked project-local), the pinned Gemini CLI (npm, project-local), and
+# the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 uv sync --frozen --quiet
+
+# promtool, for `promtool test rules` on the chart's alerts (tests/chart/test_alert_rules.py).
+# Only the binary is unpacked from Debian's package: installing it would start a Prometheus.
+PROMTOOL=.cache/prometheus/promtool
+if [ ! -x "$PROMTOOL" ]; then
+  deb_dir="$(mktemp -d)"
+  if ! (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null); then
+    apt-get update -qq
+    (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null)
+  fi
+  mkdir -p .cache/prometheus
+  dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -O ./usr/bin/promtool > "$PROMTOOL.tmp"
+  chmod +x "$PROMTOOL.tmp"
+  mv -f "$PROMTOOL.tmp" "$PROMTOOL"
+  rm -rf "$deb_dir"
+fi
 
 # The real Gemini CLI, for the test that proves it fails cleanly without a route to Google.
 if [ ! -x .cache/gemini-cli/node_modules/.bin/gemini ]; then

@@ -14,6 +14,7 @@ from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.tokens import parse_rfc3339
 
 NEEDS_ATTENTION = ("warning", "expired")
+ACCOUNT_USABLE = "AccountUsable"  # set by the operator from the gateway's /health/tokens
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Row:
     expires_at: str | None
     last_sync: str | None
     last_rotation: str | None
+    # "ok", the refusal (AccountUnsupported, ProjectRequired), or None when not reported.
+    account: str | None
     message: str
 
 
@@ -60,12 +63,13 @@ def row(body: Mapping[str, Any]) -> Row:
         expires_at=token.get("expiresAt"),
         last_sync=status.get("lastSyncTime"),
         last_rotation=status.get("lastRotationTime"),
+        account=_account(status),
         message=_message(status),
     )
 
 
 def needs_attention(rows: Sequence[Row]) -> bool:
-    return any(r.token in NEEDS_ATTENTION for r in rows)
+    return any(r.token in NEEDS_ATTENTION or r.account not in (None, "ok") for r in rows)
 
 
 def render_json(rows: Sequence[Row]) -> str:
@@ -77,7 +81,7 @@ def render_table(rows: Sequence[Row], *, with_namespace: bool, now: datetime | N
         return "No LLMProviders found."
     now = now or datetime.now(UTC)
     head = ["PROVIDER", "NAME", "PHASE", "TOKEN", "DAYS LEFT", "LAST SYNC", "LAST ROTATION"]
-    head = (["NAMESPACE"] if with_namespace else []) + head + ["MESSAGE"]
+    head = (["NAMESPACE"] if with_namespace else []) + head + ["ACCOUNT", "MESSAGE"]
     lines = [head]
     for r in rows:
         cells = [
@@ -88,6 +92,7 @@ def render_table(rows: Sequence[Row], *, with_namespace: bool, now: datetime | N
             "-" if r.days_left is None else str(r.days_left),
             _ago(r.last_sync, now),
             _ago(r.last_rotation, now),
+            r.account or "-",
         ]
         lines.append(([r.namespace] if with_namespace else []) + cells + [r.message])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
@@ -98,12 +103,27 @@ def render_table(rows: Sequence[Row], *, with_namespace: bool, now: datetime | N
     return "\n".join(out)
 
 
+def _conditions(status: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
+    return {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+
+
+def _account(status: Mapping[str, Any]) -> str | None:
+    account = _conditions(status).get(ACCOUNT_USABLE)
+    if account is None or account.get("status") == "Unknown":
+        return None
+    return "ok" if account.get("status") == "True" else str(account.get("reason") or "Refused")
+
+
 def _message(status: Mapping[str, Any]) -> str:
-    """The Synced condition's message when syncing fails, else the TokenValid one."""
-    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    """The Synced condition's message when syncing fails, then a refused account's, else the
+    TokenValid one."""
+    conditions = _conditions(status)
     synced = conditions.get("Synced") or {}
     if synced.get("status") == "False":
         return f"{synced.get('reason', '')}: {synced.get('message', '')}".strip(": ")
+    account = conditions.get(ACCOUNT_USABLE) or {}
+    if account.get("status") == "False":
+        return f"{account.get('reason', '')}: {account.get('message', '')}".strip(": ")
     token = conditions.get("TokenValid") or {}
     return str(token.get("message") or synced.get("message") or "")
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from llmhub_common.logging import configure as configure_logging
 from llmhub_operator.access_policy import AccessPolicy, PolicyError
+from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.keyvault import KeyVaultSource
 from llmhub_operator.settings import OperatorSettings
 
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if settings.leader_election and not settings.pod_namespace:
         raise SystemExit("llmhub-operator: --leader-election needs POD_NAMESPACE")
     policy = access_policy()  # refuse unsafe vault settings before anything starts
+    try:
+        GatewayAccounts.from_env(settings.pod_namespace)
+    except ValueError as exc:  # pydantic's ValidationError is one too
+        raise SystemExit(f"llmhub-operator: {exc}") from None
     configure_logging(settings.log_level)
     prometheus_client.start_http_server(settings.metrics_port)
     asyncio.run(run(settings, policy))

@@ -70,6 +70,14 @@ def token_renewed(body: Mapping[str, Any], *, message: str) -> None:
     _post(body, "Normal", "TokenRenewed", message)
 
 
+def account_refused(body: Mapping[str, Any], *, reason: str, message: str) -> None:
+    _post(body, "Warning", reason, message)
+
+
+def account_usable(body: Mapping[str, Any], *, message: str) -> None:
+    _post(body, "Normal", "AccountUsable", message)
+
+
 def _post(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     if _api is None:
         return

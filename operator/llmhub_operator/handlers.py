@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +21,13 @@ from kubernetes_asyncio import client
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
+from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
 from llmhub_operator.scheduler import Scheduler
 from llmhub_operator.secret_watch import owner_key, watch_secrets
+from llmhub_operator.status import ACCOUNT_USABLE, find_condition
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     events.use(api)
     notify.use(notify.Webhook.from_env())
     policy = getattr(memo, "policy", None) or AccessPolicy.from_env()
-    deps = memo.deps = Deps(source=memo.source, api=api, policy=policy)
+    accounts = GatewayAccounts.from_env(os.environ.get("POD_NAMESPACE", ""))
+    deps = memo.deps = Deps(source=memo.source, api=api, policy=policy, accounts=accounts)
     leadership = memo.leadership = Leadership()
     lease: LeaseSettings | None = getattr(memo, "lease", None)
 
@@ -65,6 +69,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets"),
     ]
+    if accounts is not None:
+        refresh = _refresh_accounts(scheduler, accounts)
+        tasks.append(asyncio.create_task(accounts.run(leadership, refresh), name="gateway"))
     if lease is None:
         leadership.gained()  # a single replica leads alone
     else:
@@ -121,6 +128,26 @@ def _secret_event(memo: kopf.Memo) -> Any:
             memo.scheduler.repair(key)
 
     return on_secret
+
+
+def _refresh_accounts(scheduler: Scheduler, accounts: GatewayAccounts) -> Any:
+    def refresh() -> None:
+        """Re-sync (from the cached Key Vault read) each LLMProvider whose AccountUsable is not
+        what the gateway now reports: the sync writes it, so status has one writer."""
+        for key, body in scheduler.bodies():
+            wanted = accounts.condition_for(body)
+            if wanted is None:
+                continue
+            shown = find_condition((body.get("status") or {}).get("conditions"), ACCOUNT_USABLE)
+            current = (
+                (shown or {}).get("status"),
+                (shown or {}).get("reason"),
+                (shown or {}).get("message"),
+            )
+            if current != (wanted.status, wanted.reason, wanted.message):
+                scheduler.repair(key)
+
+    return refresh
 
 
 async def _release_old_finalizer(api: client.ApiClient, key: Key, finalizers: list[str]) -> None:

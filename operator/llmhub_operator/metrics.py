@@ -19,9 +19,15 @@ LAST_SYNC_SUCCESS = Gauge(
     "Unix time of the provider's last successful sync (alert: older than 3 refresh intervals).",
     ["namespace", "name", "provider"],
 )
+SYNC_FAILING_SINCE = Gauge(
+    "llmhub_operator_sync_failing_since_timestamp_seconds",
+    "Unix time of the first failed sync since the last success (the very first sync included); "
+    "0 while the last sync succeeded.",
+    ["namespace", "name", "provider"],
+)
 REFRESH_INTERVAL = Gauge(
     "llmhub_operator_refresh_interval_seconds",
-    "The provider's spec.refreshInterval in seconds.",
+    "The provider's spec.refreshInterval in seconds (set on every sync, failed ones too).",
     ["namespace", "name", "provider"],
 )
 SYNCS = Counter(
@@ -61,7 +67,13 @@ LEADER = Gauge(
     "1 while this replica holds the leader Lease (or runs alone), else 0.",
 )
 
-_PER_PROVIDER = (TOKEN_DAYS_REMAINING, TOKEN_EXPIRY_TIMESTAMP, LAST_SYNC_SUCCESS, REFRESH_INTERVAL)
+_PER_PROVIDER = (
+    TOKEN_DAYS_REMAINING,
+    TOKEN_EXPIRY_TIMESTAMP,
+    LAST_SYNC_SUCCESS,
+    SYNC_FAILING_SINCE,
+    REFRESH_INTERVAL,
+)
 
 
 def forget_provider(namespace: str, name: str) -> None:

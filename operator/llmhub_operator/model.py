@@ -55,6 +55,15 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def refresh_seconds(interval: object) -> float:
+    """spec.refreshInterval in seconds, the default when missing or not a valid duration (for
+    scheduling and metrics, which go on for an object whose spec fails)."""
+    try:
+        return parse_duration(interval) if isinstance(interval, str) else DEFAULT_REFRESH_SECONDS
+    except InvalidSpec:
+        return DEFAULT_REFRESH_SECONDS
+
+
 def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> ProviderSpec:
     """Turn ``spec`` into a ProviderSpec, naming the first field that is wrong."""
     provider = spec.get("provider")

@@ -23,9 +23,10 @@ from llmhub_operator.credential import (
     sensitive_parts,
     validate,
 )
+from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.identity import Identities, IdentityError
 from llmhub_operator.kube import api_failure
-from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
+from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec, refresh_seconds
 from llmhub_operator.rollout import Roller, RollRequest
 from llmhub_operator.secret_writer import (
     SecretConflict,
@@ -37,6 +38,7 @@ from llmhub_operator.secret_writer import (
 )
 from llmhub_operator.source import Fetched, SecretSource, describe_failure
 from llmhub_operator.status import (
+    ACCOUNT_USABLE,
     GATEWAY_ROLLED,
     SYNCED,
     Condition,
@@ -71,11 +73,14 @@ class Deps:
     roller: Roller | None = None
     policy: AccessPolicy = field(default_factory=AccessPolicy)
     identities: Identities | None = None
+    accounts: GatewayAccounts | None = None  # the gateway's account refusals, when configured
     # Key Vault's Retry-After per object, honoured by every pass, not only the one throttled.
     not_before: dict[Key, float] = field(default_factory=dict)
     fetched: dict[Key, _Cached] = field(default_factory=dict)
     # The data last written per object: a Secret event that shows other data needs a repair.
     written: dict[Key, dict[str, str]] = field(default_factory=dict)
+    # When the current run of failed syncs began (unset after a success), for the alert.
+    failing_since: dict[Key, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.roller is None:
@@ -85,7 +90,7 @@ class Deps:
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted object's state, so create/delete cycles leak nothing."""
-        for state in (self.not_before, self.fetched, self.written):
+        for state in (self.not_before, self.fetched, self.written, self.failing_since):
             state.pop((namespace, name), None)
         metrics.forget_provider(namespace, name)
 
@@ -302,6 +307,8 @@ class _Pass:
         labels = (self.namespace, self.name, spec.provider)
         metrics.LAST_SYNC_SUCCESS.labels(*labels).set(self.now.timestamp())
         metrics.REFRESH_INTERVAL.labels(*labels).set(spec.refresh_seconds)
+        metrics.SYNC_FAILING_SINCE.labels(*labels).set(0)
+        self.deps.failing_since.pop(self.key, None)
         # A transient Deployment patch failure is retried with backoff; one that needs a person
         # (RBAC, a wrong name, an invalid patch) waits for the next refresh interval.
         message = rolled.message if rolled.reason == "PatchFailed" else synced.message
@@ -318,6 +325,7 @@ class _Pass:
         """Degraded, with the reason visible; the last good Secret is left exactly as it was."""
         metrics.SYNCS.labels("error").inc()
         metrics.SYNC_ERRORS.labels(reason).inc()
+        self._export_failing()
         log.warning("sync of %s/%s failed: %s: %s", self.namespace, self.name, reason, message)
         before = find_condition(self.previous.get("conditions"), SYNCED)
         if before is None or before.get("status") != "False" or before.get("reason") != reason:
@@ -331,11 +339,24 @@ class _Pass:
             phase, message, transient=transient, retry_after=retry_after, body=self.written_body
         )
 
+    def _export_failing(self) -> None:
+        """Failing since when, and the interval, from the raw spec: a spec that does not parse
+        fails too, and the first sync's failure must alert like any later one."""
+        spec = self.body.get("spec") or {}
+        labels = (self.namespace, self.name, str(spec.get("provider") or "unknown"))
+        since = self.deps.failing_since.setdefault(self.key, self.now.timestamp())
+        metrics.SYNC_FAILING_SINCE.labels(*labels).set(since)
+        metrics.REFRESH_INTERVAL.labels(*labels).set(refresh_seconds(spec.get("refreshInterval")))
+
     async def _write_status(
         self, fields: dict[str, Any], conditions: list[Condition]
     ) -> list[dict[str, Any]]:
         """Merge-patch the status subresource; returns the conditions as written."""
         generation = self.meta.get("generation")
+        account = self.deps.accounts.condition_for(self.body) if self.deps.accounts else None
+        if account is not None:
+            conditions = [*conditions, account]
+            self._announce_account(account)
         merged = merge_conditions(
             self.previous.get("conditions") or [], conditions, now=self.now, generation=generation
         )
@@ -351,6 +372,19 @@ class _Pass:
             _content_type="application/merge-patch+json",
         )
         return merged
+
+    def _announce_account(self, account: Condition) -> None:
+        """An Event when the account's state changes (not on every write)."""
+        before = find_condition(self.previous.get("conditions"), ACCOUNT_USABLE)
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            account.status,
+            account.reason,
+        ):
+            return
+        if account.status == "False":
+            events.account_refused(self.body, reason=account.reason, message=account.message)
+        elif before is not None and before.get("status") == "False" and account.status == "True":
+            events.account_usable(self.body, message=account.message)
 
 
 def _export_token(namespace: str, name: str, provider: str, health: TokenHealth) -> None:

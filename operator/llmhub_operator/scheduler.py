@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmhub_operator.leader import Leadership
-from llmhub_operator.model import DEFAULT_REFRESH_SECONDS, InvalidSpec, parse_duration
+from llmhub_operator.model import refresh_seconds
 from llmhub_operator.reconcile import Outcome
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ class Scheduler:
         if entry is not None:
             entry.reuse_fetch = True
             self._run_soon(key, entry)
+
+    def bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
+        """The latest object of every LLMProvider known (a snapshot, safe to act on)."""
+        return [(key, entry.body) for key, entry in self._entries.items()]
 
     def forget(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
@@ -209,11 +213,7 @@ def next_wait(outcome: Outcome, failures: int, interval: float) -> float:
 
 
 def jittered(interval: object) -> float:
-    try:
-        seconds = parse_duration(interval) if isinstance(interval, str) else DEFAULT_REFRESH_SECONDS
-    except InvalidSpec:
-        seconds = DEFAULT_REFRESH_SECONDS
-    return seconds * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (not security)
+    return refresh_seconds(interval) * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (not security)
 
 
 def _newer(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:

@@ -11,7 +11,8 @@ from llmhub_common.tokens import TokenHealth, TokenStatus, format_rfc3339
 
 Phase = Literal["Pending", "Ready", "Degraded", "Expired"]
 SYNCED, TOKEN_VALID, GATEWAY_ROLLED = "Synced", "TokenValid", "GatewayRolled"
-CONDITION_TYPES = (SYNCED, TOKEN_VALID, GATEWAY_ROLLED)
+ACCOUNT_USABLE = "AccountUsable"  # what the gateway last saw of the vendor account (optional)
+CONDITION_TYPES = (SYNCED, TOKEN_VALID, GATEWAY_ROLLED, ACCOUNT_USABLE)
 
 
 @dataclass(frozen=True, slots=True)

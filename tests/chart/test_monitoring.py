@@ -1,7 +1,8 @@
 """Monitoring objects: ServiceMonitors that match the real Services, a PrometheusRule and a
 dashboard whose every expression parses as PromQL and names series the code really exports,
 and the alert webhook Secret wiring. The monitoring.coreos.com CRDs are not in
-kubernetes-validate and promtool is not available, so the structure is checked here."""
+kubernetes-validate, so the structure is checked here; promtool evaluates the rules in
+test_alert_rules.py."""
 
 from __future__ import annotations
 
@@ -143,7 +144,9 @@ def test_prometheus_rule_alerts_on_real_series() -> None:
     assert "<= 432000" in alerts["LLMHubTokenExpiringSoon"]["expr"]  # 5 days
     assert used["LLMHubSyncFailing"] == {
         "llmhub_operator_last_sync_success_timestamp_seconds",
+        "llmhub_operator_sync_failing_since_timestamp_seconds",
         "llmhub_operator_refresh_interval_seconds",
+        "llmhub_operator_leader",
     }
     assert "3 *" in alerts["LLMHubSyncFailing"]["expr"]
     assert 'outcome="provider_rate_limited"' in alerts["LLMHubSubscriptionRateLimited"]["expr"]

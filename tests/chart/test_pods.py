@@ -232,7 +232,7 @@ def test_network_policy_admits_only_the_named_namespaces_and_pods() -> None:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}
     } in sources
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "n8n"}}} in sources
-    assert len(sources) == 3, "the two from values plus the chart's helm test pod"
+    assert len(sources) == 4, "the two from values, the helm test pod and the operator"
     test_pod = one(docs, "Pod")
     test_source = next(
         s

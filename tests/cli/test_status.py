@@ -156,6 +156,51 @@ async def test_status_all_namespaces_shows_expired_and_sync_failures(
     assert line.endswith("Forbidden: Key Vault refused the read")
 
 
+def account(status: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    return {
+        "type": "AccountUsable",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": format_rfc3339(now),
+    }
+
+
+async def test_status_shows_a_refused_account_and_fails_on_it(
+    k8s: RealKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    help_text = "gemini: this Gemini Code Assist account needs a Google Cloud project."
+    ready = {"phase": "Ready", "token": token_status("valid", 40, now)}
+    refused = account("False", "ProjectRequired", help_text, now)
+    await with_status(k8s, "gemini", "gemini", {**ready, "conditions": [refused]})
+    usable = account("True", "NoRefusal", "The gateway reports no account refusal", now)
+    await with_status(k8s, "claude", "claude", {**ready, "conditions": [usable]})
+    kubeconfig = str(k8s.plane.kubeconfig)
+
+    code, out, _ = await cli(["status", "-n", k8s.namespace, "--kubeconfig", kubeconfig], capsys)
+    assert code == 1  # a valid token, but the vendor refuses the account
+    header, *lines = out.splitlines()
+    assert "ACCOUNT" in header.split()
+    rows = {line.split()[1]: line for line in lines}
+    assert "ProjectRequired" in rows["gemini"].split()
+    assert rows["gemini"].endswith(f"ProjectRequired: {help_text}")
+    assert "ok" in rows["claude"].split()
+
+    code, out, _ = await cli(
+        ["status", "-n", k8s.namespace, "-o", "json", "--kubeconfig", kubeconfig], capsys
+    )
+    assert code == 1
+    items = {item["name"]: item for item in json.loads(out)["items"]}
+    assert (items["gemini"]["account"], items["claude"]["account"]) == ("ProjectRequired", "ok")
+
+    await k8s.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, k8s.namespace, PLURAL, "gemini"
+    )
+    code, _, _ = await cli(["status", "-n", k8s.namespace, "--kubeconfig", kubeconfig], capsys)
+    assert code == 0  # an account the gateway accepts needs no attention
+
+
 async def test_status_without_a_cluster_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

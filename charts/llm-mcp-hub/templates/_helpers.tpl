@@ -275,3 +275,19 @@ creates their CRD. Only on a live cluster (lookup sees kube-system; `helm templa
 {{- $_ := set $seen .name true }}
 {{- end }}
 {{- end }}
+
+{{/*
+Headless Service of the gateway: its DNS name resolves to every ready gateway pod, so the
+operator can read each replica's /health/tokens (account refusals are kept per replica).
+*/}}
+{{- define "llm-mcp-hub-gateway.replicasName" -}}
+{{- printf "%s-replicas" (include "llm-mcp-hub-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The URL the operator reads account refusals from: the headless Service at the container port
+(a headless Service has no proxy, so its port is the pods' own).
+*/}}
+{{- define "llm-mcp-hub-gateway.replicasUrl" -}}
+{{- printf "http://%s.%s.svc.%s:8000" (include "llm-mcp-hub-gateway.replicasName" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
