@@ -63,6 +63,17 @@ class Limited:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    # Optional hooks of the inner adapter (a warm pool): passed through when present.
+    async def start(self) -> None:
+        start = getattr(self.inner, "start", None)
+        if callable(start):
+            await start()
+
+    def admit(self, request: ChatRequest) -> None:
+        admit = getattr(self.inner, "admit", None)
+        if callable(admit):
+            admit(request)
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         if self._active >= self.max_concurrency:
             raise ProviderBusy(
