@@ -14,6 +14,8 @@ Sessions, as the real CLI keeps them: every turn is appended to
 file back and fails when it is missing.
 
 Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | offline | quota;
+FAKE_CLI_MODE_FILE (a file holding the mode, read at each turn: steers a CLI that is already
+running, as a warm pool keeps them);
 FAKE_CLI_DELAY (seconds between chunks in slow mode); FAKE_CLI_STARTUP_S (sleep before
 answering anything, like the real CLI's start-up); FAKE_CLI_REPLY_S (sleep before each answer);
 FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
@@ -42,6 +44,7 @@ import uuid
 from pathlib import Path
 
 MODE = os.environ.get("FAKE_CLI_MODE", "ok")
+MODE_FILE = os.environ.get("FAKE_CLI_MODE_FILE")
 DELAY = float(os.environ.get("FAKE_CLI_DELAY", "0.3"))
 STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0") or 0)
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
@@ -260,6 +263,13 @@ def record_turn(prompt: str, resumed: int) -> None:
             fh.write(json.dumps(entry) + "\n")
 
 
+def current_mode() -> str:
+    if MODE_FILE and os.path.exists(MODE_FILE):
+        with open(MODE_FILE, encoding="utf-8") as fh:
+            return fh.read().strip() or MODE
+    return MODE
+
+
 def hang_forever() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
@@ -287,23 +297,24 @@ class Cli:
         result(text)
 
     def answer(self, prompt: str, model: str) -> None:
+        mode = current_mode()
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
         text = f"[fake-claude model={model} token={token}] {prompt}"
         record_turn(prompt, len(self.resumed))
         if REPLY_S:
             time.sleep(REPLY_S)
         init_message(model)
-        if MODE == "auth":
+        if mode == "auth":
             fail(model, "Invalid API key · Please run /login", "authentication_failed", exit_code=1)
-        if MODE == "offline":
+        if mode == "offline":
             fail(model, "API Error: Unable to connect to API (ENOTFOUND)", "unknown")
             return
-        if MODE == "quota":
+        if mode == "quota":
             fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
             return
-        if MODE == "hang":
+        if mode == "hang":
             hang_forever()
-        if MODE == "garbage":
+        if mode == "garbage":
             sys.stdout.write("\x1b[2J\x1b[?25lnot json at all\n{this is not: json\n")
             sys.stdout.flush()
             time.sleep(0.2)
@@ -315,7 +326,7 @@ class Cli:
         third = max(1, len(text) // 3)
         chunks = [text[i : i + third] for i in range(0, len(text), third)]
         for i, chunk in enumerate(chunks):
-            if MODE == "crash" and i == 1:
+            if mode == "crash" and i == 1:
                 # Words a log matcher would take for an auth failure; the exit status says crash.
                 sys.stderr.write(
                     "fake-claude: segmentation fault reading cached OAuth credentials\n"
@@ -323,7 +334,7 @@ class Cli:
                 sys.exit(3)
             if streaming:
                 delta(chunk)
-            if MODE == "slow":
+            if mode == "slow":
                 time.sleep(DELAY)
         assistant(text, model)
         self.parent = keep_transcript(prompt, text, self.parent)
