@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     claude_pool_idle: Annotated[int, Field(ge=0)] = 1  # pre-started CLIs for new sessions
     claude_pool_max_turns: Count = 100  # a CLI is recycled after this many turns...
     claude_pool_max_age_s: Seconds = 3600.0  # ...or this age...
-    claude_pool_max_rss_mb: Count = 400  # ...or this resident memory (also its budget share)
+    claude_pool_max_rss_mb: Count = 300  # ...or this resident memory (also its budget share)
     # The CLI's own retries and API timeout (CLAUDE_CODE_MAX_RETRIES / API_TIMEOUT_MS).
     claude_max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     claude_api_timeout_s: Seconds = 60.0

@@ -36,7 +36,9 @@ class PoolLimits:
     max_processes: int = 4
     max_turns: int = 100
     max_age_s: float = 3600.0
-    max_rss_mb: float = 600.0
+    max_rss_mb: float = 300.0
+    check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
+    start_backoff_s: float = 30.0  # no new spares this long after one failed to start
 
 
 class ClaudePool:
@@ -48,6 +50,8 @@ class ClaudePool:
         self._closing = False
         self._quiet = asyncio.Event()  # set while no turn is running (shutdown waits on it)
         self._quiet.set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._no_spares_until = 0.0
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -55,8 +59,16 @@ class ClaudePool:
         return list(self._procs)
 
     def start(self) -> None:
-        """Pre-start the idle processes (needs a running loop)."""
+        """Pre-start the idle processes and watch them (needs a running loop): a spare that
+        died or aged out is replaced even while no turn comes."""
         self._refill()
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.limits.check_s)
+            self._refill()
 
     # -- choosing a process ------------------------------------------------------------------
 
@@ -183,7 +195,11 @@ class ClaudePool:
             if proc.busy:
                 continue
             if proc.ready.is_set() and not proc.alive():
-                log.warning("claude: a CLI exited while idle; replacing it")
+                if proc.failure is not None and proc.turns == 0:
+                    log.warning("claude: a CLI failed to start: %s", proc.failure)
+                    self._no_spares_until = time.monotonic() + self.limits.start_backoff_s
+                else:
+                    log.warning("claude: a CLI exited while idle; replacing it")
                 self._drop(proc, graceful=False)
             elif time.monotonic() - proc.started >= self.limits.max_age_s:
                 self._drop(proc, graceful=True)
@@ -193,6 +209,8 @@ class ClaudePool:
         if self._closing:
             return
         self._sweep()
+        if time.monotonic() < self._no_spares_until:
+            return
         spares = sum(1 for p in self._procs if p is self._idle_of(p))
         while spares < self.limits.idle and len(self._procs) < self.limits.max_processes:
             self._add(self._default_key, None, 0)
@@ -212,6 +230,8 @@ class ClaudePool:
         """Shutdown: no new turns; turns in flight get ``grace_s`` to finish; then every CLI
         is stopped (idle ones gracefully, the rest killed with their process tree)."""
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._quiet.wait(), grace_s)
         procs, self._procs = self._procs, []

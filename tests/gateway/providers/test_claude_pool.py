@@ -272,3 +272,40 @@ async def wait_until_dead(pid: int, timeout: float = 5.0) -> None:
     while procs.running(pid):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
+
+
+async def test_a_spare_that_died_is_replaced_without_traffic(tmp_path: Path, fake: Fake) -> None:
+    provider = claude_provider(tmp_path, pool=PoolLimits(idle=1, check_s=0.1))
+    try:
+        await provider.start()
+        await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 10)
+        first = fake.spawns()[0]["pid"]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while len(fake.spawns()) < 2:
+            assert time.monotonic() < deadline, "no replacement spare"
+            await asyncio.sleep(0.05)
+        (spare,) = provider.pool.processes
+        await asyncio.wait_for(spare.ready.wait(), 10)
+        assert spare.pid == fake.spawns()[1]["pid"] != first
+        assert spare.alive()
+    finally:
+        await provider.aclose()
+
+
+async def test_spares_that_fail_to_start_are_not_restarted_in_a_loop(
+    tmp_path: Path, fake: Fake
+) -> None:
+    broken = tmp_path / "broken-claude"
+    log = tmp_path / "broken-starts"
+    broken.write_text(f"#!/bin/sh\necho start >> {log}\nexit 1\n")
+    broken.chmod(0o755)
+    provider = claude_provider(
+        tmp_path, cli_path=str(broken), pool=PoolLimits(idle=1, check_s=0.05)
+    )
+    try:
+        provider.pool.start()
+        await asyncio.sleep(1.0)  # twenty checks
+        assert log.read_text().count("start") == 1
+    finally:
+        await provider.aclose()
