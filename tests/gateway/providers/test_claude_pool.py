@@ -241,6 +241,8 @@ async def test_at_capacity_admission_refuses_before_anything_starts(
         with pytest.raises(ProviderBusy) as refused:
             provider.admit(chat("second"))
         assert refused.value.retry_after
+        with pytest.raises(ProviderBusy):  # the per-pod cap's wrapper passes the hook on
+            Limited(provider, max_concurrency=4, timeout_s=5).admit(chat("second"))
         with pytest.raises(ProviderBusy):
             await collect(provider, chat("second"))
         assert len(fake.spawns()) == 1  # nothing was started for the refused turns
