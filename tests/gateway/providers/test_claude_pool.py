@@ -107,7 +107,7 @@ async def test_a_second_turn_of_a_session_reuses_its_cli(
 async def test_a_prestarted_cli_serves_a_new_session_without_startup(
     tmp_path: Path, fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_CLI_STARTUP_S", "1.0")
+    monkeypatch.setenv("FAKE_CLI_STARTUP_S", "2.0")
     provider = claude_provider(tmp_path, pool=PoolLimits(idle=1))
     try:
         await provider.start()
@@ -116,7 +116,7 @@ async def test_a_prestarted_cli_serves_a_new_session_without_startup(
         asked = time.time()
         started = time.monotonic()
         text = "".join(await collect(provider, chat("hello")))
-        assert time.monotonic() - started < 0.8  # the fake's 1 s start-up was paid earlier
+        assert time.monotonic() - started < 1.5  # the fake's 2 s start-up was paid earlier
         assert text.endswith("] hello")
         (answered,) = fake.turns()
         first_spawn = fake.spawns()[0]
