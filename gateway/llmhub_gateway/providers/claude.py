@@ -47,7 +47,7 @@ from llmhub_gateway.providers.claude_env import (
     cli_version,
     write_launcher,
 )
-from llmhub_gateway.providers.claude_items import Done, Item, usage_of
+from llmhub_gateway.providers.claude_items import Done, Item, MirrorLost, usage_of
 from llmhub_gateway.providers.claude_pool import ClaudePool, PoolLimits
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.claude_store import RedisSessionStore
@@ -192,7 +192,7 @@ class ClaudeProvider:
         try:
             async with contextlib.aclosing(_consume(proc, render_prompt(request))) as items:
                 async for item in items:
-                    if not isinstance(item, NativeSession):  # nothing survives this turn
+                    if not isinstance(item, NativeSession | MirrorLost):  # nothing survives
                         yield item
             answered = True
         finally:
@@ -206,6 +206,9 @@ class ClaudeProvider:
         try:
             async with contextlib.aclosing(_consume(proc, prompt)) as items:
                 async for item in items:
+                    if isinstance(item, MirrorLost):
+                        await self._mirror_lost(item.session_id)
+                        continue
                     if isinstance(item, NativeSession):
                         proc.session = item.id
                         if item.id == request.native_session:
@@ -238,6 +241,16 @@ class ClaudeProvider:
             self._pool.discard(proc)
             raise failure
         return proc, native
+
+    async def _mirror_lost(self, session_id: str) -> None:
+        """This CLI still holds the whole conversation, but the store's copy is incomplete:
+        other replicas must replay instead of resuming it."""
+        if self._store is None:
+            return
+        try:
+            await self._store.mark_incomplete(session_id)
+        except StoreUnavailable:
+            log.warning("claude: could not mark an incomplete transcript in the session store")
 
     async def _can_resume(self, request: ChatRequest, key: Key) -> bool:
         """Whether a new CLI can resume this conversation from the store (no live CLI has it
@@ -319,7 +332,9 @@ class ClaudeProvider:
         )
 
 
-async def _consume(proc: ClaudeProcess, prompt: str) -> AsyncGenerator[StreamItem, None]:
+async def _consume(
+    proc: ClaudeProcess, prompt: str
+) -> AsyncGenerator[StreamItem | MirrorLost, None]:
     """Run one turn on ``proc`` and yield its items until Done (errors raise)."""
     await proc.ready.wait()
     if proc.failure is not None:

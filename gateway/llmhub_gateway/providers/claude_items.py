@@ -24,6 +24,7 @@ from claude_agent_sdk import (
     ProcessError,
     RateLimitEvent,
     ResultMessage,
+    SystemMessage,
     TextBlock,
 )
 from claude_agent_sdk.types import Message, StreamEvent
@@ -55,10 +56,18 @@ class Done:
     """End of the answer."""
 
 
-Item = StreamItem | ProviderError | Done
+@dataclass(frozen=True, slots=True)
+class MirrorLost:
+    """The SDK could not mirror part of this session's transcript into the session store: the
+    stored copy is incomplete, so no other CLI may resume from it."""
+
+    session_id: str
 
 
-def _items(message: Message, *, streamed: bool) -> list[StreamItem | Done]:
+Item = StreamItem | ProviderError | Done | MirrorLost
+
+
+def _items(message: Message, *, streamed: bool) -> list[StreamItem | Done | MirrorLost]:
     """The stream items of one SDK message; ``streamed``: this answer's text already came as
     deltas (so a whole assistant message would repeat it). Raises the error a failure maps to."""
     if isinstance(message, StreamEvent):
@@ -85,11 +94,19 @@ def _items(message: Message, *, streamed: bool) -> list[StreamItem | Done]:
     if isinstance(message, ResultMessage):
         if message.is_error:
             raise _result_failure(message.result or " ".join(message.errors or []))
-        found: list[StreamItem | Done] = [NativeSession(message.session_id)]
+        found: list[StreamItem | Done | MirrorLost] = [NativeSession(message.session_id)]
         if message.usage:
             found.append(usage_of(message.usage))
         return [*found, Done()]
+    if isinstance(message, SystemMessage) and message.subtype == "mirror_error":
+        log.warning("claude: the session store lost transcript lines: %s", _mirror_detail(message))
+        session = message.data.get("session_id")
+        return [MirrorLost(session)] if isinstance(session, str) and session else []
     return []
+
+
+def _mirror_detail(message: SystemMessage) -> str:
+    return safe_detail(str(message.data.get("error", "")))
 
 
 async def relay(client: ClaudeSDKClient, out: asyncio.Queue[Item]) -> None:

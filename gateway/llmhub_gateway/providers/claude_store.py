@@ -162,9 +162,19 @@ class RedisSessionStore(SessionStore):
         return [json.loads(line) for line in raw] if raw else None
 
     async def exists(self, session_id: str, project_key: str = "") -> bool:
-        """Whether a main transcript is stored (a resume would find it)."""
-        key: SessionKey = {"project_key": project_key, "session_id": session_id}
-        return bool(await call(self._redis.exists(self._entries_key(key)), _WHAT))
+        """Whether a complete main transcript is stored (a resume would find all of it)."""
+        main = self._entries_key({"project_key": project_key, "session_id": session_id})
+        stored, lost = (
+            await call(self._redis.exists(main), _WHAT),
+            await call(self._redis.exists(f"{main}:lost"), _WHAT),
+        )
+        return bool(stored) and not lost
+
+    async def mark_incomplete(self, session_id: str, project_key: str = "") -> None:
+        """Lines of this transcript were lost (a mirror append failed): ``exists`` is False from
+        now on, so other replicas replay the gateway's history instead of resuming it."""
+        main = self._entries_key({"project_key": project_key, "session_id": session_id})
+        await call(self._redis.set(f"{main}:lost", "1", ex=self._ttl_s), _WHAT)
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
         index = self._sessions_key(self._project(project_key))
@@ -184,7 +194,7 @@ class RedisSessionStore(SessionStore):
         project = self._project(key["project_key"])
         entries_key = self._entries_key(key)
         subpath = key.get("subpath")
-        doomed = [entries_key, f"{entries_key}:uuids"]
+        doomed = [entries_key, f"{entries_key}:uuids", f"{entries_key}:lost"]
         async with self._redis.pipeline(transaction=True) as pipe:
             if subpath:
                 pipe.srem(self._subkeys_key(project, key["session_id"]), subpath)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from claude_agent_sdk.types import SessionKey, SessionStoreEntry
 
 from llmhub_gateway.providers.base import Usage
 from llmhub_gateway.providers.claude import ClaudeProvider, PoolLimits
@@ -126,3 +128,44 @@ async def test_a_failed_resume_falls_back_to_replay(
     assert text.endswith("next")
     assert "User: hello" in text
     assert [t["resumed"] for t in fake.turns()] == [0, 0]
+
+
+class LosingStore(RedisSessionStore):
+    """Mirrors the first batch of each session, then loses every later one (a Redis blip)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: set[str] = set()
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        if key["session_id"] in self.seen:
+            raise RuntimeError("redis went away")
+        self.seen.add(key["session_id"])
+        await super().append(key, entries)
+
+
+async def test_a_transcript_the_store_lost_lines_of_is_replayed_elsewhere(
+    tmp_path: Path, redis: aioredis.Redis, fake: Fake
+) -> None:
+    prefix = f"t{uuid.uuid4().hex}:"
+    a = claude_provider(
+        tmp_path / "a",
+        pool=PoolLimits(idle=0),
+        session_store=LosingStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub"),
+    )
+    b = claude_provider(
+        tmp_path / "b",
+        pool=PoolLimits(idle=0),
+        session_store=RedisSessionStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub"),
+    )
+    try:
+        one, native = await turn(a, chat("one"))
+        two, _ = await turn(a, follow_up("two", native, "one", one))  # its mirror is lost
+        three, _ = await turn(b, follow_up("three", native, "one", one, "two", two))
+        # A's CLI still has the whole conversation; the store lacks turn two, so B replays.
+        assert [t["resumed"] for t in fake.turns()] == [0, 0, 0]
+        assert "User: two" in three
+        assert three.endswith("three")
+    finally:
+        await a.aclose()
+        await b.aclose()
