@@ -140,6 +140,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweep_scratch(settings)
+        await registry.start()  # pre-start warm CLIs before traffic
         async with mcp.session_manager.run():
             # Imports leave ~100 MB of long-lived objects; freezing them keeps full GC passes
             # (tail-latency spikes) from walking them on every collection.

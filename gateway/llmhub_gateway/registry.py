@@ -7,9 +7,10 @@ Providers are built from Settings (adapters from ``providers/``) and each is wra
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from llmhub_common.tokens import TokenHealth, classify
-from llmhub_gateway.core.config import Settings
+from llmhub_gateway.core.config import Settings, split
 from llmhub_gateway.errors import UnknownProvider
 from llmhub_gateway.providers.base import Provider
 
@@ -77,6 +78,13 @@ class Registry:
                 found[provider.name] = problem
         return found
 
+    async def start(self) -> None:
+        """Let providers warm up (pre-start CLIs); adapters may offer ``async start()``."""
+        for provider in self._providers.values():
+            start = getattr(provider, "start", None)
+            if callable(start):
+                await start()
+
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
@@ -94,6 +102,7 @@ def build_providers(settings: Settings) -> list[Provider]:
         default_model=settings.claude_model,
         cli_path=settings.claude_cli_path,
         scratch_root=settings.scratch_dir,
+        **claude_runtime(settings),
     )
     gemini = GeminiProvider(
         auth_path=settings.gemini_auth_file(),
@@ -114,3 +123,36 @@ def build_providers(settings: Settings) -> list[Provider]:
             timeout_s=settings.gemini_timeout_seconds,
         ),
     ]
+
+
+def claude_runtime(settings: Settings) -> dict[str, Any]:
+    """The Claude adapter's runtime settings: pool limits within the memory budget, the native
+    session store on the gateway's Redis, the CLI's retries, timeout and env passthrough."""
+    from llmhub_gateway.providers.claude_pool import PoolLimits
+    from llmhub_gateway.providers.claude_store import RedisSessionStore
+    from llmhub_gateway.redis_client import connect
+
+    store = None
+    if settings.redis_url is not None and settings.claude_runtime == "warm":
+        store = RedisSessionStore(
+            connect(settings.redis_url.get_secret_value()),
+            prefix="llmhub:claude:",
+            ttl_s=settings.session_ttl_seconds,
+            single_project="llmhub",
+            owns_client=True,
+        )
+    return {
+        "runtime": settings.claude_runtime,
+        "pool": PoolLimits(
+            idle=settings.claude_pool_idle,
+            max_processes=max(1, settings.provider_memory_mb // settings.claude_pool_max_rss_mb),
+            max_turns=settings.claude_pool_max_turns,
+            max_age_s=settings.claude_pool_max_age_s,
+            max_rss_mb=settings.claude_pool_max_rss_mb,
+        ),
+        "session_store": store,
+        "env_passthrough": split(settings.claude_cli_env_passthrough),
+        "max_retries": settings.claude_max_retries,
+        "api_timeout_s": settings.claude_api_timeout_s,
+        "shutdown_grace_s": settings.shutdown_graceful_seconds,
+    }

@@ -3,26 +3,52 @@
 
 The real claude-agent-sdk runs this as ``cli_path``. The answer echoes what the fake received
 (model, whether CLAUDE_CODE_OAUTH_TOKEN was set -- never its value -- and the prompt), so tests
-can assert on the whole round trip.
+can assert on the whole round trip. Like the real CLI it stays alive for many turns (one per
+user message on stdin), and it is as strict: a user message whose text starts with ``/`` runs
+as a slash command (a canned CLI answer; the model never sees it) unless the message is marked
+``client_composed`` (the SDK's ``verbatim_prompts``).
 
-Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth; FAKE_CLI_DELAY (seconds between
-chunks in slow mode); FAKE_CLI_PIDFILE (records {"pid", "children"}, and a sleeping child is
-spawned so process-tree kills can be checked); FAKE_CLI_ARGV_FILE (records argv and cwd).
+Sessions, as the real CLI keeps them: every turn is appended to
+``$CLAUDE_CONFIG_DIR/projects/<sanitized cwd>/<session>.jsonl`` (and mirrored to the SDK as
+``transcript_mirror`` frames when run with ``--session-mirror``); ``--resume <id>`` reads that
+file back and fails when it is missing.
+
+Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | offline | quota;
+FAKE_CLI_MODE_FILE (a file holding the mode, read at each turn: steers a CLI that is already
+running, as a warm pool keeps them);
+FAKE_CLI_DELAY (seconds between chunks in slow mode); FAKE_CLI_STARTUP_S (sleep before
+answering anything, like the real CLI's start-up); FAKE_CLI_REPLY_S (sleep before each answer);
+FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
+``rate_limit_info``: a ``rate_limit_event`` is sent with each answer; ``rejected`` also fails
+the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children"} of the
+latest process, and a sleeping child is spawned so process-tree kills can be checked);
+FAKE_CLI_ARGV_FILE (records argv and cwd of the latest process); FAKE_CLI_SPAWN_LOG (one JSON
+line per process start: pid, argv, cwd, time, environment); FAKE_CLI_TURNS_FILE (one JSON line
+per turn: pid, session, the user text received, the number of transcript entries resumed).
+
+Usage as the CLI reports it: input_tokens = whitespace-separated words of the user text
+received for this turn (a replayed transcript counts all of it, a resumed session only the new
+message), output_tokens = words of the answer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 MODE = os.environ.get("FAKE_CLI_MODE", "ok")
+MODE_FILE = os.environ.get("FAKE_CLI_MODE_FILE")
 DELAY = float(os.environ.get("FAKE_CLI_DELAY", "0.3"))
-SESSION = str(uuid.uuid4())
+STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0") or 0)
+REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
+VERSION = "2.1.330 (Claude Code)"
 
 
 def emit(obj: dict[str, object]) -> None:
@@ -40,11 +66,43 @@ def option(flag: str) -> str | None:
     return None
 
 
+def transcript_path(session: str) -> Path:
+    """Where the real CLI keeps a session: the config dir, then the cwd with every
+    non-alphanumeric character replaced by '-'."""
+    config = os.environ.get("CLAUDE_CONFIG_DIR") or str(Path.home() / ".claude")
+    project = re.sub(r"[^a-zA-Z0-9]", "-", os.path.realpath(os.getcwd()))
+    return Path(config) / "projects" / project / f"{session}.jsonl"
+
+
+def load_resumed(session: str) -> list[dict[str, object]]:
+    path = transcript_path(session)
+    if not path.is_file():
+        sys.stderr.write(f"No conversation found with session ID: {session}\n")
+        sys.exit(1)
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+RESUME = option("--resume")
+SESSION = RESUME or str(uuid.uuid4())
+MIRROR = "--session-mirror" in sys.argv
+
+
 def record_startup() -> None:
     argv_file = os.environ.get("FAKE_CLI_ARGV_FILE")
     if argv_file:
         with open(argv_file, "w", encoding="utf-8") as fh:
             json.dump({"argv": sys.argv[1:], "cwd": os.getcwd()}, fh)
+    spawn_log = os.environ.get("FAKE_CLI_SPAWN_LOG")
+    if spawn_log:
+        entry = {
+            "pid": os.getpid(),
+            "argv": sys.argv[1:],
+            "cwd": os.getcwd(),
+            "time": time.time(),
+            "env": dict(os.environ),
+        }
+        with open(spawn_log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
     pidfile = os.environ.get("FAKE_CLI_PIDFILE")
     if pidfile:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
@@ -61,6 +119,10 @@ def prompt_text(message: dict[str, object]) -> str:
             str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b
         )
     return ""
+
+
+def words(text: str) -> int:
+    return len(text.split())
 
 
 def delta(text: str) -> None:
@@ -97,9 +159,6 @@ def assistant(text: str, model: str, error: str | None = None) -> None:
 
 
 def result(text: str, *, is_error: bool = False, prompt: str = "") -> None:
-    """The real CLI's result carries ``usage``; the fake's numbers are derived from the text so
-    tests can recompute them: input = characters of the prompt received (split over fresh and
-    cache-read tokens, as real answers are), output = characters of the answer."""
     message: dict[str, object] = {
         "type": "result",
         "subtype": "success",
@@ -112,12 +171,103 @@ def result(text: str, *, is_error: bool = False, prompt: str = "") -> None:
     }
     if not is_error:
         message["usage"] = {
-            "input_tokens": len(prompt) // 2,
+            "input_tokens": words(prompt),
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": len(prompt) - len(prompt) // 2,
-            "output_tokens": len(text),
+            "cache_read_input_tokens": 0,
+            "output_tokens": words(text),
         }
     emit(message)
+
+
+def rate_limit_event() -> str | None:
+    """The real CLI's ``rate_limit_event`` (wire names as claude_agent_sdk's parser reads
+    them); returns the status sent."""
+    knob = os.environ.get("FAKE_CLI_RATE_LIMIT")
+    if not knob:
+        return None
+    if knob.lstrip().startswith("{"):
+        info = json.loads(knob)
+    else:
+        info = {
+            "status": knob,
+            "resetsAt": int(time.time()) + 3600,
+            "rateLimitType": "five_hour",
+            "utilization": 1.0 if knob == "rejected" else 0.9,
+        }
+    emit(
+        {
+            "type": "rate_limit_event",
+            "rate_limit_info": info,
+            "uuid": str(uuid.uuid4()),
+            "session_id": SESSION,
+        }
+    )
+    return str(info.get("status"))
+
+
+def init_message(model: str) -> None:
+    emit(
+        {
+            "type": "system",
+            "subtype": "init",
+            "session_id": SESSION,
+            "model": model,
+            "cwd": os.getcwd(),
+            "tools": [],
+            "mcp_servers": [],
+            "permissionMode": option("--permission-mode") or "default",
+            "claude_code_version": VERSION.split()[0],
+            "uuid": str(uuid.uuid4()),
+        }
+    )
+
+
+def keep_transcript(prompt: str, text: str, parent: str | None) -> str:
+    """Append this turn to the session's JSONL (and mirror it, as ``--session-mirror`` asks);
+    returns the last entry's uuid."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    user_id, reply_id = str(uuid.uuid4()), str(uuid.uuid4())
+    entries = [
+        {
+            "type": "user",
+            "uuid": user_id,
+            "parentUuid": parent,
+            "sessionId": SESSION,
+            "timestamp": now,
+            "message": {"role": "user", "content": prompt},
+        },
+        {
+            "type": "assistant",
+            "uuid": reply_id,
+            "parentUuid": user_id,
+            "sessionId": SESSION,
+            "timestamp": now,
+            "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+        },
+    ]
+    path = transcript_path(SESSION)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for entry in entries:
+            fh.write(json.dumps(entry) + "\n")
+    if MIRROR:
+        emit({"type": "transcript_mirror", "filePath": str(path), "entries": entries})
+    return reply_id
+
+
+def record_turn(prompt: str, resumed: int) -> None:
+    turns_file = os.environ.get("FAKE_CLI_TURNS_FILE")
+    if turns_file:
+        entry = {"pid": os.getpid(), "session": SESSION, "prompt": prompt, "resumed": resumed}
+        with open(turns_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+def current_mode() -> str:
+    if MODE_FILE and os.path.exists(MODE_FILE):
+        with open(MODE_FILE, encoding="utf-8") as fh:
+            return fh.read().strip() or MODE
+    return MODE
 
 
 def hang_forever() -> None:
@@ -126,40 +276,80 @@ def hang_forever() -> None:
         time.sleep(60)
 
 
-def answer(prompt: str) -> None:
-    model = option("--model") or "claude-default"
-    token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
-    text = f"[fake-claude model={model} token={token}] {prompt}"
-    if MODE == "auth":
-        msg = "Invalid API key · Please run /login"
-        assistant(msg, model, error="authentication_failed")
-        result(msg, is_error=True)
-        sys.exit(1)
-    if MODE == "hang":
-        hang_forever()
-    if MODE == "garbage":
-        sys.stdout.write("\x1b[2J\x1b[?25lnot json at all\n{this is not: json\n")
-        sys.stdout.flush()
-        time.sleep(0.2)
-        sys.exit(0)
-    streaming = "--include-partial-messages" in sys.argv
-    third = max(1, len(text) // 3)
-    chunks = [text[i : i + third] for i in range(0, len(text), third)]
-    for i, chunk in enumerate(chunks):
-        if MODE == "crash" and i == 1:
-            # Words a log matcher would take for an auth failure; the exit status says crash.
-            sys.stderr.write("fake-claude: segmentation fault reading cached OAuth credentials\n")
-            sys.exit(3)
-        if streaming:
-            delta(chunk)
-        if MODE == "slow":
-            time.sleep(DELAY)
-    assistant(text, model)
-    result(text, prompt=prompt)
+def fail(model: str, text: str, error: str, *, exit_code: int | None = None) -> None:
+    assistant(text, model, error=error)
+    result(text, is_error=True)
+    if exit_code is not None:
+        sys.exit(exit_code)
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.resumed = load_resumed(RESUME) if RESUME else []
+        last = self.resumed[-1].get("uuid") if self.resumed else None
+        self.parent: str | None = last if isinstance(last, str) else None
+
+    def slash_command(self, prompt: str, model: str) -> None:
+        """What the real CLI does with ``/cost`` and friends: its own output, no model."""
+        text = f"[fake-claude ran the slash command {prompt.split()[0]}]"
+        init_message(model)
+        assistant(text, model)
+        result(text)
+
+    def answer(self, prompt: str, model: str) -> None:
+        mode = current_mode()
+        token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
+        text = f"[fake-claude model={model} token={token}] {prompt}"
+        record_turn(prompt, len(self.resumed))
+        if REPLY_S:
+            time.sleep(REPLY_S)
+        init_message(model)
+        if mode == "auth":
+            fail(model, "Invalid API key · Please run /login", "authentication_failed", exit_code=1)
+        if mode == "offline":
+            fail(model, "API Error: Unable to connect to API (ENOTFOUND)", "unknown")
+            return
+        if mode == "quota":
+            fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
+            return
+        if mode == "hang":
+            hang_forever()
+        if mode == "garbage":
+            sys.stdout.write("\x1b[2J\x1b[?25lnot json at all\n{this is not: json\n")
+            sys.stdout.flush()
+            time.sleep(0.2)
+            sys.exit(0)
+        if rate_limit_event() == "rejected":
+            fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
+            return
+        streaming = "--include-partial-messages" in sys.argv
+        third = max(1, len(text) // 3)
+        chunks = [text[i : i + third] for i in range(0, len(text), third)]
+        for i, chunk in enumerate(chunks):
+            if mode == "crash" and i == 1:
+                # Words a log matcher would take for an auth failure; the exit status says crash.
+                sys.stderr.write(
+                    "fake-claude: segmentation fault reading cached OAuth credentials\n"
+                )
+                sys.exit(3)
+            if streaming:
+                delta(chunk)
+            if mode == "slow":
+                time.sleep(DELAY)
+        assistant(text, model)
+        self.parent = keep_transcript(prompt, text, self.parent)
+        result(text, prompt=prompt)
 
 
 def main() -> None:
+    if "--version" in sys.argv[1:] or "-v" in sys.argv[1:]:
+        print(VERSION)
+        return
     record_startup()
+    if STARTUP_S:
+        time.sleep(STARTUP_S)
+    cli = Cli()
+    model = option("--model") or "claude-default"
     for raw in sys.stdin:
         line = raw.strip()
         if not line:
@@ -177,7 +367,11 @@ def main() -> None:
                 }
             )
         elif msg.get("type") == "user":
-            answer(prompt_text(msg.get("message") or {}))
+            prompt = prompt_text(msg.get("message") or {})
+            if prompt.startswith("/") and msg.get("client_composed") is not True:
+                cli.slash_command(prompt, model)
+            else:
+                cli.answer(prompt, model)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
         "SCRATCH_DIR": str(tmp / "scratch"),
         "LOG_LEVEL": "DEBUG",
         "FAKE_CLI_MODE": "ok",
+        # The CLI's environment is allow-listed; the fake's knobs are let through by name.
+        "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",
         **extra,
     }
 

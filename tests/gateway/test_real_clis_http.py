@@ -37,6 +37,8 @@ def test_real_clis_fail_as_json_errors_and_the_gateway_stays_ready(tmp_path: Pat
         "CLAUDE_CODE_OAUTH_TOKEN": TOKEN,
         "CLAUDE_CLI_PATH": "",  # empty = unset: the CLI bundled in claude-agent-sdk's wheel
         "CLAUDE_TIMEOUT_SECONDS": str(TIMEOUT_S),
+        # No spare warm CLI, so "nothing left behind" below covers every CLI the turn started.
+        "CLAUDE_POOL_IDLE": "0",
         "GEMINI_AUTH_PATH": str(creds),
         "GEMINI_CLI_PATH": str(REAL_GEMINI),
         "GEMINI_CLI_HOME": str(tmp_path / "gemini-home"),

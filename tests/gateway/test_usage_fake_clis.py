@@ -49,6 +49,13 @@ def _reported(text: str) -> tuple[int, int]:
     return len(received), len(text)
 
 
+def _claude_reported(text: str) -> tuple[int, int]:
+    """What fake_claude reports (as the CLI's result usage): the words it received this turn,
+    the words of its answer."""
+    received = text.split("] ", 1)[1]
+    return len(received.split()), len(text.split())
+
+
 def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess) -> None:
     alice = {"Authorization": f"Bearer {ALICE}"}
     expected_in = expected_out = 0
@@ -59,14 +66,14 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
         timeout=60,
     )
     assert first.status_code == 200, first.text
-    tokens_in, tokens_out = _reported(first.json()["text"])
+    tokens_in, tokens_out = _claude_reported(first.json()["text"])
     assert first.json()["usage"] == {"tokens_in": tokens_in, "tokens_out": tokens_out}
     expected_in, expected_out = expected_in + tokens_in, expected_out + tokens_out
     client = openai.OpenAI(base_url=f"{counted.url}/v1", api_key=ALICE, max_retries=0)
     completion = client.chat.completions.create(
         model="claude-sonnet-4-5-20250929", messages=[{"role": "user", "content": "and me too"}]
     )
-    tokens_in, tokens_out = _reported(completion.choices[0].message.content or "")
+    tokens_in, tokens_out = _claude_reported(completion.choices[0].message.content or "")
     assert completion.usage is not None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (
         tokens_in,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,21 @@ class Settings(BaseSettings):
     claude_token_expires_at: str | None = None
     claude_timeout_seconds: Seconds = 300.0
     claude_max_concurrency: Count = 4
+    # Claude runtime (claude-pool): "warm" keeps pooled CLIs alive across turns and resumes
+    # sessions natively; "cold" starts one CLI per turn and replays the history.
+    claude_runtime: Literal["warm", "cold"] = "warm"
+    claude_pool_idle: Annotated[int, Field(ge=0)] = 1  # pre-started CLIs for new sessions
+    claude_pool_max_turns: Count = 100  # a CLI is recycled after this many turns...
+    claude_pool_max_age_s: Seconds = 3600.0  # ...or this age...
+    claude_pool_max_rss_mb: Count = 300  # ...or this resident memory (also its budget share)
+    # The CLI's own retries and API timeout (CLAUDE_CODE_MAX_RETRIES / API_TIMEOUT_MS).
+    claude_max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    claude_api_timeout_s: Seconds = 60.0
+    # Extra variable names (comma list, trailing * = prefix) passed to the CLI's allow-listed
+    # environment; for test fakes and benchmarks (FAKE_CLI_*), empty in production.
+    claude_cli_env_passthrough: str = ""
+    # Memory budget for all CLI processes of this replica; the pools never grow beyond it.
+    provider_memory_mb: Count = 1536
 
     gemini_auth_path: Path | None = None
     gemini_model: str = "gemini-2.5-pro"

@@ -1,12 +1,19 @@
 """Claude through the real claude-agent-sdk, which drives the Claude Code CLI over stream-json.
 
 The agent is a pure chat model here: no built-in tools, no MCP servers, no settings or hooks
-read from the host, permission mode that denies anything not pre-approved, and a throw-away
-working directory per request. History is replayed in the prompt, so no CLI session state is
-needed and any replica can continue any session.
+read from the host, permission mode that denies anything not pre-approved, a throw-away
+working directory per CLI, and an allow-listed environment (claude_env.py). Prompts are sent
+``verbatim`` (the SDK marks them ``client_composed``), so text starting with ``/`` or ``@``
+reaches the model as the user's words instead of running a slash command or reading a file.
 
-The SDK runs inside a worker task that feeds a queue: the SDK's anyio task group then lives and
-dies in one task, whatever task consumes the stream or closes it early.
+Two runtimes (``CLAUDE_RUNTIME``):
+
+- ``warm`` (default): a pool of long-lived CLIs (claude_pool.py). A session keeps its CLI on
+  this replica; elsewhere it resumes natively from the SDK's session store (Redis,
+  claude_store.py) with ``resume``, so only the new message is sent. Without a native session
+  (first turn, no store, or a failed load) the history is replayed as one prompt.
+- ``cold``: one CLI per turn with the history replayed, as before the pool existed (kept for
+  the benchmark and as an escape hatch).
 """
 
 from __future__ import annotations
@@ -16,43 +23,47 @@ import contextlib
 import logging
 import os
 import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from claude_agent_sdk import (
-    AssistantMessage,
-    ClaudeAgentOptions,
-    ClaudeSDKClient,
-    ClaudeSDKError,
-    CLIConnectionError,
-    CLIJSONDecodeError,
-    CLINotFoundError,
-    ProcessError,
-    ResultMessage,
-    TextBlock,
-)
-from claude_agent_sdk.types import StreamEvent
+from claude_agent_sdk import ClaudeAgentOptions
 
 from llmhub_common.logging import secrets
+from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.providers.base import (
     ChatRequest,
-    ProviderAuthError,
-    ProviderCrashed,
+    NativeSession,
     ProviderError,
     ProviderNotConfigured,
-    Usage,
+    StreamItem,
 )
-from llmhub_gateway.providers.diagnostics import Tail, safe_detail
-from llmhub_gateway.providers.procs import finish, kill_tree, resolve_executable
+from llmhub_gateway.providers.claude_env import (
+    bundled_cli,
+    cli_env,
+    cli_version,
+    write_launcher,
+)
+from llmhub_gateway.providers.claude_items import Done, Item, MirrorLost, usage_of
+from llmhub_gateway.providers.claude_pool import ClaudePool, PoolLimits
+from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
+from llmhub_gateway.providers.claude_store import RedisSessionStore
+from llmhub_gateway.providers.diagnostics import Tail
+from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.transcript import render_prompt
+
+__all__ = ["ClaudeProvider", "PoolLimits", "usage_of"]
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "CLAUDE_CODE_OAUTH_TOKEN"
-OTHER_MODELS = ("sonnet", "opus", "haiku")
+# Model ids listed besides the configured default, and the CLI alias each one runs as: every
+# id starts with "claude" so the gateway routes it here.
+ALIASES = {"claude-sonnet": "sonnet", "claude-opus": "opus", "claude-haiku": "haiku"}
+OTHER_MODELS = tuple(ALIASES)
 # Belt and braces on top of tools=[]: nothing that touches the host or the network.
 DENIED_TOOLS = [
     "Bash",
@@ -70,20 +81,11 @@ DENIED_TOOLS = [
     "Task",
     "Skill",
 ]
-_WORKER_GRACE_S = 10.0
-_GRACEFUL_EXIT_S = 2.0  # a CLI that answered gets this long to exit by itself
-
-
-@dataclass(frozen=True, slots=True)
-class _Done:
-    """End of the answer."""
-
-
-_Item = str | Usage | ProviderError | _Done
+Runtime = Literal["warm", "cold"]
 
 
 class ClaudeProvider:
-    """A base.Provider starting one Claude Code CLI per request."""
+    """A base.Provider over Claude Code CLIs (pooled or one per turn)."""
 
     name = "claude"
 
@@ -94,12 +96,37 @@ class ClaudeProvider:
         default_model: str,
         cli_path: str | None,
         scratch_root: Path,
+        runtime: Runtime = "warm",
+        pool: PoolLimits | None = None,
+        session_store: RedisSessionStore | None = None,
+        env_passthrough: Sequence[str] = (),
+        max_retries: int = 2,
+        api_timeout_s: float = 60.0,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         self.default_model = default_model
+        self.runtime = runtime
         self._token = token or None
         self._cli_path = resolve_executable(cli_path) if cli_path else None
         self._scratch_root = scratch_root
+        self._store = session_store
+        self._passthrough = tuple(env_passthrough)
+        self._max_retries = max_retries
+        self._api_timeout_s = api_timeout_s
+        self._shutdown_grace_s = shutdown_grace_s
+        self._launcher_dir: Path | None = None
+        self._version: str | None = None
+        self._pool = ClaudePool(
+            self._spawn, default_key=(self._cli_model(""), None), limits=pool or PoolLimits()
+        )
         secrets.add(self._token)  # the log filter now redacts it wherever it shows up
+
+    @property
+    def pool(self) -> ClaudePool:
+        """The warm pool (metrics, tests); unused by the cold runtime."""
+        return self._pool
+
+    # -- the Provider protocol ---------------------------------------------------------------
 
     def configured(self) -> bool:
         return self._token is not None
@@ -108,48 +135,189 @@ class ClaudeProvider:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
 
     def problem(self) -> str | None:
-        """Readiness: an explicit CLAUDE_CLI_PATH must be an executable file (the SDK's
-        bundled CLI is part of the image)."""
-        path = self._cli_path
-        if path is not None and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        """Readiness: the CLI (configured, or the SDK's bundled one) must run ``--version``;
+        checked once, then remembered."""
+        real = self._real_cli()
+        if real is None or not (os.path.isfile(real) and os.access(real, os.X_OK)):
             return "claude: the Claude Code CLI is not installed or not executable"
+        if self._version is None:
+            self._version = cli_version(real)
+            if self._version is None:
+                return "claude: the Claude Code CLI does not run (`claude --version` failed)"
+            log.info("claude: CLI %s at %s", self._version, real)
         return None
 
+    async def start(self) -> None:
+        """Check the CLI's version and pre-start the warm pool's idle CLIs (at gateway start,
+        before traffic)."""
+        if self._token is None:
+            return
+        problem = await asyncio.to_thread(self.problem)
+        if problem is not None:
+            log.warning("%s", problem)
+        elif self.runtime == "warm":
+            self._pool.start()
+
+    def admit(self, request: ChatRequest) -> None:
+        """Before a stream starts: ProviderBusy (with retry_after) when no CLI can be had."""
+        if self.runtime == "warm" and self._token is not None:
+            self._pool.admit(request, self._key(request))
+
     async def aclose(self) -> None:
-        """Per-request dirs are removed as requests end; drop the root if nothing is left."""
+        """Let turns in flight finish (bounded), stop every CLI, drop the temp dirs."""
+        await self._pool.aclose(self._shutdown_grace_s)
+        if self._store is not None:
+            await self._store.aclose()
+        if self._launcher_dir is not None:
+            shutil.rmtree(self._launcher_dir, ignore_errors=True)
+            self._launcher_dir = None
         with contextlib.suppress(OSError):
             self._scratch_root.rmdir()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         if self._token is None:
             raise ProviderNotConfigured("claude: no OAuth token configured")
-        scratch = self._scratch_root / uuid.uuid4().hex
-        scratch.mkdir(parents=True, mode=0o700)
-        stderr_tail = Tail()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
-        client = ClaudeSDKClient(self._options(request, scratch, stderr_tail))
-        worker = asyncio.create_task(_drive(client, render_prompt(request), queue, stderr_tail))
+        if not self._real_cli_ok():
+            raise ProviderNotConfigured("claude: the Claude Code CLI was not found")
+        turn = self._warm(request) if self.runtime == "warm" else self._cold(request)
+        async with contextlib.aclosing(turn):  # an early close reaches the turn's cleanup
+            async for item in turn:
+                yield item
+
+    # -- runtimes ----------------------------------------------------------------------------
+
+    async def _cold(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
+        proc = self._spawn(self._key(request), None, 0)
         answered = False
         try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, _Done):
-                    answered = True
-                    return
-                if isinstance(item, ProviderError):
-                    raise item
-                yield item
+            async with contextlib.aclosing(_consume(proc, render_prompt(request))) as items:
+                async for item in items:
+                    if not isinstance(item, NativeSession | MirrorLost):  # nothing survives
+                        yield item
+            answered = True
         finally:
-            await finish(_cleanup(client, worker, scratch, graceful=answered))
+            await finish(proc.close(graceful=answered))
 
-    def _options(self, request: ChatRequest, scratch: Path, stderr: Tail) -> ClaudeAgentOptions:
+    async def _warm(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
+        key = self._key(request)
+        proc, native = await self._acquire(request, key)
+        prompt = request.prompt if native else render_prompt(request)
+        answered = False
+        try:
+            async with contextlib.aclosing(_consume(proc, prompt)) as items:
+                async for item in items:
+                    if isinstance(item, MirrorLost):
+                        await self._mirror_lost(item.session_id)
+                        continue
+                    if isinstance(item, NativeSession):
+                        proc.session = item.id
+                        if item.id == request.native_session:
+                            continue
+                    yield item
+            answered = True
+        finally:
+            self._pool.give_back(proc, ok=answered, context=len(request.history) + 2)
+            if not answered:  # the CLI is mid-turn or broken: kill it before the slot frees
+                await finish(proc.close(graceful=False))
+
+    async def _acquire(self, request: ChatRequest, key: Key) -> tuple[ClaudeProcess, bool]:
+        """A ready process for this turn; a native resume that fails falls back to replay."""
+        resume = await self._can_resume(request, key)
+        proc, native = self._pool.take(request, key, resume=resume)
+        try:
+            await proc.ready.wait()
+            if proc.failure is not None and proc.resumed and proc.turns == 0:
+                log.warning("claude: resuming the CLI's session failed; replaying the history")
+                self._pool.discard(proc)
+                proc, native = self._pool.take(
+                    replace(request, native_session=None), key, resume=False
+                )
+                await proc.ready.wait()
+        except BaseException:
+            self._pool.discard(proc)
+            raise
+        if proc.failure is not None:
+            failure = proc.failure
+            self._pool.discard(proc)
+            raise failure
+        return proc, native
+
+    async def _mirror_lost(self, session_id: str) -> None:
+        """This CLI still holds the whole conversation, but the store's copy is incomplete:
+        other replicas must replay instead of resuming it."""
+        if self._store is None:
+            return
+        try:
+            await self._store.mark_incomplete(session_id)
+        except StoreUnavailable:
+            log.warning("claude: could not mark an incomplete transcript in the session store")
+
+    async def _can_resume(self, request: ChatRequest, key: Key) -> bool:
+        """Whether a new CLI can resume this conversation from the store (no live CLI has it
+        here, and the store holds its transcript)."""
+        native = request.native_session
+        if native is None or self._store is None:
+            return False
+        if self._pool.session_process(request, key) is not None:
+            return False
+        try:
+            return await self._store.exists(native)
+        except StoreUnavailable:
+            log.warning("claude: the session store is unreachable; replaying the history")
+            return False
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _key(self, request: ChatRequest) -> Key:
+        return (self._cli_model(request.model), request.system)
+
+    def _cli_model(self, model: str) -> str:
+        chosen = model or self.default_model
+        return ALIASES.get(chosen, chosen)
+
+    def _real_cli(self) -> str | None:
+        return self._cli_path or bundled_cli()
+
+    def _real_cli_ok(self) -> bool:
+        real = self._real_cli()
+        return real is not None and os.path.isfile(real) and os.access(real, os.X_OK)
+
+    def _launcher(self) -> Path:
+        if self._launcher_dir is None:
+            self._launcher_dir = Path(tempfile.mkdtemp(prefix="llmhub-claude-"))
+        path = self._launcher_dir / "claude"
+        return path if path.exists() else write_launcher(path)
+
+    def _spawn(self, key: Key, session: str | None, context: int) -> ClaudeProcess:
+        scratch = self._scratch_root / uuid.uuid4().hex
+        scratch.mkdir(parents=True, mode=0o700)
+        stderr = Tail()
+        options = self._options(key, scratch, stderr, resume=session)
+        return ClaudeProcess(
+            options, key=key, scratch=scratch, stderr=stderr, session=session, context=context
+        )
+
+    def _options(
+        self, key: Key, scratch: Path, stderr: Tail, *, resume: str | None
+    ) -> ClaudeAgentOptions:
         assert self._token is not None
+        real = self._real_cli()
+        assert real is not None
+        model, system = key
+        explicit = {TOKEN_ENV: self._token, "CLAUDE_CONFIG_DIR": str(scratch / ".claude")}
+        env = cli_env(
+            real,
+            explicit,
+            passthrough=self._passthrough,
+            max_retries=self._max_retries,
+            api_timeout_s=self._api_timeout_s,
+        )
         return ClaudeAgentOptions(
-            model=request.model or self.default_model,
-            system_prompt=request.system,
-            cli_path=self._cli_path,
+            model=model,
+            system_prompt=system,
+            cli_path=self._launcher(),
             cwd=scratch,
-            env={TOKEN_ENV: self._token, "CLAUDE_CONFIG_DIR": str(scratch / ".claude")},
+            env=env,
             tools=[],
             allowed_tools=[],
             disallowed_tools=DENIED_TOOLS,
@@ -157,133 +325,25 @@ class ClaudeProvider:
             setting_sources=[],
             strict_mcp_config=True,
             include_partial_messages=True,
+            verbatim_prompts=True,
+            session_store=self._store if self.runtime == "warm" else None,
+            resume=resume,
             stderr=stderr.add,
         )
 
 
-async def _drive(
-    client: ClaudeSDKClient, prompt: str, queue: asyncio.Queue[_Item], stderr: Tail
-) -> None:
-    """Run one exchange and put text deltas, then _Done or a ProviderError, on the queue."""
-    try:
-        await client.connect()
-        await client.query(prompt)
-        await _relay(client, queue)
-    except ProviderError as exc:
-        queue.put_nowait(exc)
-    except Exception as exc:  # everything the SDK raises ends as one of ours
-        queue.put_nowait(_map_sdk_error(exc, stderr.text()))
-    finally:
-        # Never leave the reader waiting; after a _Done or an error this is never read.
-        queue.put_nowait(ProviderCrashed("claude: the adapter stopped unexpectedly"))
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-
-
-async def _relay(client: ClaudeSDKClient, queue: asyncio.Queue[_Item]) -> None:
-    streamed = False
-    async for message in client.receive_response():
-        if isinstance(message, StreamEvent):
-            text = _delta_text(message.event)
-            if text:
-                streamed = True
-                queue.put_nowait(text)
-        elif isinstance(message, AssistantMessage):
-            if message.error == "authentication_failed":
-                raise ProviderAuthError("claude: the CLI rejected the OAuth token")
-            if message.error:
-                raise ProviderError(f"claude: the API answered {message.error}")
-            if not streamed:  # no partial messages came: send the whole text at once
-                for block in message.content:
-                    if isinstance(block, TextBlock) and block.text:
-                        queue.put_nowait(block.text)
-            streamed = False
-        elif isinstance(message, ResultMessage):
-            if message.is_error:
-                raise _result_failure(message.result or " ".join(message.errors or []))
-            if message.usage:
-                queue.put_nowait(usage_of(message.usage))
-            queue.put_nowait(_Done())
+async def _consume(
+    proc: ClaudeProcess, prompt: str
+) -> AsyncGenerator[StreamItem | MirrorLost, None]:
+    """Run one turn on ``proc`` and yield its items until Done (errors raise)."""
+    await proc.ready.wait()
+    if proc.failure is not None:
+        raise proc.failure
+    out: asyncio.Queue[Item] = proc.submit(prompt)
+    while True:
+        item = await out.get()
+        if isinstance(item, Done):
             return
-    raise ProviderCrashed("claude: the CLI ended without a result")
-
-
-def _delta_text(event: dict[str, Any]) -> str | None:
-    if event.get("type") != "content_block_delta":
-        return None
-    delta = event.get("delta") or {}
-    text = delta.get("text") if delta.get("type") == "text_delta" else None
-    return text if isinstance(text, str) else None
-
-
-def _result_failure(detail: str) -> ProviderError:
-    """An error result; auth failures arrive structured (``AssistantMessage.error``), so this
-    is a category for the client and the text for the log."""
-    log.warning("claude reported an error: %s", safe_detail(detail))
-    return ProviderError("claude: the provider reported an error")
-
-
-def _map_sdk_error(exc: Exception, stderr: str) -> ProviderError:
-    """Sort SDK failures into the base.py tree; messages stay free of secrets and stderr."""
-    if isinstance(exc, CLINotFoundError):
-        return ProviderNotConfigured("claude: the Claude Code CLI was not found")
-    if isinstance(exc, ProcessError):  # classified by its exit status, not its stderr words
-        log.warning("claude CLI failed: %s | %s", safe_detail(str(exc)), safe_detail(stderr))
-        return ProviderCrashed(f"claude: the CLI exited with status {exc.exit_code}")
-    if isinstance(exc, CLIJSONDecodeError):
-        return ProviderCrashed("claude: the CLI wrote output that is not valid JSON")
-    if isinstance(exc, CLIConnectionError | ClaudeSDKError):
-        log.warning("claude CLI failed: %s", safe_detail(str(exc)))
-        return ProviderCrashed("claude: lost the connection to the CLI")
-    log.warning("claude adapter failed: %s", safe_detail(repr(exc)))
-    return ProviderError("claude: unexpected failure")
-
-
-async def _cleanup(
-    client: ClaudeSDKClient, worker: asyncio.Task[None], scratch: Path, *, graceful: bool
-) -> None:
-    try:
-        await _stop(client, worker, graceful=graceful)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-async def _stop(client: ClaudeSDKClient, worker: asyncio.Task[None], *, graceful: bool) -> None:
-    """Let a finished CLI exit on its own briefly; otherwise kill its tree, then the worker."""
-    loop = asyncio.get_running_loop()
-    if graceful:
-        await asyncio.wait([worker], timeout=_GRACEFUL_EXIT_S)
-    killed: set[int] = set()
-    deadline = loop.time() + _WORKER_GRACE_S
-    # Looping covers a close that comes before the SDK has even spawned the CLI.
-    while not worker.done() and loop.time() < deadline:
-        pid = _cli_pid(client)
-        if pid is not None and pid not in killed:
-            killed.add(pid)
-            await kill_tree(pid)
-        await asyncio.wait([worker], timeout=0.1)
-    if not worker.done():
-        worker.cancel()
-        await asyncio.wait([worker], timeout=_WORKER_GRACE_S)
-
-
-def _cli_pid(client: ClaudeSDKClient) -> int | None:
-    """The CLI's PID. The SDK keeps its process private, hence the defensive lookup."""
-    transport = getattr(client, "_transport", None)
-    process = getattr(transport, "_process", None)
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
-
-
-def usage_of(usage: dict[str, Any]) -> Usage:
-    """Tokens from the CLI's ``result``: every input token (fresh, cache writes, cache reads:
-    all count against the subscription's use) and the output tokens."""
-
-    def count(key: str) -> int:
-        value = usage.get(key)
-        return value if isinstance(value, int) and value > 0 else 0
-
-    tokens_in = sum(
-        count(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
-    return Usage(tokens_in=tokens_in, tokens_out=count("output_tokens"))
+        if isinstance(item, ProviderError):
+            raise item
+        yield item

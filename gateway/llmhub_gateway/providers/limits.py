@@ -78,6 +78,12 @@ class Limited:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    # Optional hook of the inner adapter (a warm pool): passed through when present.
+    async def start(self) -> None:
+        start = getattr(self.inner, "start", None)
+        if callable(start):
+            await start()
+
     def _taken(self) -> int:
         now = time.monotonic()
         for key in [k for k, (_, deadline) in self._admitted.items() if deadline <= now]:

@@ -6,15 +6,16 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from llmhub_gateway.providers import procs
-from llmhub_gateway.providers.base import ChatRequest, Provider, Turn, Usage
-from llmhub_gateway.providers.claude import ClaudeProvider
+from llmhub_gateway.providers.base import ChatRequest, Provider, StreamItem, Turn
+from llmhub_gateway.providers.claude import ClaudeProvider, PoolLimits
 from llmhub_gateway.providers.gemini import GeminiProvider
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
@@ -47,7 +48,7 @@ async def collect(provider: Provider, request: ChatRequest) -> list[str]:
     return [d for d in await collect_all(provider, request) if isinstance(d, str)]
 
 
-async def collect_all(provider: Provider, request: ChatRequest) -> list[str | Usage]:
+async def collect_all(provider: Provider, request: ChatRequest) -> list[StreamItem]:
     return [delta async for delta in provider.stream(request)]
 
 
@@ -82,14 +83,28 @@ def pidfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture
-def claude(tmp_path: Path) -> ClaudeProvider:
-    return ClaudeProvider(
-        token=FAKE_TOKEN,
-        default_model="claude-sonnet-4-5-20250929",
-        cli_path=str(FAKE_CLAUDE),
-        scratch_root=tmp_path / "claude-scratch",
-    )
+def claude_provider(tmp_path: Path, **extra: Any) -> ClaudeProvider:
+    """The adapter over the fake CLI; the fake's FAKE_CLI_* knobs pass its env allow-list."""
+    settings: dict[str, Any] = {
+        "token": FAKE_TOKEN,
+        "default_model": "claude-sonnet-4-5-20250929",
+        "cli_path": str(FAKE_CLAUDE),
+        "scratch_root": tmp_path / "claude-scratch",
+        "env_passthrough": ("FAKE_CLI_*",),
+        "pool": PoolLimits(idle=0),
+        "shutdown_grace_s": 2.0,
+        **extra,
+    }
+    return ClaudeProvider(**settings)
+
+
+@pytest.fixture(params=["warm", "cold"])
+async def claude(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ClaudeProvider]:
+    """Each runtime in turn: a warm pool (no pre-started spare, so each test sees only the
+    CLIs its own turns start) and one CLI per turn."""
+    provider = claude_provider(tmp_path, runtime=request.param)
+    yield provider
+    await provider.aclose()
 
 
 @pytest.fixture

@@ -7,16 +7,18 @@ worst -- within a bound, and leave no process behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
+from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ClaudeSDKClient, TextBlock
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ProviderAuthError, ProviderError
-from llmhub_gateway.providers.claude import ClaudeProvider
+from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudeProvider, PoolLimits
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.limits import Limited
 from tests.gateway.providers.conftest import FAKE_TOKEN, REAL_GEMINI, chat, collect, our_zombies
@@ -28,19 +30,34 @@ pytestmark = pytest.mark.slow
 
 
 async def test_bundled_claude_cli_fails_within_the_bound(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = ClaudeProvider(
         token=FAKE_TOKEN,
         default_model="claude-sonnet-4-5-20250929",
         cli_path=None,  # the CLI bundled in the SDK's wheel
         scratch_root=tmp_path / "scratch",
+        pool=PoolLimits(idle=1),
+        max_retries=0,
     )
+    assert provider.problem() is None  # `claude --version` of the bundled CLI runs
+    # Offline, the CLI's own start-up waits ~18 s on its policy fetch; the warm pool pays
+    # that ahead of the first turn (and a plain SDK client starts alongside, see below).
+    await provider.start()
+    plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
+    await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
     limited = Limited(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
-        await collect(limited, chat("hello"))
-    assert time.monotonic() - started < BOUND_S + 12  # the deadline plus the TERM/KILL grace
+        await collect(limited, chat("/cost"))
+    # No retries configured: the CLI's own reason comes back in seconds, not after minutes.
+    assert time.monotonic() - started < 5
+    assert "cannot reach the Anthropic API" in str(caught.value)
+    assert "ENOTFOUND" in caplog.text  # the CLI's words, in the log
+    # The adapter's "/cost" went to the model (hence the network error); sent plainly, the real
+    # CLI runs it as its slash command and answers by itself, offline.
+    assert "Estimated cost" in await asyncio.wait_for(plain, 40)
+    await provider.aclose()
     assert_no_leak(str(caught.value) + "".join(capfd.readouterr()), claude_token=FAKE_TOKEN)
     assert our_zombies() == []
     assert not any("_bundled/claude" in _cmdline(p) for p in procs.descendants(os.getpid()))
@@ -67,6 +84,23 @@ async def test_real_gemini_cli_fails_within_the_bound(tmp_path: Path, gemini_cre
     assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
         "selectedType": "oauth-personal"
     }
+
+
+async def _plain_sdk_answer(prompt: str, tmp_path: Path) -> str:
+    """What the bundled CLI answers to a plain (not verbatim) SDK query."""
+    options = ClaudeAgentOptions(
+        cwd=tmp_path,
+        env={TOKEN_ENV: FAKE_TOKEN, "CLAUDE_CONFIG_DIR": str(tmp_path / "plain-config")},
+        setting_sources=[],
+        tools=[],
+    )
+    texts: list[str] = []
+    async with ClaudeSDKClient(options) as client:
+        await client.query(prompt)
+        async for message in client.receive_response():
+            if isinstance(message, AssistantMessage):
+                texts += [b.text for b in message.content if isinstance(b, TextBlock)]
+    return "".join(texts)
 
 
 def _cmdline(pid: int) -> str:

@@ -1,0 +1,238 @@
+"""A bounded pool of warm Claude CLIs on this replica.
+
+Starting the CLI costs seconds (the SDK's initialize handshake), so processes outlive turns:
+each active session keeps its process (its context already holds the conversation), and a few
+idle processes for the default model and no system prompt are started ahead, so a new session
+pays no start-up. A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or
+``max_rss_mb`` of memory, replaced when it crashed or hung, and the pool never holds more than
+``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
+when every process is busy the caller gets ProviderBusy before anything is spawned.
+
+Choosing a process never awaits, so two turns can never take the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
+from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
+from llmhub_gateway.providers.procs import background
+
+log = logging.getLogger("llmhub_gateway.providers.claude")
+
+# (key, session to resume or None, transcript turns that session holds) -> a starting process
+Spawn = Callable[[Key, str | None, int], ClaudeProcess]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    idle: int = 1
+    max_processes: int = 4
+    max_turns: int = 100
+    max_age_s: float = 3600.0
+    max_rss_mb: float = 300.0
+    check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
+    start_backoff_s: float = 30.0  # no new spares this long after one failed to start
+
+
+class ClaudePool:
+    def __init__(self, spawn: Spawn, *, default_key: Key, limits: PoolLimits) -> None:
+        self._spawn = spawn
+        self._default_key = default_key
+        self.limits = limits
+        self._procs: list[ClaudeProcess] = []
+        self._closing = False
+        self._quiet = asyncio.Event()  # set while no turn is running (shutdown waits on it)
+        self._quiet.set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._no_spares_until = 0.0
+
+    @property
+    def processes(self) -> list[ClaudeProcess]:
+        """Live processes (for metrics and tests)."""
+        return list(self._procs)
+
+    def start(self) -> None:
+        """Pre-start the idle processes and watch them (needs a running loop): a spare that
+        died or aged out is replaced even while no turn comes."""
+        self._refill()
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.limits.check_s)
+            self._refill()
+
+    # -- choosing a process ------------------------------------------------------------------
+
+    def session_process(self, request: ChatRequest, key: Key) -> ClaudeProcess | None:
+        """The live process already holding this conversation, if it is current; a process
+        that missed turns (they ran on another replica) or lost its CLI is dropped."""
+        native = request.native_session
+        if native is None:
+            return None
+        for proc in self._procs:
+            if proc.session != native or proc.busy:
+                continue
+            if proc.key == key and proc.alive() and proc.context == len(request.history):
+                return proc
+            self._drop(proc, graceful=proc.alive())
+        return None
+
+    def admit(self, request: ChatRequest, key: Key) -> None:
+        """Raise ProviderBusy when no process could be had for this request now."""
+        if self._closing:
+            raise ProviderBusy("claude: this replica is shutting down", retry_after=1)
+        self._sweep()
+        if self.session_process(request, key) or self._idle(key) or self._has_room():
+            return
+        raise ProviderBusy(
+            f"claude: all {self.limits.max_processes} CLI processes are busy", retry_after=2
+        )
+
+    def take(self, request: ChatRequest, key: Key, *, resume: bool) -> tuple[ClaudeProcess, bool]:
+        """A process for this turn, marked busy, and whether it holds (or will resume) the
+        conversation natively; otherwise the caller replays the history."""
+        self.admit(request, key)
+        proc = self.session_process(request, key)
+        native = proc is not None
+        if proc is None and resume and request.native_session is not None:
+            self._make_room()
+            proc = self._add(key, request.native_session, len(request.history))
+            native = True
+        if proc is None:
+            proc = self._idle(key)
+        if proc is None:
+            self._make_room()
+            proc = self._add(key, None, 0)
+        proc.busy = True
+        self._quiet.clear()
+        self._refill()
+        return proc, native
+
+    def _settled(self) -> None:
+        if not any(p.busy for p in self._procs):
+            self._quiet.set()
+
+    def give_back(self, proc: ClaudeProcess, *, ok: bool, context: int) -> None:
+        """After a turn: keep a healthy process for its session, recycle or drop the rest."""
+        proc.busy = False
+        self._settled()
+        proc.turns += 1
+        proc.last_used = time.monotonic()
+        proc.context = context
+        if not ok or not proc.alive():
+            self._drop(proc, graceful=False)
+        elif self._worn(proc):
+            log.info("claude: recycling a CLI after %d turns", proc.turns)
+            self._drop(proc, graceful=True)
+        self._refill()
+
+    def discard(self, proc: ClaudeProcess) -> None:
+        """A process that failed before its turn (start-up failed): drop it."""
+        proc.busy = False
+        self._drop(proc, graceful=False)
+        self._settled()
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    def _worn(self, proc: ClaudeProcess) -> bool:
+        limits = self.limits
+        return (
+            proc.turns >= limits.max_turns
+            or time.monotonic() - proc.started >= limits.max_age_s
+            or proc.rss_mb() >= limits.max_rss_mb
+        )
+
+    def _idle(self, key: Key) -> ClaudeProcess | None:
+        """A pre-started process with this key that has served nobody yet (may be starting)."""
+        for proc in self._procs:
+            fresh = proc.session is None and proc.turns == 0 and not proc.resumed
+            if fresh and not proc.busy and proc.key == key and proc.alive():
+                return proc
+        return None
+
+    def _has_room(self) -> bool:
+        return len(self._procs) < self.limits.max_processes or self._victim() is not None
+
+    def _victim(self) -> ClaudeProcess | None:
+        """The idle process to evict first: the least recently used session, then spares."""
+        idle = [p for p in self._procs if not p.busy]
+        if not idle:
+            return None
+        return min(idle, key=lambda p: (p.session is None, p.last_used))
+
+    def _make_room(self) -> None:
+        if len(self._procs) < self.limits.max_processes:
+            return
+        victim = self._victim()
+        if victim is None:
+            raise ProviderBusy(
+                f"claude: all {self.limits.max_processes} CLI processes are busy", retry_after=2
+            )
+        self._drop(victim, graceful=True)
+
+    def _add(self, key: Key, session: str | None, context: int) -> ClaudeProcess:
+        proc = self._spawn(key, session, context)
+        self._procs.append(proc)
+        return proc
+
+    def _drop(self, proc: ClaudeProcess, *, graceful: bool) -> None:
+        if proc in self._procs:
+            self._procs.remove(proc)
+        background(proc.close(graceful=graceful))
+
+    def _sweep(self) -> None:
+        """Drop idle processes that died (crashed between turns) or grew too old."""
+        for proc in list(self._procs):
+            if proc.busy:
+                continue
+            if proc.ready.is_set() and not proc.alive():
+                if proc.failure is not None and proc.turns == 0:
+                    log.warning("claude: a CLI failed to start: %s", proc.failure)
+                    self._no_spares_until = time.monotonic() + self.limits.start_backoff_s
+                else:
+                    log.warning("claude: a CLI exited while idle; replacing it")
+                self._drop(proc, graceful=False)
+            elif time.monotonic() - proc.started >= self.limits.max_age_s:
+                self._drop(proc, graceful=True)
+
+    def _refill(self) -> None:
+        """Keep ``idle`` spare processes for the default key, within the budget."""
+        if self._closing:
+            return
+        self._sweep()
+        if time.monotonic() < self._no_spares_until:
+            return
+        spares = sum(1 for p in self._procs if p is self._idle_of(p))
+        while spares < self.limits.idle and len(self._procs) < self.limits.max_processes:
+            self._add(self._default_key, None, 0)
+            spares += 1
+
+    def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
+        spare = (
+            not proc.busy
+            and proc.session is None
+            and proc.turns == 0
+            and proc.key == self._default_key
+            and not proc.resumed
+        )
+        return proc if spare else None
+
+    async def aclose(self, grace_s: float) -> None:
+        """Shutdown: no new turns; turns in flight get ``grace_s`` to finish; then every CLI
+        is stopped (idle ones gracefully, the rest killed with their process tree)."""
+        self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), grace_s)
+        procs, self._procs = self._procs, []
+        await asyncio.gather(*(p.close(graceful=not p.busy) for p in procs))

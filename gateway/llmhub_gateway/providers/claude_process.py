@@ -1,0 +1,168 @@
+"""One Claude Code CLI in streaming-input mode, serving many turns one after another.
+
+The SDK requires one client to be driven from one task (its anyio task group lives in the task
+that connected it). So each process has a worker task that owns the client: it connects, then
+takes turns from an inbox and puts each turn's items on that turn's own queue. Whoever consumes
+a turn, and whichever task closes the process, never touches the client itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+
+from llmhub_gateway.providers.base import ProviderCrashed, ProviderError
+from llmhub_gateway.providers.claude_items import Item, map_sdk_error, relay
+from llmhub_gateway.providers.diagnostics import Tail
+from llmhub_gateway.providers.procs import descendants, kill_tree, running
+
+_WORKER_GRACE_S = 10.0
+GRACEFUL_EXIT_S = 2.0  # a CLI whose stdin was closed gets this long to exit by itself
+
+# What a process is bound to: the model and the system prompt it was started with.
+Key = tuple[str, str | None]
+
+
+@dataclass(slots=True)
+class _Job:
+    prompt: str
+    out: asyncio.Queue[Item]
+
+
+class ClaudeProcess:
+    """A CLI and the task that owns its client. ``session`` is the CLI's session id once it
+    reported one; ``context`` counts the transcript turns (user and assistant messages) the
+    CLI holds, so a process that missed turns (answered on another replica) is never reused."""
+
+    def __init__(
+        self,
+        options: ClaudeAgentOptions,
+        *,
+        key: Key,
+        scratch: Path,
+        stderr: Tail,
+        session: str | None = None,
+        context: int = 0,
+    ) -> None:
+        self.key = key
+        self.scratch = scratch
+        self.stderr = stderr
+        self.session = session
+        self.resumed = session is not None
+        self.context = context
+        self.turns = 0
+        self.started = time.monotonic()
+        self.last_used = self.started
+        self.busy = False
+        self.closed = False
+        self.failure: ProviderError | None = None
+        self.ready = asyncio.Event()
+        self._client = ClaudeSDKClient(options)
+        self._inbox: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._closing: asyncio.Future[None] | None = None
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            try:
+                await self._client.connect()
+            except Exception as exc:  # everything the SDK raises ends as one of ours
+                self.failure = map_sdk_error(exc, self.stderr.text())
+                return
+            finally:
+                self.ready.set()
+            while (job := await self._inbox.get()) is not None:
+                try:
+                    await self._client.query(job.prompt)
+                    await relay(self._client, job.out)
+                except Exception as exc:
+                    self.failure = map_sdk_error(exc, self.stderr.text())
+                    job.out.put_nowait(self.failure)
+                    return
+                finally:
+                    # Never leave the reader waiting; after Done or an error this is never read.
+                    job.out.put_nowait(ProviderCrashed("claude: the adapter stopped unexpectedly"))
+        finally:
+            with contextlib.suppress(Exception):
+                await self._client.disconnect()
+
+    def submit(self, prompt: str) -> asyncio.Queue[Item]:
+        """Start a turn; its items (ending with Done or an error) arrive on the queue."""
+        out: asyncio.Queue[Item] = asyncio.Queue()
+        self._inbox.put_nowait(_Job(prompt, out))
+        return out
+
+    @property
+    def pid(self) -> int | None:
+        """The CLI's PID. The SDK keeps its process private, hence the defensive lookup."""
+        transport = getattr(self._client, "_transport", None)
+        process = getattr(transport, "_process", None)
+        pid = getattr(process, "pid", None)
+        return pid if isinstance(pid, int) else None
+
+    def alive(self) -> bool:
+        """Usable for another turn: not closed or failed, and (once spawned) still running."""
+        if self.closed or self.failure is not None or self._task.done():
+            return False
+        pid = self.pid
+        return pid is None or running(pid)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the CLI and its children, from /proc."""
+        pid = self.pid
+        if pid is None:
+            return 0.0
+        total_kb = 0
+        for each in (pid, *descendants(pid)):
+            with (
+                contextlib.suppress(OSError, ValueError),
+                open(f"/proc/{each}/status", encoding="ascii", errors="replace") as fh,
+            ):
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+        return total_kb / 1024
+
+    async def close(self, *, graceful: bool) -> None:
+        """Stop the CLI: a graceful close lets it exit after its stdin closes; then (or at
+        once) its whole tree is killed and the worker task ended. Its scratch dir goes too.
+        Closing twice waits for the first close."""
+        if self._closing is None:
+            self.closed = True
+            self._inbox.put_nowait(None)
+            self._closing = asyncio.ensure_future(self._close(graceful=graceful))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, *, graceful: bool) -> None:
+        try:
+            await self._stop(graceful=graceful)
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    async def _stop(self, *, graceful: bool) -> None:
+        loop = asyncio.get_running_loop()
+        pid = self.pid
+        tree = [pid, *descendants(pid)] if pid is not None else []
+        if graceful:
+            await asyncio.wait([self._task], timeout=GRACEFUL_EXIT_S)
+        for leftover in tree:  # children the CLI left behind when it exited by itself
+            if running(leftover):
+                await kill_tree(leftover)
+        killed: set[int] = set()
+        deadline = loop.time() + _WORKER_GRACE_S
+        # Looping covers a close that comes before the SDK has even spawned the CLI.
+        while not self._task.done() and loop.time() < deadline:
+            pid = self.pid
+            if pid is not None and pid not in killed:
+                killed.add(pid)
+                await kill_tree(pid)
+            await asyncio.wait([self._task], timeout=0.1)
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=_WORKER_GRACE_S)
