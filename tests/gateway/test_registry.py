@@ -21,7 +21,7 @@ def test_every_model_the_real_adapters_list_maps_back_to_them(tmp_path: Path) ->
     )
     registry = Registry(build_providers(settings), settings)
     listed = [(p.name, m) for p in registry.configured() for m in p.models()]
-    assert ("claude", "sonnet") in listed
+    assert ("claude", "claude-sonnet") in listed  # the CLI's alias, under a routable id
     assert ("claude", "opus") in listed
     assert {name for name, _ in listed} == {"claude", "gemini"}
     for name, model in listed:
