@@ -96,9 +96,11 @@ class Gateway:
             "CLAUDE_MAX_CONCURRENCY": cap,
             "GEMINI_MAX_CONCURRENCY": cap,
             "PROVIDER_MEMORY_MB": "16384",
+            "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",  # the fakes' knobs through the allow-list
             "FAKE_CLI_MODE": "ok",
             "FAKE_CLI_STARTUP_S": str(startup_s),
             "FAKE_CLI_REPLY_S": str(REPLY_S),
+            "FAKE_CLI_ECHO_CHARS": "40",  # short answers: a replayed transcript grows linearly
             **MODES[mode],
         }
         self.proc: psutil.Popen | None = None

@@ -18,6 +18,8 @@ FAKE_CLI_MODE_FILE (a file holding the mode, read at each turn: steers a CLI tha
 running, as a warm pool keeps them);
 FAKE_CLI_DELAY (seconds between chunks in slow mode); FAKE_CLI_STARTUP_S (sleep before
 answering anything, like the real CLI's start-up); FAKE_CLI_REPLY_S (sleep before each answer);
+FAKE_CLI_ECHO_CHARS (echo at most this many characters of the prompt: replayed transcripts stay
+linear, for the benchmark);
 FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
 ``rate_limit_info``: a ``rate_limit_event`` is sent with each answer; ``rejected`` also fails
 the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children"} of the
@@ -48,6 +50,7 @@ MODE_FILE = os.environ.get("FAKE_CLI_MODE_FILE")
 DELAY = float(os.environ.get("FAKE_CLI_DELAY", "0.3"))
 STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0") or 0)
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
+ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)  # 0: echo the whole prompt
 VERSION = "2.1.330 (Claude Code)"
 
 
@@ -299,7 +302,8 @@ class Cli:
     def answer(self, prompt: str, model: str) -> None:
         mode = current_mode()
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
-        text = f"[fake-claude model={model} token={token}] {prompt}"
+        echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
+        text = f"[fake-claude model={model} token={token}] {echo}"
         record_turn(prompt, len(self.resumed))
         if REPLY_S:
             time.sleep(REPLY_S)
