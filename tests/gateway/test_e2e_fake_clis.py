@@ -37,6 +37,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
         "SCRATCH_DIR": str(tmp / "scratch"),
         "LOG_LEVEL": "DEBUG",
         "FAKE_CLI_MODE": "ok",
+        "GEMINI_CLI_PASS_ENV": "FAKE_CLI_*",  # the CLI's env is allow-listed
         **extra,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     # Gemini Code Assist accounts need their Google Cloud project; unset: the key the operator
     # writes into the Gemini Secret (spec.gemini.projectId), if any.
     google_cloud_project: str | None = None
+
+    # Gemini runtime (gemini-acp): warm `gemini --experimental-acp` processes, several sessions
+    # each ("acp"; falls back to "pty" by itself when the CLI has no ACP), or one PTY process
+    # per turn ("pty").
+    gemini_runtime: Literal["acp", "pty"] = "acp"
+    gemini_acp_processes: Count = 2
+    gemini_acp_sessions_per_process: Count = 4
+    gemini_acp_max_turns: Count = 200  # a process is recycled after this many turns...
+    gemini_acp_max_age_seconds: Seconds = 3600.0  # ...or this age (once idle)
+    # Extra environment variable names handed to the Gemini CLI (comma list, "PREFIX*" allowed);
+    # it otherwise gets only PATH, HOME, locale, TMPDIR, proxies/CA and GOOGLE_CLOUD_PROJECT.
+    gemini_cli_pass_env: str = ""
+    # Memory budget (MB) of all CLI children of this replica (both providers); pools do not grow
+    # beyond it. The default fits the chart's 2 GiB gateway limit with the gateway itself.
+    provider_memory_mb: Count = 1536
 
     redis_url: SecretStr | None = None
     session_ttl_seconds: Count = 86400
