@@ -7,8 +7,8 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
