@@ -1,22 +1,37 @@
 #!/usr/bin/env python3
-"""A stand-in for ``gemini -p ... -m ... -o stream-json|json`` (stdlib only).
+"""A stand-in for the gemini CLI 0.61 (stdlib only): headless ``gemini -p ... -m ... -o
+stream-json|json`` and ``gemini --experimental-acp`` (Agent Client Protocol on stdio).
+
+As strict as the real one where the gateway could go wrong: argv is parsed like yargs does
+(``-p -x`` is "Not enough arguments following: p", an unknown option ends the run with exit 1,
+``--prompt=-x`` takes the value verbatim); in ACP mode a prompt whose leading text starts with
+``/`` or ``$`` and names a CLI command runs that command instead of reaching the model, like
+packages/cli/src/acp/acpCommandHandler.ts. The ACP shapes (initialize, session/new|load|prompt,
+session/update chunks, ``_meta.quota.token_count``) are 0.61's, checked against the real CLI in
+test_gemini_real_acp.py.
 
 Like the real 0.61 CLI it reads its home from GEMINI_CLI_HOME (else HOME), needs
 ``<home>/.gemini/settings.json`` with selectedType oauth-personal and
 ``<home>/.gemini/oauth_creds.json``, writes under ``<home>/.gemini`` (so the home must be
 writable), reads extra prompt text from stdin only when stdin is not a terminal, and exits 41
-on an authentication failure. The answer echoes model, whether stdout is a TTY, and the prompt.
+on an authentication failure. The answer echoes model, whether stdout is a TTY (headless) or
+the turn number of the session (ACP), and the text received. Usage: input = words received this
+turn, output = words answered (headless adds THOUGHTS to its total, like 0.61's stats).
 
-Like the real CLI it prints "Loaded cached credentials." on every run.
+Like the real CLI it prints "Loaded cached credentials." on every headless run.
 
 Env: FAKE_CLI_MODE = ok | slow | hang | crash | oom (Node heap crash, exit 134) | garbage | auth |
-error (in-band API error, quota, code 429) |
+error (API error, quota, code 429) |
 unsupported (a personal / Google AI Pro account, refused since 2026-06-18: exit 41) |
 project (a Code Assist Standard/Enterprise account: like the real CLI it fails with exit 41
 unless GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID is set, and the answer names the project) |
-settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files);
-FAKE_CLI_DELAY; FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the
-same process group).
+settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files) |
+noacp (a CLI without ACP: --experimental-acp is an unknown argument) |
+bigline (headless: one huge output line of FAKE_CLI_BIGLINE characters);
+FAKE_CLI_DELAY; FAKE_CLI_STARTUP_S (sleep before answering anything); FAKE_CLI_REPLY_S (sleep
+before each answer); FAKE_CLI_SPAWNLOG (one JSON line per process: pid, mode, home, env);
+FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the same process
+group); FAKE_CLI_VERSION.
 """
 
 from __future__ import annotations
@@ -172,12 +187,14 @@ def parse_args(argv: list[str]) -> dict[str, object]:
 
 
 def log_spawn(acp: bool) -> None:
-    """FAKE_CLI_SPAWNLOG: one JSON line per process started (tests count spawns)."""
+    """FAKE_CLI_SPAWNLOG: one JSON line per process started, with its environment (tests
+    count spawns and check what reached the CLI)."""
     path = os.environ.get("FAKE_CLI_SPAWNLOG")
     if path:
         home = os.environ.get("GEMINI_CLI_HOME") or os.environ.get("HOME") or ""
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"pid": os.getpid(), "acp": acp, "home": home}) + "\n")
+            entry = {"pid": os.getpid(), "acp": acp, "home": home, "env": dict(os.environ)}
+            fh.write(json.dumps(entry) + "\n")
 
 
 def words(text: str) -> int:

@@ -168,7 +168,7 @@ class AcpPool:
         return self.processes
 
     def _can_grow(self) -> bool:
-        if len(self._live()) >= self.limits.max_processes:
+        if sum(not p.retiring for p in self._live()) >= self.limits.max_processes:
             return False
         return children_rss_mb() + self.limits.process_mb <= self.limits.memory_mb
 
