@@ -61,6 +61,7 @@ class AcpConnection:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._sessions: dict[str, asyncio.Queue[Update | None]] = {}
         self._closed: AcpClosed | None = None
+        self.eof = False  # stdout ended: the agent is gone even before it is reaped
         self._write_lock = asyncio.Lock()
         self._tasks = [
             asyncio.create_task(self._read_stdout()),
@@ -160,6 +161,7 @@ class AcpConnection:
                     break
                 self._dispatch(raw)
             # stdout closed: the agent is exiting; its status says how (bounded wait)
+            self.eof = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), 5.0)
         finally:

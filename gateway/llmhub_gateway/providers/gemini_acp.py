@@ -100,7 +100,7 @@ class AcpProcess:
     def alive(self) -> bool:
         if self.ready.done() and self.ready.exception() is not None:
             return False
-        return self.conn is None or self.conn.closed is None
+        return self.conn is None or (self.conn.closed is None and not self.conn.eof)
 
     def usable(self, model: str, fingerprint: str) -> bool:
         return (
@@ -140,6 +140,7 @@ class AcpPool:
         self.unsupported = False
         self._closing = False
         self._quiet = asyncio.Event()  # set when no turn is running (for a graceful shutdown)
+        self._work: set[asyncio.Task[None]] = set()  # starts and retirements under way
 
     # -- admission -------------------------------------------------------------------------
 
@@ -199,6 +200,8 @@ class AcpPool:
         self.spawned += 1
         task = background(self._start(proc))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
         return proc
 
     async def _start(self, proc: AcpProcess) -> None:
@@ -216,14 +219,15 @@ class AcpPool:
         except BaseException as exc:
             if isinstance(exc, AcpUnsupported):
                 self.unsupported = True
+            await self._retire_now(proc)  # gone before anyone hears of the failure
             if not proc.ready.done():
-                proc.ready.set_exception(
+                failure = (
                     exc
                     if isinstance(exc, Exception)
                     else ProviderCrashed("gemini: the CLI did not start")
                 )
+                proc.ready.set_exception(failure)
                 proc.ready.exception()  # retrieved: waiters re-raise it themselves
-            await self._retire_now(proc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -257,6 +261,11 @@ class AcpPool:
         if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), int):
             raise ProviderCrashed("gemini: the CLI answered the ACP handshake with garbage")
 
+    def _retire_later(self, proc: AcpProcess) -> None:
+        task = background(self._retire_now(proc))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
     async def _retire_now(self, proc: AcpProcess) -> None:
         """Kill the process group, forget the process, remove its home."""
         proc.retiring = True
@@ -277,7 +286,7 @@ class AcpPool:
         if worn:
             proc.retiring = True
         if proc.retiring and proc.active == 0 and proc in self.processes:
-            background(self._retire_now(proc))
+            self._retire_later(proc)
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -305,7 +314,7 @@ class AcpPool:
             proc = self._spawn(model, current)
         elif (victim := self._evictable(model, current)) is not None:
             victim.retiring = True
-            background(self._retire_now(victim))
+            self._retire_later(victim)
             proc = self._spawn(model, current)
         else:
             raise ProviderBusy(
@@ -420,6 +429,8 @@ class AcpPool:
         if any(p.active for p in self.processes):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._quiet.wait(), self.limits.shutdown_grace_s)
+        if self._work:  # a process still starting would otherwise outlive the pool
+            await asyncio.wait(set(self._work), timeout=self.limits.shutdown_grace_s)
         for proc in list(self.processes):
             await self._retire_now(proc)
 
