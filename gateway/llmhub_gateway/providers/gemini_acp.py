@@ -131,6 +131,9 @@ class AcpPool:
         limits: PoolLimits,
     ) -> None:
         self.root = root
+        # Homes a killed gateway left behind (the emptyDir outlives a container restart); the
+        # root belongs to this gateway process alone and no process of this pool exists yet.
+        shutil.rmtree(root, ignore_errors=True)
         self._fingerprint = fingerprint
         self.limits = limits
         self.default_model = default_model

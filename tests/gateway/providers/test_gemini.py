@@ -270,3 +270,17 @@ async def test_the_cap_counts_a_cli_in_its_sigterm_grace_until_it_is_gone(
         await asyncio.sleep(0.02)
     assert limited.active == 0
     assert not procs.running(pid)  # freed only once the process was gone
+
+
+async def test_concurrent_one_shot_runs_never_share_a_home(
+    gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = tmp_path / "spawns.jsonl"
+    monkeypatch.setenv("FAKE_CLI_SPAWNLOG", str(log))
+    set_mode(monkeypatch, "slow", FAKE_CLI_DELAY="0.3")
+    await asyncio.gather(*(collect(gemini, chat(f"n{n}")) for n in range(3)))
+    homes = [json.loads(line)["home"] for line in log.read_text().splitlines()]
+    assert len(set(homes)) == 3
+    await collect(gemini, chat("later"))  # a free home is reused (its refreshed tokens too)
+    later = json.loads(log.read_text().splitlines()[-1])["home"]
+    assert later in homes

@@ -307,3 +307,50 @@ async def test_chat_request_with_usage_and_native_items_in_order(
     kinds = [type(i).__name__ for i in items]
     assert kinds[-2:] == ["Usage", "NativeSession"]
     assert all(k == "str" for k in kinds[:-2])
+
+
+async def test_a_cancel_the_cli_acknowledges_keeps_the_process(
+    gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CLI_REPLY_S", "5")
+    with pytest.raises(ProviderTimeout):
+        await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=0.5), turn("slow"))
+    pool = gemini_acp.pool
+    assert pool is not None
+    assert [p.active for p in pool.processes] == [0]
+    assert all(p.alive for p in pool.processes)  # the process answered the cancel: kept
+    assert len(spawns(spawnlog)) == 1
+
+
+async def test_another_model_takes_the_place_of_an_idle_process_at_the_limit(
+    tmp_path: Path, gemini_creds: Path, spawnlog: Path
+) -> None:
+    limits = PoolLimits(max_processes=1, sessions_per_process=2)
+    provider = make_gemini(tmp_path, gemini_creds, "acp", limits=limits)
+    try:
+        await collect(provider, turn("pro"))
+        flash = ChatRequest("flash", "gemini-2.5-flash", "s-2")
+        provider.admit(flash)
+        answer = "".join(await collect(provider, flash))
+        assert answer.startswith("[fake-gemini model=gemini-2.5-flash acp=yes")
+        pids = [s["pid"] for s in spawns(spawnlog)]
+        assert len(pids) == 2
+        await wait_dead(pids[:1])
+    finally:
+        await provider.aclose()
+
+
+async def test_leftover_homes_of_a_killed_gateway_are_removed(
+    tmp_path: Path, gemini_creds: Path
+) -> None:
+    stale = tmp_path / "gemini-home" / "acp" / "proc-deadbeef" / ".gemini"
+    stale.mkdir(parents=True)
+    (stale / "oauth_creds.json").write_text("{}")
+    provider = make_gemini(tmp_path, gemini_creds, "acp")
+    try:
+        await collect(provider, turn("hi"))
+        homes = list((tmp_path / "gemini-home" / "acp").iterdir())
+        assert len(homes) == 1
+        assert homes[0].name != "proc-deadbeef"
+    finally:
+        await provider.aclose()
