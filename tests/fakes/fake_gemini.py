@@ -27,6 +27,7 @@ project (a Code Assist Standard/Enterprise account: like the real CLI it fails w
 unless GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID is set, and the answer names the project) |
 settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files) |
 noacp (a CLI without ACP: --experimental-acp is an unknown argument) |
+hangnew (ACP: session/new is never answered) |
 bigline (headless: one huge output line of FAKE_CLI_BIGLINE characters);
 FAKE_CLI_DELAY; FAKE_CLI_STARTUP_S (sleep before answering anything); FAKE_CLI_REPLY_S (sleep
 before each answer); FAKE_CLI_SPAWNLOG (one JSON line per process: pid, mode, home, env);
@@ -490,6 +491,8 @@ class AcpAgent:
     def new_session(self, params: dict[str, object]) -> dict[str, object]:
         self._session_params(params)
         self._auth_step()
+        while MODE == "hangnew":  # a wedged agent: never opens the session
+            time.sleep(60)
         session_id = str(uuid.uuid4())
         self.sessions[session_id] = {"messages": [], "cancelled": False}
         self.update(

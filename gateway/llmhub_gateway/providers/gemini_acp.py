@@ -335,14 +335,20 @@ class AcpPool:
         proc, held = self._reserve(request)
         self.warm()
         session_id: str | None = None
-        ok = False
+        ok = stuck = False
         prompt_call: asyncio.Future[Any] | None = None
         try:
             await asyncio.shield(proc.ready)
             conn = proc.conn
             assert conn is not None
             if held is None:
-                session_id = await self._new_session(conn, proc)
+                stuck = True  # cancelled while waiting for session/new: a hung process
+                try:
+                    session_id = await self._new_session(conn, proc)
+                except (AcpError, AcpClosed, ProviderError):
+                    stuck = False  # an answer, or a death: nothing hangs
+                    raise
+                stuck = False
                 text = render_prompt(request, include_system=True)
             else:
                 session_id = held.id
@@ -364,7 +370,9 @@ class AcpPool:
         except AcpClosed as exc:
             raise _crash(exc.status, proc) from exc
         finally:
-            await finish(self._end_turn(proc, held, session_id, request, ok, prompt_call))
+            await finish(
+                self._end_turn(proc, held, session_id, request, ok, prompt_call, stuck=stuck)
+            )
 
     async def _new_session(self, conn: AcpConnection, proc: AcpProcess) -> str:
         result = await conn.request("session/new", {"cwd": str(proc.workdir), "mcpServers": []})
@@ -381,11 +389,17 @@ class AcpPool:
         request: ChatRequest,
         ok: bool,
         prompt_call: asyncio.Future[Any] | None,
+        *,
+        stuck: bool = False,
     ) -> None:
         """Account the turn; on failure forget the session (its context may hold the failed
-        message) and, if the prompt is still running, cancel it or kill the process."""
+        message) and, if the prompt is still running, cancel it or kill the process. A process
+        that never answered session/new is killed too."""
         conn = proc.conn
         try:
+            if stuck and conn is not None:
+                log.warning("gemini ACP process %s did not open a session; killing it", conn.pid)
+                await self._retire_now(proc)
             if prompt_call is not None and not prompt_call.done() and conn is not None:
                 with contextlib.suppress(AcpClosed):
                     await conn.notify("session/cancel", {"sessionId": session_id})

@@ -354,3 +354,15 @@ async def test_leftover_homes_of_a_killed_gateway_are_removed(
         assert homes[0].name != "proc-deadbeef"
     finally:
         await provider.aclose()
+
+
+async def test_a_process_that_never_opens_a_session_is_killed(
+    gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_mode(monkeypatch, "hangnew")
+    with pytest.raises(ProviderTimeout):
+        await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=1.0), turn("hello?"))
+    await wait_dead([spawns(spawnlog)[0]["pid"]])
+    pool = gemini_acp.pool
+    assert pool is not None
+    assert pool.processes == []
