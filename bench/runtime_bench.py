@@ -96,7 +96,9 @@ class Gateway:
             "CLAUDE_MAX_CONCURRENCY": cap,
             "GEMINI_MAX_CONCURRENCY": cap,
             "PROVIDER_MEMORY_MB": "16384",
-            "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",  # the fakes' knobs through the allow-list
+            # the fakes' knobs through the CLIs' environment allow-lists
+            "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",
+            "GEMINI_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",
             "FAKE_CLI_MODE": "ok",
             "FAKE_CLI_STARTUP_S": str(startup_s),
             "FAKE_CLI_REPLY_S": str(REPLY_S),

@@ -95,6 +95,7 @@ def build_providers(settings: Settings) -> list[Provider]:
     # Imported here so the HTTP layer and its tests never load the CLIs' SDKs.
     from llmhub_gateway.providers.claude import ClaudeProvider
     from llmhub_gateway.providers.gemini import GeminiProvider
+    from llmhub_gateway.providers.gemini_acp import PoolLimits
     from llmhub_gateway.providers.limits import Limited
 
     claude = ClaudeProvider(
@@ -110,6 +111,16 @@ def build_providers(settings: Settings) -> list[Provider]:
         cli_path=settings.gemini_cli_path,
         cli_home=settings.gemini_cli_home,
         project=settings.google_cloud_project,
+        runtime=settings.gemini_runtime,
+        limits=PoolLimits(
+            max_processes=settings.gemini_acp_processes,
+            sessions_per_process=settings.gemini_acp_sessions_per_process,
+            max_turns=settings.gemini_acp_max_turns,
+            max_age_s=settings.gemini_acp_max_age_seconds,
+            memory_mb=settings.provider_memory_mb,
+            shutdown_grace_s=settings.shutdown_graceful_seconds,
+        ),
+        pass_env=split(settings.gemini_cli_env_passthrough),
     )
     return [
         Limited(

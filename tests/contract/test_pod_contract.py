@@ -278,7 +278,7 @@ async def operator_then_gateway(
 
         for provider, marker in [
             ("claude", "[fake-claude model=claude-sonnet-4-5-20250929 token=present]"),
-            ("gemini", "[fake-gemini model=gemini-2.5-pro tty=yes]"),
+            ("gemini", "[fake-gemini model=gemini-2.5-pro acp=yes turn=1]"),  # warm ACP
         ]:
             reply = await http.post(
                 gateway.port_url(8000, "/v1/chat"),

@@ -1,33 +1,49 @@
 #!/usr/bin/env python3
-"""A stand-in for ``gemini -p ... -m ... -o stream-json|json`` (stdlib only).
+"""A stand-in for the gemini CLI 0.61 (stdlib only): headless ``gemini -p ... -m ... -o
+stream-json|json`` and ``gemini --experimental-acp`` (Agent Client Protocol on stdio).
+
+As strict as the real one where the gateway could go wrong: argv is parsed like yargs does
+(``-p -x`` is "Not enough arguments following: p", an unknown option ends the run with exit 1,
+``--prompt=-x`` takes the value verbatim); in ACP mode a prompt whose leading text starts with
+``/`` or ``$`` and names a CLI command runs that command instead of reaching the model, like
+packages/cli/src/acp/acpCommandHandler.ts. The ACP shapes (initialize, session/new|load|prompt,
+session/update chunks, ``_meta.quota.token_count``) are 0.61's, checked against the real CLI in
+test_gemini_real_acp.py.
 
 Like the real 0.61 CLI it reads its home from GEMINI_CLI_HOME (else HOME), needs
 ``<home>/.gemini/settings.json`` with selectedType oauth-personal and
 ``<home>/.gemini/oauth_creds.json``, writes under ``<home>/.gemini`` (so the home must be
 writable), reads extra prompt text from stdin only when stdin is not a terminal, and exits 41
-on an authentication failure. The answer echoes model, whether stdout is a TTY, and the prompt.
+on an authentication failure. The answer echoes model, whether stdout is a TTY (headless) or
+the turn number of the session (ACP), and the text received. Usage: input = words received this
+turn, output = words answered (headless adds THOUGHTS to its total, like 0.61's stats).
 
-Like the real CLI it prints "Loaded cached credentials." on every run.
+Like the real CLI it prints "Loaded cached credentials." on every headless run.
 
 Env: FAKE_CLI_MODE = ok | slow | hang | crash | oom (Node heap crash, exit 134) | garbage | auth |
-error (in-band API error, quota, code 429) |
+error (API error, quota, code 429) |
 unsupported (a personal / Google AI Pro account, refused since 2026-06-18: exit 41) |
 project (a Code Assist Standard/Enterprise account: like the real CLI it fails with exit 41
 unless GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID is set, and the answer names the project) |
-settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files);
-FAKE_CLI_DELAY; FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the
-same process group).
+settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files) |
+noacp (a CLI without ACP: --experimental-acp is an unknown argument) |
+hangnew (ACP: session/new is never answered) |
+bigline (headless: one huge output line of FAKE_CLI_BIGLINE characters);
+FAKE_CLI_DELAY; FAKE_CLI_STARTUP_S (sleep before answering anything); FAKE_CLI_REPLY_S (sleep
+before each answer); FAKE_CLI_SPAWNLOG (one JSON line per process: pid, mode, home, env);
+FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the same process
+group); FAKE_CLI_VERSION.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -105,14 +121,110 @@ def record_pids() -> None:
             json.dump({"pid": os.getpid(), "children": [child.pid]}, fh)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="gemini")
-    parser.add_argument("-m", "--model", default="gemini-default")
-    parser.add_argument("-p", "--prompt")
-    parser.add_argument("-o", "--output-format", default="text")
-    parser.add_argument("--approval-mode")
-    args, _unknown = parser.parse_known_args()
+# Options of the real 0.61 CLI the gateway may use; yargs-strict like it: an unknown option, or
+# an option whose value is missing (the next word starts with "-"), ends the run with exit 1.
+VALUE_OPTIONS = {
+    "-m": "model",
+    "--model": "model",
+    "-p": "prompt",
+    "--prompt": "prompt",
+    "-o": "output_format",
+    "--output-format": "output_format",
+    "--approval-mode": "approval_mode",
+}
+FLAG_OPTIONS = {
+    "--experimental-acp": "acp",
+    "--acp": "acp",
+    "-v": "version",
+    "--version": "version",
+}
+FLAG_OPTIONS |= {"-h": "help", "--help": "help"}
+EXIT_USAGE = 1
+VERSION = os.environ.get("FAKE_CLI_VERSION", "0.61.0")
+STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0"))
+REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0"))
+# The real CLI's ACP slash commands (packages/cli/src/acp/acpCommandHandler.ts): a prompt whose
+# leading text, trimmed, starts with "/" or "$" and names one of them runs it, not the model.
+ACP_COMMANDS = ("memory", "extensions", "init", "restore", "about", "help")
 
+
+def usage_error(message: str) -> None:
+    sys.stderr.write(f"{message}\nUsage: gemini [options] [command]\n")
+    sys.exit(EXIT_USAGE)
+
+
+def parse_args(argv: list[str]) -> dict[str, object]:
+    """yargs as the real CLI configures it, for the options above: ``--opt=value`` takes the
+    value verbatim, ``--opt value`` refuses a value that looks like an option."""
+    if MODE == "noacp":  # a CLI from before ACP
+        for name in ("--experimental-acp", "--acp"):
+            FLAG_OPTIONS.pop(name, None)
+    args: dict[str, object] = {"query": []}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            args["query"] = [*args["query"], *argv[i:]]  # type: ignore[misc]
+            break
+        if not word.startswith("-") or word == "-":
+            args["query"] = [*args["query"], word]  # type: ignore[misc]
+            continue
+        name, eq, value = word.partition("=")
+        if name in VALUE_OPTIONS:
+            if not eq:
+                if i >= len(argv) or (argv[i].startswith("-") and argv[i] != "-"):
+                    usage_error(f"Not enough arguments following: {name.lstrip('-')}")
+                value = argv[i]
+                i += 1
+            args[VALUE_OPTIONS[name]] = value
+        elif name in FLAG_OPTIONS and not eq:
+            args[FLAG_OPTIONS[name]] = True
+        else:
+            usage_error(f"Unknown argument: {name.lstrip('-')}")
+    if args["query"] and "prompt" in args:
+        usage_error("Cannot use both a positional prompt and the --prompt (-p) flag together")
+    return args
+
+
+def log_spawn(acp: bool) -> None:
+    """FAKE_CLI_SPAWNLOG: one JSON line per process started, with its environment (tests
+    count spawns and check what reached the CLI)."""
+    path = os.environ.get("FAKE_CLI_SPAWNLOG")
+    if path:
+        home = os.environ.get("GEMINI_CLI_HOME") or os.environ.get("HOME") or ""
+        with open(path, "a", encoding="utf-8") as fh:
+            entry = {"pid": os.getpid(), "acp": acp, "home": home, "env": dict(os.environ)}
+            fh.write(json.dumps(entry) + "\n")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def reported(answer: str) -> tuple[int, int]:
+    """The usage this fake reports for ``answer`` over ACP: words received, words answered."""
+    return words(answer.split("] ", 1)[1]), words(answer)
+
+
+def main() -> None:
+    args = parse_args(sys.argv[1:])
+    if args.get("help"):
+        write("Usage: gemini [options] [command]\n\nGemini CLI (fake)\n")
+        return
+    if args.get("version"):
+        write(VERSION + "\n")
+        return
+    log_spawn(bool(args.get("acp")))
+    if STARTUP_S:
+        time.sleep(STARTUP_S)
+    if args.get("acp"):
+        AcpAgent(str(args.get("model") or "gemini-default")).run()
+        return
+    headless(args)
+
+
+def headless(args: dict[str, object]) -> None:
     record_pids()
     home = check_home()
     # Like the real CLI, on every run with OAuth: a banner that mentions credentials.
@@ -124,41 +236,34 @@ def main() -> None:
             "JavaScript heap out of memory (while refreshing oauth credentials)\n"
         )
         sys.exit(134)
-    if MODE == "unsupported":  # Google's ineligible-tier reason, as the CLI's auth step logs it
-        fail_auth(
-            "Error authenticating: IneligibleTierError: This client is no longer supported for "
-            "Gemini Code Assist for individuals. Learn more at https://goo.gle/gemini-cli-auth"
-        )
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT_ID")
-    if MODE == "project" and not project:  # packages/core/src/code_assist/setup.ts
-        fail_auth(
-            "Error authenticating: ProjectIdRequiredError: This account requires setting the "
-            "GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID env var. See "
-            "https://goo.gle/gemini-cli-auth-docs#workspace-gca"
-        )
-    if MODE == "auth":  # what 0.61 prints when Google refuses the refresh token
-        fail_auth(
-            "Error authenticating: FatalAuthenticationError: invalid_grant: "
-            "Token has been expired or revoked."
-        )
-    prompt = args.prompt or ""
+    account_checks()
+    model = str(args.get("model") or "gemini-default")
+    prompt = str(args.get("prompt") or " ".join(args["query"]))  # type: ignore[arg-type]
     if not sys.stdin.isatty():
         piped = sys.stdin.read()
         prompt = f"{piped}\n\n{prompt}" if prompt else piped
+    if not prompt:
+        sys.stderr.write("No input provided via stdin.\n")
+        sys.exit(42)
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT_ID")
     tty = "yes" if sys.stdout.isatty() else "no"
-    text = f"[fake-gemini model={args.model} tty={tty}] {prompt}"
+    text = f"[fake-gemini model={model} tty={tty}] {prompt}"
     if MODE == "project":
-        text = f"[fake-gemini model={args.model} tty={tty} project={project}] {prompt}"
+        text = f"[fake-gemini model={model} tty={tty} project={project}] {prompt}"
     if MODE == "settings":
         text = settings_report(home, sys.argv[1:])
+    if MODE == "bigline":  # one huge line of output, no newline before the end
+        text = "z" * int(os.environ.get("FAKE_CLI_BIGLINE", "1000000"))
     session = str(uuid.uuid4())
+    if REPLY_S:
+        time.sleep(REPLY_S)
 
-    if args.output_format == "json":
+    if args.get("output_format") == "json":
         write(json.dumps({"session_id": session, "response": text, "stats": {}}) + "\n")
         return
 
     write("\x1b[?25l\x1b]0;gemini\x07")  # cursor and title noise, as terminals get
-    emit({"type": "init", "timestamp": now(), "session_id": session, "model": args.model})
+    emit({"type": "init", "timestamp": now(), "session_id": session, "model": model})
     emit({"type": "message", "timestamp": now(), "role": "user", "content": prompt})
     if MODE == "error":  # an API failure reported in-band, as stream-json does
         msg = "Quota exceeded for quota metric 'Requests per day'"
@@ -180,8 +285,11 @@ def main() -> None:
     if MODE == "garbage":
         write("\x1b[31mError\x1b[0m: \x00\x07 not json\r\n{broken json\r\n")
         return
+    if MODE == "bigline":
+        write(json.dumps({"type": "message", "role": "assistant", "content": text}))
+        write("\n")
     third = max(1, len(text) // 3)
-    for i in range(0, len(text), third):
+    for i in range(0, len(text) if MODE != "bigline" else 0, third):
         if MODE == "crash" and i > 0:
             sys.stderr.write("FATAL ERROR: Reached heap limit (simulated)\n")
             sys.exit(1)
@@ -189,19 +297,332 @@ def main() -> None:
         emit({**msg, "content": text[i : i + third], "delta": True})
         if MODE == "slow":
             time.sleep(DELAY)
-    # 0.61's stats shape; numbers derived from the text so tests can recompute them: prompt =
-    # characters received, answer = characters sent, plus THOUGHTS thinking tokens.
+    # 0.61's stats shape: input_tokens = words received, output_tokens = words answered, and
+    # total adds THOUGHTS thinking tokens.
     stats = {
-        "total_tokens": len(prompt) + len(text) + THOUGHTS,
-        "input_tokens": len(prompt),
-        "output_tokens": len(text),
+        "total_tokens": words(prompt) + words(text) + THOUGHTS,
+        "input_tokens": words(prompt),
+        "output_tokens": words(text),
         "cached": 0,
-        "input": len(prompt),
+        "input": words(prompt),
         "duration_ms": 5,
         "tool_calls": 0,
         "models": {},
     }
     emit({"type": "result", "timestamp": now(), "status": "success", "stats": stats})
+
+
+def account_checks() -> None:
+    """The refusals of the real CLI's auth step (exit 41), by FAKE_CLI_MODE."""
+    if MODE == "unsupported":  # Google's ineligible-tier reason, as the CLI's auth step logs it
+        fail_auth("Error authenticating: IneligibleTierError: " + UNSUPPORTED)
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT_ID")
+    if MODE == "project" and not project:  # packages/core/src/code_assist/setup.ts
+        fail_auth("Error authenticating: ProjectIdRequiredError: " + PROJECT_REQUIRED)
+    if MODE == "auth":  # what 0.61 prints when Google refuses the refresh token
+        fail_auth(
+            "Error authenticating: FatalAuthenticationError: invalid_grant: "
+            "Token has been expired or revoked."
+        )
+
+
+UNSUPPORTED = (
+    "This client is no longer supported for Gemini Code Assist for individuals. "
+    "Learn more at https://goo.gle/gemini-cli-auth"
+)
+PROJECT_REQUIRED = (
+    "This account requires setting the GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID env var. "
+    "See https://goo.gle/gemini-cli-auth-docs#workspace-gca"
+)
+
+
+class AcpAgent:
+    """``--experimental-acp``: the real CLI's Agent Client Protocol side, JSON-RPC 2.0 with one
+    message per line on stdio, with the shapes of packages/cli/src/acp/ in 0.61. Every request
+    runs in its own thread, as the real agent serves sessions concurrently; sessions are
+    recorded under ``<home>/.gemini/tmp/fake/chats`` so ``session/load`` can find them."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+        self.sessions: dict[str, dict[str, object]] = {}
+        self.home = ""
+
+    def run(self) -> None:
+        record_pids()
+        if MODE == "auth":
+            # 0.61 with refused cached credentials: its user-code login on the ACP channel,
+            # reading the "code" from stdin, then exit 41.
+            write("Please visit the following URL to authorize the application:\n\n")
+            write(
+                "https://accounts.google.com/o/oauth2/v2/auth?fake\n\n"
+                "Enter the authorization code: "
+            )
+            sys.stdin.readline()
+            sys.stderr.write("Failed to authenticate with user code.\n")
+            sys.exit(EXIT_AUTH)
+        self.home = check_home()
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            threading.Thread(target=self.handle, args=(message,), daemon=True).start()
+
+    def send(self, message: dict[str, object]) -> None:
+        with self.lock:
+            write(json.dumps(message) + "\n")
+
+    def update(self, session_id: str, update: dict[str, object]) -> None:
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "method": "session/update",
+                "params": {"sessionId": session_id, "update": update},
+            }
+        )
+
+    def handle(self, message: dict[str, object]) -> None:
+        method = message.get("method")
+        params = message.get("params") or {}
+        rid = message.get("id")
+        handlers = {
+            "initialize": self.initialize,
+            "authenticate": lambda p: None,
+            "session/new": self.new_session,
+            "session/load": self.load_session,
+            "session/prompt": self.prompt,
+        }
+        if method == "session/cancel":
+            session = self.sessions.get(str(params.get("sessionId")))  # type: ignore[union-attr]
+            if session is not None:
+                session["cancelled"] = True
+            return
+        if rid is None:
+            return
+        handler = handlers.get(str(method))
+        if handler is None:
+            self.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": rid,
+                    "error": {"code": -32601, "message": f'"Method not found": {method}'},
+                }
+            )
+            return
+        try:
+            result = handler(params)  # type: ignore[arg-type]
+        except AcpFailure as exc:
+            self.send(
+                {"jsonrpc": "2.0", "id": rid, "error": {"code": exc.code, "message": exc.message}}
+            )
+            return
+        self.send({"jsonrpc": "2.0", "id": rid, "result": result})
+
+    def initialize(self, params: dict[str, object]) -> dict[str, object]:
+        if not isinstance(params.get("protocolVersion"), int):
+            raise AcpFailure(-32602, "Invalid params")
+        return {
+            "protocolVersion": 1,
+            "authMethods": [
+                {
+                    "id": "oauth-personal",
+                    "name": "Log in with Google",
+                    "description": "Log in with your Google account",
+                },
+                {
+                    "id": "gemini-api-key",
+                    "name": "Gemini API key",
+                    "description": "Use an API key with Gemini Developer API",
+                    "_meta": {"api-key": {"provider": "google"}},
+                },
+                {
+                    "id": "vertex-ai",
+                    "name": "Vertex AI",
+                    "description": "Use an API key with Vertex AI GenAI API",
+                },
+                {
+                    "id": "gateway",
+                    "name": "AI API Gateway",
+                    "description": "Use a custom AI API Gateway",
+                    "_meta": {"gateway": {"protocol": "google", "restartRequired": "false"}},
+                },
+            ],
+            "agentInfo": {"name": "gemini-cli", "title": "Gemini CLI", "version": VERSION},
+            "agentCapabilities": {
+                "loadSession": True,
+                "promptCapabilities": {"image": True, "audio": True, "embeddedContext": True},
+                "mcpCapabilities": {"http": True, "sse": True},
+            },
+        }
+
+    def _session_params(self, params: dict[str, object]) -> None:
+        cwd = params.get("cwd")
+        if (
+            not isinstance(cwd, str)
+            or not os.path.isabs(cwd)
+            or not isinstance(params.get("mcpServers"), list)
+        ):
+            raise AcpFailure(-32602, "Invalid params")
+
+    def _session_answer(self) -> dict[str, object]:
+        return {
+            "modes": {
+                "availableModes": [{"id": "default", "name": "Default"}],
+                "currentModeId": "default",
+            },
+            "models": {
+                "availableModels": [{"modelId": self.model, "name": self.model}],
+                "currentModelId": self.model,
+            },
+        }
+
+    def _auth_step(self) -> None:
+        if MODE == "unsupported":
+            raise AcpFailure(-32000, UNSUPPORTED)
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get(
+            "GOOGLE_CLOUD_PROJECT_ID"
+        )
+        if MODE == "project" and not project:
+            raise AcpFailure(-32000, PROJECT_REQUIRED)
+
+    def new_session(self, params: dict[str, object]) -> dict[str, object]:
+        self._session_params(params)
+        self._auth_step()
+        while MODE == "hangnew":  # a wedged agent: never opens the session
+            time.sleep(60)
+        session_id = str(uuid.uuid4())
+        self.sessions[session_id] = {"messages": [], "cancelled": False}
+        self.update(
+            session_id,
+            {
+                "sessionUpdate": "available_commands_update",
+                "availableCommands": [{"name": c, "description": c} for c in ACP_COMMANDS],
+            },
+        )
+        return {"sessionId": session_id, **self._session_answer()}
+
+    def _recording(self, session_id: str) -> str:
+        return os.path.join(
+            self.home, ".gemini", "tmp", "fake", "chats", f"session-{session_id}.json"
+        )
+
+    def load_session(self, params: dict[str, object]) -> dict[str, object]:
+        self._session_params(params)
+        self._auth_step()
+        session_id = str(params.get("sessionId"))
+        try:
+            with open(self._recording(session_id), encoding="utf-8") as fh:
+                messages = json.load(fh)["messages"]
+        except (OSError, ValueError, KeyError):
+            raise AcpFailure(-32603, f"No session found with id {session_id}") from None
+        self.sessions[session_id] = {"messages": messages, "cancelled": False}
+        for m in messages:  # the real agent streams the loaded history back
+            kind = "user_message_chunk" if m["role"] == "user" else "agent_message_chunk"
+            self.update(
+                session_id, {"sessionUpdate": kind, "content": {"type": "text", "text": m["text"]}}
+            )
+        return self._session_answer()
+
+    def prompt(self, params: dict[str, object]) -> dict[str, object]:
+        session_id = str(params.get("sessionId"))
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise AcpFailure(-32602, f"Session not found: {session_id}")
+        blocks = params.get("prompt")
+        if not isinstance(blocks, list) or not all(
+            isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+            for b in blocks
+        ):
+            raise AcpFailure(-32602, "Invalid params")
+        session["cancelled"] = False
+        received = "".join(b["text"] for b in blocks)
+        zero = {
+            "quota": {"token_count": {"input_tokens": 0, "output_tokens": 0}, "model_usage": []}
+        }
+        command = received.strip()
+        if (
+            command[:1] in ("/", "$")
+            and command[1:].split()[:1]
+            and command[1:].split()[0] in ACP_COMMANDS
+        ):
+            self.update(
+                session_id,
+                {
+                    "sessionUpdate": "agent_message_chunk",
+                    "content": {
+                        "type": "text",
+                        "text": f"[fake-gemini command {command.split()[0]}]",
+                    },
+                },
+            )
+            return {"stopReason": "end_turn", "_meta": zero}
+        if MODE == "oom":
+            sys.stderr.write(
+                "FATAL ERROR: Reached heap limit Allocation failed - "
+                "JavaScript heap out of memory\n"
+            )
+            os._exit(134)
+        if MODE == "error":
+            raise AcpFailure(429, "Rate limit exceeded. Try again later.")
+        if MODE == "garbage":
+            write("\x1b[31mError\x1b[0m: \x00\x07 not json\r\n{broken json\r\n")
+            os._exit(0)
+        if MODE == "hang":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            while True:
+                time.sleep(60)
+        messages: list[dict[str, str]] = session["messages"]  # type: ignore[assignment]
+        turn = 1 + sum(1 for m in messages if m["role"] == "user")
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get(
+            "GOOGLE_CLOUD_PROJECT_ID"
+        )
+        extra = f" project={project}" if MODE == "project" else ""
+        text = f"[fake-gemini model={self.model} acp=yes turn={turn}{extra}] {received}"
+        if MODE == "settings":
+            text = settings_report(self.home, sys.argv[1:])
+        if REPLY_S:
+            deadline = time.monotonic() + REPLY_S
+            while time.monotonic() < deadline:
+                if session["cancelled"]:
+                    return {"stopReason": "cancelled"}
+                time.sleep(0.01)
+        third = max(1, len(text) // 3)
+        for i in range(0, len(text), third):
+            if session["cancelled"]:
+                return {"stopReason": "cancelled"}
+            if MODE == "crash" and i > 0:
+                sys.stderr.write("FATAL ERROR: Reached heap limit (simulated)\n")
+                os._exit(1)
+            self.update(
+                session_id,
+                {
+                    "sessionUpdate": "agent_message_chunk",
+                    "content": {"type": "text", "text": text[i : i + third]},
+                },
+            )
+            if MODE == "slow":
+                time.sleep(DELAY)
+        messages += [{"role": "user", "text": received}, {"role": "assistant", "text": text}]
+        path = self._recording(session_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"sessionId": session_id, "messages": messages}, fh)
+        counts = {"input_tokens": words(received), "output_tokens": words(text)}
+        usage = {
+            "token_count": counts,
+            "model_usage": [{"model": self.model, "token_count": counts}],
+        }
+        return {"stopReason": "end_turn", "_meta": {"quota": usage}}
+
+
+class AcpFailure(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
         "FAKE_CLI_MODE": "ok",
         # The CLI's environment is allow-listed; the fake's knobs are let through by name.
         "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",
+        "GEMINI_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",  # the CLI's env is allow-listed
         **extra,
     }
 

@@ -1,5 +1,5 @@
 """Usage per caller from what the CLIs report: the real entry point and adapters drive the fake
-CLIs (Claude's ``result.usage``, Gemini's stream-json ``result.stats``), and the totals in
+CLIs (Claude's ``result.usage``, Gemini's ACP ``_meta.quota.token_count``), and the totals in
 ``GET /v1/usage``, OpenAI's ``usage`` and the token metric match, call for call."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.fake_gemini import THOUGHTS
+from tests.fakes.fake_gemini import reported as gemini_reported
 from tests.gateway.conftest import GatewayProcess
 from tests.gateway.test_e2e_fake_clis import _env
 
@@ -97,16 +97,16 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
         "tokens_in": expected_in,
         "tokens_out": expected_out,
     }
-    # fake_gemini reports 0.61's stats: the prompt it got, the answer and 7 thinking tokens,
-    # which count as output (they count against the subscription too).
-    g_in, g_out = _reported(gemini.json()["text"])
-    assert gemini.json()["usage"] == {"tokens_in": g_in, "tokens_out": g_out + THOUGHTS}
+    # fake_gemini over ACP reports session/prompt's _meta.quota.token_count like 0.61: words
+    # received this turn, words answered.
+    g_in, g_out = gemini_reported(gemini.json()["text"])
+    assert gemini.json()["usage"] == {"tokens_in": g_in, "tokens_out": g_out}
     assert by[("alice", "gemini")] == {
         "caller": "alice",
         "provider": "gemini",
         "requests": 1,
         "tokens_in": g_in,
-        "tokens_out": g_out + THOUGHTS,
+        "tokens_out": g_out,
     }
     metrics = httpx.get(f"{counted.url}/metrics").text
     series = 'llm_mcp_hub_gateway_tokens_total{caller="alice",direction="out",provider="claude"}'

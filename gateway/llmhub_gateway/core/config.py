@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # Extra variable names (comma list, trailing * = prefix) passed to the CLI's allow-listed
     # environment; for test fakes and benchmarks (FAKE_CLI_*), empty in production.
     claude_cli_env_passthrough: str = ""
-    # Memory budget for all CLI processes of this replica; the pools never grow beyond it.
+    # Memory budget (MB) of all CLI children of this replica (both providers); the pools never
+    # grow beyond it. The default fits the chart's 2 GiB gateway limit with the gateway itself.
     provider_memory_mb: Count = 1536
 
     gemini_auth_path: Path | None = None
@@ -53,6 +54,18 @@ class Settings(BaseSettings):
     # Gemini Code Assist accounts need their Google Cloud project; unset: the key the operator
     # writes into the Gemini Secret (spec.gemini.projectId), if any.
     google_cloud_project: str | None = None
+
+    # Gemini runtime (gemini-acp): warm `gemini --experimental-acp` processes, several sessions
+    # each ("acp"; falls back to "pty" by itself when the CLI has no ACP), or one PTY process
+    # per turn ("pty").
+    gemini_runtime: Literal["acp", "pty"] = "acp"
+    gemini_acp_processes: Count = 2
+    gemini_acp_sessions_per_process: Count = 4
+    gemini_acp_max_turns: Count = 200  # a process is recycled after this many turns...
+    gemini_acp_max_age_seconds: Seconds = 3600.0  # ...or this age (once idle)
+    # Extra environment variable names handed to the Gemini CLI (comma list, "PREFIX*" allowed);
+    # it otherwise gets only PATH, HOME, locale, TMPDIR, proxies/CA and GOOGLE_CLOUD_PROJECT.
+    gemini_cli_env_passthrough: str = ""
 
     redis_url: SecretStr | None = None
     session_ttl_seconds: Count = 86400

@@ -1,26 +1,32 @@
-"""Gemini through the ``gemini`` CLI (0.61) in headless stream-json mode, under a PTY.
+"""Gemini through the ``gemini`` CLI (0.61): warm ACP processes (``gemini_acp.py``) by
+default, or one headless stream-json process per turn under a PTY (``GEMINI_RUNTIME=pty``, and
+automatically when the CLI has no ACP mode).
 
 The mounted credentials file is read-only, while the CLI refreshes tokens and writes state under
-its home, so each call makes sure ``<cli_home>/.gemini`` holds a private copy (0600) of the
-mounted file -- recopied only when the mounted file changes, so refreshed tokens survive -- and
-the settings that select OAuth, turn telemetry off and lock the agent down to a pure chat
-model: ``tools.core: []`` is the CLI's allow-list of built-in tools, and an empty list registers
-none (no shell, file, web or MCP-resource tool), ``tools.exclude`` denies the dangerous ones again
-by name, no MCP servers, skills, sub-agents or hooks, YOLO refused. Each call runs in its own
-empty scratch directory, removed afterwards.
+its home, so every CLI home (one per warm process, one per concurrent one-shot slot) holds its
+own private copy (0600) of the mounted file -- recopied only when the mounted file changes, so
+refreshed tokens survive, and never shared by two running processes, so refreshes never race --
+and the settings that select OAuth, turn usage statistics off and lock the agent down to a pure
+chat model: ``tools.core: []`` is the CLI's allow-list of built-in tools, and an empty list
+registers none (no shell, file, web or MCP-resource tool), ``tools.exclude`` denies the dangerous
+ones again by name, no MCP servers, skills, sub-agents or hooks, YOLO refused. The CLI gets an
+allow-listed environment (``cli_env``), never the gateway's own settings. User text never goes
+into argv: ACP sends it as JSON content, the one-shot path through a stdin pipe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ from llmhub_gateway.providers.base import (
     ProviderNotConfigured,
     ProviderProjectRequired,
     ProviderRateLimited,
+    StreamItem,
     Usage,
 )
 from llmhub_gateway.providers.diagnostics import (
@@ -44,7 +51,9 @@ from llmhub_gateway.providers.diagnostics import (
     safe_detail,
 )
 from llmhub_gateway.providers.gemini_accounts import account_refusal
+from llmhub_gateway.providers.gemini_acp import AcpPool, AcpUnsupported, PoolLimits, argv_for
 from llmhub_gateway.providers.procs import finish, resolve_executable
+from llmhub_gateway.providers.prompt_text import check_model, check_texts, command_safe
 from llmhub_gateway.providers.pty_runner import PtyRun
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -80,17 +89,38 @@ SETTINGS: dict[str, Any] = {
 # Hash of the mounted file last copied; kept in the home so a restart keeps refreshed tokens.
 SOURCE_HASH_FILE = ".llmhub-source-sha256"
 EXIT_AUTH = 41  # the CLI's FATAL_AUTHENTICATION_ERROR
-# Linux caps one argv string at 128 KiB; above this the prompt goes through a stdin pipe,
-# which the CLI reads when stdin is not a terminal (up to 8 MiB).
-ARGV_PROMPT_LIMIT = 64 * 1024
 OTHER_MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")
-# Never hand the other provider's credential (or ours, twice) to the child.
-_SCRUBBED_ENV = ("CLAUDE_CODE_OAUTH_TOKEN", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
+# What the CLI (Node) needs from the gateway's environment, and nothing else: no REDIS_URL, no
+# tokens, no gateway settings. Proxies and CA bundles so it can reach Google from a locked-down
+# network. GEMINI_CLI_ENV_PASSTHROUGH adds names (a trailing ``*`` matches a prefix).
+ENV_ALLOW = (
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+# What a one-shot run leaves in its home that nothing reads again: its chat recording and logs
+# (tmp/), shell history, and the project registry that gains an entry per scratch directory.
+PRUNED = ("tmp", "history", "projects.json")
+RUNTIMES = ("acp", "pty")
 
 
 class GeminiProvider:
-    """A base.Provider running one ``gemini`` process per request."""
+    """A base.Provider: warm ACP processes (default) or one ``gemini`` process per request."""
 
     name = "gemini"
 
@@ -102,12 +132,25 @@ class GeminiProvider:
         cli_path: str,
         cli_home: Path,
         project: str | None = None,
+        runtime: str = "acp",
+        limits: PoolLimits | None = None,
+        pass_env: Sequence[str] = (),
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}")
         self.default_model = default_model
         self._auth_path = auth_path
         self._cli_path = resolve_executable(cli_path)
         self._cli_home = cli_home
         self._project = project
+        self._pass_env = tuple(pass_env)
+        self._runtime = runtime
+        self._limits = limits or PoolLimits()
+        self._pool: AcpPool | None = None
+        self._version: str | None = None
+        self._version_problem: str | None = None
+        self._free_slots: list[int] = []  # one-shot homes not in use
+        self._slots = 0
         # The last account refusal (type, message), until a call succeeds: /health/tokens shows it.
         self._refusal: tuple[str, str] | None = None
 
@@ -118,10 +161,47 @@ class GeminiProvider:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
 
     def problem(self) -> str | None:
-        """Readiness: the CLI must be an executable file on this replica."""
+        """Readiness: the CLI must be an executable file on this replica that answers
+        ``--version`` (checked once). Also starts the warm spare process."""
         if not (os.path.isfile(self._cli_path) and os.access(self._cli_path, os.X_OK)):
             return "gemini: the gemini CLI is not installed or not executable"
-        return None
+        if self._version is None and self._version_problem is None:
+            self._check_version()
+        if self._version_problem is None:
+            self._warm()
+        return self._version_problem
+
+    def _check_version(self) -> None:
+        try:
+            done = subprocess.run(  # our configured CLI, no shell, no user input
+                [self._cli_path, "--version"],
+                env=self.cli_env(self._cli_home),
+                capture_output=True,
+                timeout=30,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("gemini --version failed: %s", safe_detail(str(exc)))
+            self._version_problem = "gemini: the gemini CLI does not run (--version failed)"
+            return
+        version = done.stdout.decode(errors="replace").strip().splitlines()
+        if done.returncode != 0 or not version:
+            self._version_problem = "gemini: the gemini CLI does not run (--version failed)"
+            return
+        self._version = version[-1][:64]
+        log.info("gemini CLI version %s", safe_detail(self._version))
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
+    @property
+    def runtime(self) -> str:
+        """The runtime in use: ``acp``, or ``pty`` when configured or when the CLI has no ACP."""
+        if self._runtime == "acp" and not (self._pool is not None and self._pool.unsupported):
+            return "acp"
+        return "pty"
 
     def account_problem(self) -> tuple[str, str] | None:
         """(error type, what to do) of the last account refusal, None once a call succeeded."""
@@ -138,41 +218,115 @@ class GeminiProvider:
             return None
         return text.strip() or None
 
+    def admit(self, request: ChatRequest) -> None:
+        """Refuse (ProviderBusy, before any stream starts) a turn the warm pool has no room for."""
+        pool = self._acp_pool()
+        if pool is not None:
+            pool.admit(request)
+
+    @property
+    def pool(self) -> AcpPool | None:
+        return self._pool
+
+    def _acp_pool(self) -> AcpPool | None:
+        if self._runtime != "acp":
+            return None
+        if self._pool is None:
+            self._pool = AcpPool(
+                root=self._cli_home / "acp",
+                launch=self._launch,
+                fingerprint=self._fingerprint,
+                default_model=self.default_model,
+                limits=self._limits,
+            )
+        return None if self._pool.unsupported else self._pool
+
+    def _warm(self) -> None:
+        """Pre-start the spare process (needs a running loop and the credentials)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        pool = self._acp_pool()
+        if pool is not None and self.configured():
+            pool.warm()
+
+    def _fingerprint(self) -> str:
+        """What a warm process was started with: the mounted creds and the env (home aside)."""
+        digest = hashlib.sha256()
+        with contextlib.suppress(OSError):
+            digest.update(self._auth_path.read_bytes())
+        env = self.cli_env(Path("/"))
+        for key in sorted(env):
+            digest.update(f"\0{key}={env[key]}".encode())
+        return digest.hexdigest()
+
+    def _launch(self, model: str, home: Path) -> tuple[list[str], dict[str, str]]:
+        self.prepare_home(home)
+        return argv_for(self._cli_path, model), self.cli_env(home)
+
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Usage]:
-        self.prepare_home()
-        workdir = self._cli_home / "work" / uuid.uuid4().hex
-        workdir.mkdir(parents=True, mode=0o700)
-        prompt = render_prompt(request, include_system=True)
-        argv = [self._cli_path, "-m", request.model or self.default_model, "-o", "stream-json"]
-        argv += ["--approval-mode", "default"]
-        stdin_data: bytes | None = None
-        if len(prompt.encode()) > ARGV_PROMPT_LIMIT:
-            argv += ["-p", ""]
-            stdin_data = prompt.encode()
-        else:
-            argv += ["-p", prompt]
-        run: PtyRun | None = None
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        model = request.model or self.default_model
+        check_model(model)
+        check_texts([request.prompt, request.system, *(t.text for t in request.history)])
         try:
-            run = await _start(argv, self._env(), workdir, stdin_data)
-            async for text in _answer(run):
-                yield text
+            pool = self._acp_pool()
+            if pool is not None:
+                if not self._auth_path.is_file():
+                    raise ProviderNotConfigured("gemini: no OAuth credentials mounted")
+                try:
+                    async with contextlib.aclosing(pool.stream(request)) as items:
+                        async for item in items:
+                            yield item
+                    self._refusal = None
+                    return
+                except AcpUnsupported:
+                    log.warning("the gemini CLI has no ACP mode; using one process per turn")
+            async with contextlib.aclosing(self._one_shot(request, model)) as texts:
+                async for text in texts:
+                    yield text
             self._refusal = None
         except (ProviderAccountUnsupported, ProviderProjectRequired) as exc:
             self._refusal = (exc.error_type, str(exc))
             raise
-        finally:
-            await finish(_cleanup(run, workdir))
 
-    def prepare_home(self) -> None:
+    async def _one_shot(
+        self, request: ChatRequest, model: str
+    ) -> AsyncGenerator[str | Usage, None]:
+        """One headless ``gemini`` under a PTY; the prompt goes through stdin, never argv."""
+        slot = self._free_slots.pop() if self._free_slots else self._new_slot()
+        home = self._cli_home / f"pty-{slot}"
+        workdir = self._cli_home / "work" / uuid.uuid4().hex
+        run: PtyRun | None = None
+        try:
+            self.prepare_home(home)
+            workdir.mkdir(parents=True, mode=0o700)
+            prompt = command_safe(render_prompt(request, include_system=True))
+            argv = [self._cli_path, "-m", model, "-o", "stream-json"]
+            argv += ["--approval-mode", "default", "-p", ""]
+            run = await _start(argv, self.cli_env(home), workdir, prompt.encode())
+            async for text in _answer(run):
+                yield text
+        finally:
+            await finish(_cleanup(run, workdir, home))
+            self._free_slots.append(slot)
+
+    def _new_slot(self) -> int:
+        self._slots += 1
+        return self._slots - 1
+
+    def prepare_home(self, home: Path) -> None:
         """Private writable copy of the creds (only when the mount changed) and settings."""
         try:
             creds = self._auth_path.read_bytes()
         except OSError as exc:
             raise ProviderNotConfigured("gemini: no OAuth credentials mounted") from exc
-        gemini_dir = self._cli_home / ".gemini"
+        gemini_dir = home / ".gemini"
         gemini_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = gemini_dir / "oauth_creds.json"
         marker = gemini_dir / SOURCE_HASH_FILE
@@ -186,18 +340,26 @@ class GeminiProvider:
         if not settings_path.exists() or settings_path.read_bytes() != settings:
             _write_private(settings_path, settings)
 
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    def cli_env(self, home: Path) -> dict[str, str]:
+        """The CLI's whole environment: the allow-list, its home, the cloud project."""
+        env = {k: v for k, v in os.environ.items() if k in ENV_ALLOW or self._passed(k)}
         env.update(
-            GEMINI_CLI_HOME=str(self._cli_home),
-            HOME=str(self._cli_home),
+            GEMINI_CLI_HOME=str(home),
+            HOME=str(home),
             NO_COLOR="1",
             TERM="dumb",
         )
         project = self.project()
         if project:
+            if "\x00" in project or "=" in project:
+                raise ProviderNotConfigured("gemini: the configured cloud project id is invalid")
             env[PROJECT_ENV] = project
         return env
+
+    def _passed(self, name: str) -> bool:
+        return any(
+            name.startswith(p[:-1]) if p.endswith("*") else name == p for p in self._pass_env
+        )
 
 
 async def _answer(run: PtyRun) -> AsyncIterator[str | Usage]:
@@ -242,17 +404,27 @@ async def _answer(run: PtyRun) -> AsyncIterator[str | Usage]:
     raise ProviderCrashed("gemini: the CLI ended without an answer")
 
 
-async def _cleanup(run: PtyRun | None, workdir: Path) -> None:
+async def _cleanup(run: PtyRun | None, workdir: Path, home: Path) -> None:
     try:
         if run is not None:
             await run.terminate()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        prune_home(home)
 
 
-async def _start(
-    argv: list[str], env: dict[str, str], workdir: Path, stdin_data: bytes | None
-) -> PtyRun:
+def prune_home(home: Path) -> None:
+    """Drop what a finished one-shot run left in its home (PRUNED), keeping creds/settings."""
+    for name in PRUNED:
+        path = home / ".gemini" / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+async def _start(argv: list[str], env: dict[str, str], workdir: Path, stdin_data: bytes) -> PtyRun:
     try:
         return await PtyRun.start(argv, env=env, cwd=workdir, stdin_data=stdin_data)
     except (FileNotFoundError, PermissionError) as exc:

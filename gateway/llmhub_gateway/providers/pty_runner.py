@@ -29,6 +29,7 @@ _CONTROL = re.compile(
     r"|\x1b[ -/]*[0-~]"
     r"|[\x00-\x08\x0b-\x1f\x7f]"
 )
+_LINE_END = re.compile(r"\r\n|\n|\r")
 _READ_SIZE = 65536
 _POLL_S = 0.02
 
@@ -129,18 +130,25 @@ class PtyRun:
             self._loop.remove_reader(self._proc.fd)
 
     async def lines(self) -> AsyncIterator[str]:
-        """Yield decoded output lines, CR/LF normalised, control sequences stripped."""
-        buffer = ""
+        """Yield decoded output lines, CR/LF normalised, control sequences stripped.
+
+        Linear in the output: only each new chunk is searched for line ends, and the pieces of
+        an unfinished line are kept in a list and joined once, when the line ends."""
+        pending: list[str] = []
         decoder = _utf8_decoder()
         while True:
             chunk = await self._queue.get()
             if chunk is None:
-                buffer += decoder.decode(b"", final=True)
-                if buffer.strip():
-                    yield strip_control(buffer).strip()
+                pending.append(decoder.decode(b"", final=True))
+                rest = "".join(pending)
+                if rest.strip():
+                    yield strip_control(rest).strip()
                 return
-            buffer += decoder.decode(chunk)
-            *complete, buffer = re.split(r"\r\n|\n|\r", buffer)
+            *complete, tail = split_lines(decoder.decode(chunk))
+            if complete:
+                complete[0] = "".join([*pending, complete[0]])
+                pending = []
+            pending.append(tail)
             for line in complete:
                 cleaned = strip_control(line).strip()
                 if cleaned:
@@ -179,6 +187,12 @@ class PtyRun:
         await self.wait(grace_s)
         with contextlib.suppress(OSError):
             self._proc.close(force=True)
+
+
+def split_lines(text: str) -> list[str]:
+    """Split one decoded chunk at CR, LF and CRLF; the last piece is an unfinished line. (A
+    CRLF torn between two chunks yields an empty line, which ``lines`` skips.)"""
+    return _LINE_END.split(text)
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:

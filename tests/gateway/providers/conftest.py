@@ -15,8 +15,10 @@ import pytest
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ChatRequest, Provider, StreamItem, Turn
-from llmhub_gateway.providers.claude import ClaudeProvider, PoolLimits
+from llmhub_gateway.providers.claude import ClaudeProvider
+from llmhub_gateway.providers.claude import PoolLimits as ClaudePoolLimits
 from llmhub_gateway.providers.gemini import GeminiProvider
+from llmhub_gateway.providers.gemini_acp import PoolLimits as GeminiPoolLimits
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
 FAKE_CLAUDE = FAKES / "fake_claude.py"
@@ -91,7 +93,7 @@ def claude_provider(tmp_path: Path, **extra: Any) -> ClaudeProvider:
         "cli_path": str(FAKE_CLAUDE),
         "scratch_root": tmp_path / "claude-scratch",
         "env_passthrough": ("FAKE_CLI_*",),
-        "pool": PoolLimits(idle=0),
+        "pool": ClaudePoolLimits(idle=0),
         "shutdown_grace_s": 2.0,
         **extra,
     }
@@ -119,14 +121,47 @@ def gemini_creds(tmp_path: Path) -> Path:
     return creds
 
 
-@pytest.fixture
-def gemini(tmp_path: Path, gemini_creds: Path) -> GeminiProvider:
+def make_gemini(tmp_path: Path, creds: Path, runtime: str, **kw: Any) -> GeminiProvider:
     return GeminiProvider(
-        auth_path=gemini_creds,
+        auth_path=creds,
         default_model="gemini-2.5-pro",
-        cli_path=str(FAKE_GEMINI),
+        cli_path=str(kw.pop("cli_path", FAKE_GEMINI)),
         cli_home=tmp_path / "gemini-home",
+        runtime=runtime,
+        pass_env=("FAKE_CLI_*",),
+        **kw,
     )
+
+
+@pytest.fixture
+async def gemini(tmp_path: Path, gemini_creds: Path) -> AsyncIterator[GeminiProvider]:
+    """The one-shot PTY runtime."""
+    provider = make_gemini(tmp_path, gemini_creds, "pty")
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def gemini_acp(tmp_path: Path, gemini_creds: Path) -> AsyncIterator[GeminiProvider]:
+    """The warm ACP runtime (small limits, quick to recycle)."""
+    limits = GeminiPoolLimits(max_processes=2, sessions_per_process=2, shutdown_grace_s=3.0)
+    provider = make_gemini(tmp_path, gemini_creds, "acp", limits=limits)
+    yield provider
+    await provider.aclose()
+
+
+def spawns(log: Path) -> list[dict[str, Any]]:
+    """The processes fake_gemini recorded starting (FAKE_CLI_SPAWNLOG)."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def spawnlog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "spawns.jsonl"
+    monkeypatch.setenv("FAKE_CLI_SPAWNLOG", str(path))
+    return path
 
 
 async def consume_until_anyio_cancels(

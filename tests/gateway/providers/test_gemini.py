@@ -26,7 +26,7 @@ from llmhub_gateway.providers.base import (
 )
 from llmhub_gateway.providers.gemini import SETTINGS, GeminiProvider
 from llmhub_gateway.providers.limits import Limited
-from tests.fakes.fake_gemini import THOUGHTS
+from tests.fakes.fake_gemini import THOUGHTS, words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI,
     FAKE_GEMINI_CREDS,
@@ -34,6 +34,7 @@ from tests.gateway.providers.conftest import (
     collect,
     collect_all,
     consume_until_anyio_cancels,
+    make_gemini,
     our_zombies,
     recorded_pids,
     set_mode,
@@ -53,8 +54,8 @@ async def test_the_result_stats_become_usage_thinking_included(gemini: GeminiPro
     items = await collect_all(gemini, chat("ping"))
     text = "".join(i for i in items if isinstance(i, str))
     received = text.split("] ", 1)[1]
-    # fake_gemini's stats: input_tokens = the prompt, total adds the answer and 7 thoughts.
-    assert items[-1] == Usage(tokens_in=len(received), tokens_out=len(text) + THOUGHTS)
+    # fake_gemini's stats: input_tokens = words received, total adds the answer and 7 thoughts.
+    assert items[-1] == Usage(tokens_in=words(received), tokens_out=words(text) + THOUGHTS)
     assert [i for i in items if isinstance(i, Usage)] == [items[-1]]
 
 
@@ -91,23 +92,18 @@ async def test_creds_are_copied_private_with_settings_and_refreshes_survive(
     gemini: GeminiProvider, gemini_creds: Path, tmp_path: Path
 ) -> None:
     await collect(gemini, chat("hi"))
-    home = tmp_path / "gemini-home" / ".gemini"
+    home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
     copy = home / "oauth_creds.json"
     assert json.loads(copy.read_text()) == FAKE_GEMINI_CREDS
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
     assert json.loads((home / "settings.json").read_text()) == SETTINGS
-    assert (home / "projects.json").exists()  # the CLI could write its state there
+    assert not (home / "projects.json").exists()  # the CLI wrote it; pruned after the run
 
     refreshed = {**FAKE_GEMINI_CREDS, "access_token": "ya29.refreshed-by-the-cli"}
     copy.write_text(json.dumps(refreshed))  # what the CLI does after a token refresh
     await collect(gemini, chat("hi"))
     assert json.loads(copy.read_text()) == refreshed
-    restarted = GeminiProvider(  # a restarted gateway on the same home keeps it too
-        auth_path=gemini_creds,
-        default_model="gemini-2.5-pro",
-        cli_path=str(FAKE_GEMINI),
-        cli_home=tmp_path / "gemini-home",
-    )
+    restarted = make_gemini(tmp_path, gemini_creds, "pty")  # a restarted gateway keeps it too
     await collect(restarted, chat("hi"))
     assert json.loads(copy.read_text()) == refreshed
 
@@ -199,7 +195,7 @@ async def test_claude_token_is_not_passed_to_the_gemini_cli(
     environ = Path(f"/proc/{recorded_pids(pidfile)[0]}/environ").read_bytes().split(b"\0")
     await stream.aclose()
     assert not any(v.startswith(b"CLAUDE_CODE_OAUTH_TOKEN=") for v in environ)
-    assert f"GEMINI_CLI_HOME={tmp_path / 'gemini-home'}".encode() in environ
+    assert f"GEMINI_CLI_HOME={tmp_path / 'gemini-home' / 'pty-0'}".encode() in environ
 
 
 async def test_missing_creds_file_is_not_configured(tmp_path: Path) -> None:
@@ -274,3 +270,17 @@ async def test_the_cap_counts_a_cli_in_its_sigterm_grace_until_it_is_gone(
         await asyncio.sleep(0.02)
     assert limited.active == 0
     assert not procs.running(pid)  # freed only once the process was gone
+
+
+async def test_concurrent_one_shot_runs_never_share_a_home(
+    gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = tmp_path / "spawns.jsonl"
+    monkeypatch.setenv("FAKE_CLI_SPAWNLOG", str(log))
+    set_mode(monkeypatch, "slow", FAKE_CLI_DELAY="0.3")
+    await asyncio.gather(*(collect(gemini, chat(f"n{n}")) for n in range(3)))
+    homes = [json.loads(line)["home"] for line in log.read_text().splitlines()]
+    assert len(set(homes)) == 3
+    await collect(gemini, chat("later"))  # a free home is reused (its refreshed tokens too)
+    later = json.loads(log.read_text().splitlines()[-1])["home"]
+    assert later in homes

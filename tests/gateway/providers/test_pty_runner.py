@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from llmhub_gateway.providers import procs
-from llmhub_gateway.providers.pty_runner import PtyRun, strip_control
+import pytest
+
+from llmhub_gateway.providers import procs, pty_runner
+from llmhub_gateway.providers.pty_runner import PtyRun, split_lines, strip_control
 from tests.gateway.providers.conftest import our_zombies
 
 WRITER = r"""
@@ -81,3 +83,27 @@ async def test_terminate_kills_the_whole_group_and_reaps(tmp_path: Path) -> None
     assert run.exit_status is not None
     assert run.exit_status < 0
     assert our_zombies() == []
+
+
+async def test_a_huge_single_line_is_split_in_linear_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 4 MB line arriving in many reads: each character is searched for a line end once
+    (the old splitter re-split the growing buffer on every read: quadratic)."""
+    size = 4_000_000
+    scanned: list[int] = []
+
+    def counting(text: str) -> list[str]:
+        scanned.append(len(text))
+        return split_lines(text)
+
+    monkeypatch.setattr(pty_runner, "split_lines", counting)
+    script = f"import sys; sys.stdout.write('z' * {size}); sys.stdout.write('\\nend\\n')"
+    run = await PtyRun.start([sys.executable, "-c", script], env=dict(os.environ), cwd=tmp_path)
+    try:
+        lines = [line async for line in run.lines()]
+    finally:
+        await run.terminate()
+    assert lines == ["z" * size, "end"]
+    assert len(scanned) > 10  # it did arrive in many reads...
+    assert sum(scanned) <= size + 64  # ...and each character was scanned once

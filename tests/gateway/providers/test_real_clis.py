@@ -63,27 +63,39 @@ async def test_bundled_claude_cli_fails_within_the_bound(
     assert not any("_bundled/claude" in _cmdline(p) for p in procs.descendants(os.getpid()))
 
 
-async def test_real_gemini_cli_fails_within_the_bound(tmp_path: Path, gemini_creds: Path) -> None:
+@pytest.mark.parametrize("runtime", ["acp", "pty"])
+async def test_real_gemini_cli_fails_within_the_bound(
+    tmp_path: Path, gemini_creds: Path, runtime: str
+) -> None:
     assert REAL_GEMINI.exists(), "run scripts/bootstrap.sh to install the pinned gemini CLI"
     provider = GeminiProvider(
         auth_path=gemini_creds,
         default_model="gemini-2.5-pro",
         cli_path=str(REAL_GEMINI),
         cli_home=tmp_path / "gemini-home",
+        runtime=runtime,
     )
     limited = Limited(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
-    with pytest.raises(ProviderError) as caught:
-        await collect(limited, chat("hello"))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await collect(limited, chat("hello"))
+    finally:
+        await provider.aclose()
     assert time.monotonic() - started < BOUND_S + 5
-    # Without a route to Google the CLI cannot use the refresh token and exits 41.
+    # Without a route to Google the CLI cannot use the refresh token: headless it exits 41,
+    # over ACP it starts its interactive login on the protocol's stdout (and is killed).
     assert isinstance(caught.value, ProviderAuthError)
     assert "1//" not in str(caught.value)
     assert our_zombies() == []
-    home = tmp_path / "gemini-home" / ".gemini"
-    assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
-        "selectedType": "oauth-personal"
-    }
+    assert not any("gemini" in _cmdline(p) for p in procs.descendants(os.getpid()))
+    if runtime == "pty":
+        home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
+        assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
+            "selectedType": "oauth-personal"
+        }
+    else:  # a warm process's home goes with the process
+        assert list((tmp_path / "gemini-home" / "acp").iterdir()) == []
 
 
 async def _plain_sdk_answer(prompt: str, tmp_path: Path) -> str:

@@ -83,7 +83,7 @@ def real_gemini_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = root / "home"
     GeminiProvider(
         auth_path=creds, default_model="gemini-2.5-pro", cli_path=str(REAL_GEMINI), cli_home=home
-    ).prepare_home()
+    ).prepare_home(home)
     (root / "work").mkdir()
     return home
 
