@@ -160,6 +160,7 @@ def claude_runtime(settings: Settings) -> dict[str, Any]:
             max_turns=settings.claude_pool_max_turns,
             max_age_s=settings.claude_pool_max_age_s,
             max_rss_mb=settings.claude_pool_max_rss_mb,
+            memory_mb=settings.provider_memory_mb,  # shared with Gemini's CLIs: measured
         ),
         "session_store": store,
         "env_passthrough": split(settings.claude_cli_env_passthrough),

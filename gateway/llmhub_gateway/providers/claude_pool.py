@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.procs import background
@@ -37,6 +38,9 @@ class PoolLimits:
     max_turns: int = 100
     max_age_s: float = 3600.0
     max_rss_mb: float = 300.0
+    # The replica's budget for all CLI children, both providers (PROVIDER_MEMORY_MB): no new
+    # CLI starts unless the children's resident memory leaves room for one more. 0: no check.
+    memory_mb: float = 0.0
     check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
 
@@ -159,8 +163,14 @@ class ClaudePool:
                 return proc
         return None
 
+    def _can_grow(self) -> bool:
+        if len(self._procs) >= self.limits.max_processes:
+            return False
+        budget = self.limits.memory_mb
+        return budget <= 0 or procs.children_rss_mb() + self.limits.max_rss_mb <= budget
+
     def _has_room(self) -> bool:
-        return len(self._procs) < self.limits.max_processes or self._victim() is not None
+        return self._can_grow() or self._victim() is not None
 
     def _victim(self) -> ClaudeProcess | None:
         """The idle process to evict first: the least recently used session, then spares."""
@@ -170,7 +180,7 @@ class ClaudePool:
         return min(idle, key=lambda p: (p.session is None, p.last_used))
 
     def _make_room(self) -> None:
-        if len(self._procs) < self.limits.max_processes:
+        if self._can_grow():
             return
         victim = self._victim()
         if victim is None:
@@ -212,7 +222,7 @@ class ClaudePool:
         if time.monotonic() < self._no_spares_until:
             return
         spares = sum(1 for p in self._procs if p is self._idle_of(p))
-        while spares < self.limits.idle and len(self._procs) < self.limits.max_processes:
+        while spares < self.limits.idle and self._can_grow():
             self._add(self._default_key, None, 0)
             spares += 1
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -42,7 +41,7 @@ from llmhub_gateway.providers.base import (
 )
 from llmhub_gateway.providers.diagnostics import category, safe_detail
 from llmhub_gateway.providers.gemini_accounts import account_refusal
-from llmhub_gateway.providers.procs import background, descendants, finish
+from llmhub_gateway.providers.procs import background, children_rss_mb, finish
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -574,18 +573,6 @@ def _start_failure(status: int | None, noise: str) -> Exception:
         return AcpUnsupported()
     log.warning("gemini ACP process exited at start with %s: %s", status, safe_detail(noise))
     return ProviderCrashed(f"gemini: the CLI exited with status {status}")
-
-
-def children_rss_mb() -> int:
-    """Resident memory of every descendant of this gateway (both providers' CLIs), in MB."""
-    total_kb = 0
-    for pid in descendants(os.getpid()):
-        with (
-            contextlib.suppress(OSError, ValueError, IndexError),
-            open(f"/proc/{pid}/statm", encoding="ascii") as fh,
-        ):
-            total_kb += int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    return total_kb // 1024
 
 
 def argv_for(cli: str, model: str) -> list[str]:

@@ -53,6 +53,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def children_rss_mb() -> int:
+    """Resident memory of every descendant of this gateway (both providers' CLIs), in MB."""
+    total_kb = 0
+    for pid in descendants(os.getpid()):
+        with (
+            contextlib.suppress(OSError, ValueError, IndexError),
+            open(f"/proc/{pid}/statm", encoding="ascii") as fh,
+        ):
+            total_kb += int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    return total_kb // 1024
+
+
 def _signal(pids: Iterable[int], pgid: int | None, sig: signal.Signals) -> None:
     if pgid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -8,9 +8,12 @@ so the tests count processes and see exactly what text each one received.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -311,3 +314,39 @@ async def test_spares_that_fail_to_start_are_not_restarted_in_a_loop(
         assert log.read_text().count("start") == 1
     finally:
         await provider.aclose()
+
+
+HOG = "import sys, time; b = bytearray(160 * 2**20); print('x', flush=True); time.sleep(60)"
+
+
+async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
+    tmp_path: Path, fake: Fake
+) -> None:
+    """The budget is the replica's, shared with the other provider's CLIs: a child of the
+    gateway that holds memory (as a Gemini CLI would) leaves no room for another Claude CLI."""
+    hog = subprocess.Popen(
+        [sys.executable, "-c", HOG],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert hog.stdout is not None
+        hog.stdout.readline()  # its memory is resident now
+        assert procs.children_rss_mb() >= 160
+        limits = PoolLimits(idle=1, max_processes=4, max_rss_mb=50, memory_mb=150)
+        provider = claude_provider(tmp_path, pool=limits)
+        try:
+            await provider.start()
+            await asyncio.sleep(0.3)
+            assert fake.spawns() == []  # no spare: the budget is taken by the other child
+            with pytest.raises(ProviderBusy):
+                provider.admit(chat("first"))
+        finally:
+            await provider.aclose()
+        roomy = claude_provider(tmp_path, pool=dataclasses.replace(limits, memory_mb=400))
+        try:
+            assert "".join(await collect(roomy, chat("first"))).endswith("] first")
+        finally:
+            await roomy.aclose()
+    finally:
+        hog.kill()
+        hog.wait()
