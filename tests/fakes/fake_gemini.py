@@ -143,6 +143,15 @@ EXIT_USAGE = 1
 VERSION = os.environ.get("FAKE_CLI_VERSION", "0.61.0")
 STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0"))
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0"))
+# Echo at most this many characters of what was received (0: all): replayed transcripts then
+# grow linearly, for the benchmark.
+ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)
+
+
+def echo(text: str) -> str:
+    return text[:ECHO_CHARS] if ECHO_CHARS else text
+
+
 # The real CLI's ACP slash commands (packages/cli/src/acp/acpCommandHandler.ts): a prompt whose
 # leading text, trimmed, starts with "/" or "$" and names one of them runs it, not the model.
 ACP_COMMANDS = ("memory", "extensions", "init", "restore", "about", "help")
@@ -247,9 +256,9 @@ def headless(args: dict[str, object]) -> None:
         sys.exit(42)
     project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT_ID")
     tty = "yes" if sys.stdout.isatty() else "no"
-    text = f"[fake-gemini model={model} tty={tty}] {prompt}"
+    text = f"[fake-gemini model={model} tty={tty}] {echo(prompt)}"
     if MODE == "project":
-        text = f"[fake-gemini model={model} tty={tty} project={project}] {prompt}"
+        text = f"[fake-gemini model={model} tty={tty} project={project}] {echo(prompt)}"
     if MODE == "settings":
         text = settings_report(home, sys.argv[1:])
     if MODE == "bigline":  # one huge line of output, no newline before the end
@@ -580,7 +589,7 @@ class AcpAgent:
             "GOOGLE_CLOUD_PROJECT_ID"
         )
         extra = f" project={project}" if MODE == "project" else ""
-        text = f"[fake-gemini model={self.model} acp=yes turn={turn}{extra}] {received}"
+        text = f"[fake-gemini model={self.model} acp=yes turn={turn}{extra}] {echo(received)}"
         if MODE == "settings":
             text = settings_report(self.home, sys.argv[1:])
         if REPLY_S:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from azure.identity.aio import WorkloadIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
+from prometheus_client import REGISTRY
 
 from llmhub_operator import keyvault
 from llmhub_operator.errors import SourceNotFound
@@ -31,8 +32,12 @@ async def test_latest_version_with_expiry(
     expires = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
     fake_azure.set_secret("latest-a", "first-value-123")
     newest = fake_azure.set_secret("latest-a", "second-value-456", expires=expires.timestamp())
+    metric = "llmhub_operator_keyvault_request_duration_seconds_count"
+    before = REGISTRY.get_sample_value(metric, {"outcome": "ok"}) or 0.0
 
     fetched = await source.fetch(vault_url, "latest-a")
+
+    assert REGISTRY.get_sample_value(metric, {"outcome": "ok"}) == before + 1
 
     assert fetched.value == "second-value-456"
     assert fetched.version == newest
