@@ -96,6 +96,8 @@ class Gateway:
             "CLAUDE_MAX_CONCURRENCY": cap,
             "GEMINI_MAX_CONCURRENCY": cap,
             "PROVIDER_MEMORY_MB": "16384",
+            # room for every client: 4 sessions per warm Gemini process, one spare
+            "GEMINI_ACP_PROCESSES": str(clients // 4 + 2),
             # the fakes' knobs through the CLIs' environment allow-lists
             "CLAUDE_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",
             "GEMINI_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",

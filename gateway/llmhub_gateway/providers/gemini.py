@@ -224,6 +224,11 @@ class GeminiProvider:
         if pool is not None:
             pool.admit(request)
 
+    def withdraw(self, request: ChatRequest) -> None:
+        """The admitted turn's stream will never start: its place in the pool is free again."""
+        if self._pool is not None:
+            self._pool.withdraw(request)
+
     @property
     def pool(self) -> AcpPool | None:
         return self._pool

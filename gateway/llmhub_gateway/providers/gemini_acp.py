@@ -46,6 +46,7 @@ from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
 
 log = logging.getLogger(__name__)
+CLAIM_S = 30.0  # an admitted turn holds its place this long until its stream starts
 
 EXIT_AUTH = 41  # the CLI's FATAL_AUTHENTICATION_ERROR
 ACP_PROTOCOL_VERSION = 1
@@ -143,6 +144,10 @@ class AcpPool:
         self._closing = False
         self._quiet = asyncio.Event()  # set when no turn is running (for a graceful shutdown)
         self._work: set[asyncio.Task[None]] = set()  # starts and retirements under way
+        # Turns admitted but not yet placed on a process (request id -> claim deadline): they
+        # count against the room, so turns admitted together never overfill the pool and fail
+        # after their 200 (a turn whose stream never starts gives its claim up after CLAIM_S).
+        self._admitted: dict[int, tuple[ChatRequest, float]] = {}
 
     # -- admission -------------------------------------------------------------------------
 
@@ -153,15 +158,37 @@ class AcpPool:
         if self._closing:
             raise ProviderBusy("gemini: this replica is shutting down", retry_after=2)
         model = request.model or self.default_model
-        current = self._fingerprint()
-        if any(self._has_room(p, model, current) for p in self._live()):
-            return
-        if self._can_grow() or self._evictable(model, current) is not None:
+        now = time.monotonic()
+        self._admitted = {k: v for k, v in self._admitted.items() if v[1] > now}
+        if len(self._admitted) < self._room(model, self._fingerprint()):
+            self._admitted[id(request)] = (request, now + CLAIM_S)
             return
         raise ProviderBusy(
             f"gemini: all {self.limits.max_processes} warm CLI processes are busy, retry later",
             retry_after=2,
         )
+
+    def withdraw(self, request: ChatRequest) -> None:
+        """Give up the place ``admit`` took for a turn whose stream will never start."""
+        claim = self._admitted.get(id(request))
+        if claim is not None and claim[0] is request:
+            del self._admitted[id(request)]
+
+    def _room(self, model: str, fingerprint: str) -> int:
+        """Turns of ``model`` that could start now: free places on usable processes, plus
+        those of processes the pool may still start (or start in an idle one's place)."""
+        live = self._live()
+        free = sum(
+            self.limits.sessions_per_process - p.active
+            for p in live
+            if p.usable(model, fingerprint)
+        )
+        if self._can_grow():
+            starting = self.limits.max_processes - sum(not p.retiring for p in live)
+            free += starting * self.limits.sessions_per_process
+        elif self._evictable(model, fingerprint) is not None:
+            free += self.limits.sessions_per_process
+        return max(0, free)
 
     def _has_room(self, proc: AcpProcess, model: str, fingerprint: str) -> bool:
         return proc.usable(model, fingerprint) and proc.active < self.limits.sessions_per_process
@@ -293,6 +320,7 @@ class AcpPool:
     # -- turns -----------------------------------------------------------------------------
 
     def _reserve(self, request: ChatRequest) -> tuple[AcpProcess, HeldSession | None]:
+        self.withdraw(request)  # placed now: its claim becomes this turn's place
         model = request.model or self.default_model
         current = self._fingerprint()
         for proc in self._live():  # recycling of old or stale idle processes

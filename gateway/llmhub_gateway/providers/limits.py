@@ -115,6 +115,9 @@ class Limited:
         entry = self._admitted.get(id(request))
         if entry is not None and entry[0] is request:
             del self._admitted[id(request)]
+            withdraw = getattr(self.inner, "withdraw", None)  # a pool's place, if it took one
+            if callable(withdraw):
+                withdraw(request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         entry = self._admitted.pop(id(request), None)

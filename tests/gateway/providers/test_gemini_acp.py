@@ -269,8 +269,9 @@ async def test_admit_refuses_before_any_stream_when_the_pool_is_full(
     limits = PoolLimits(max_processes=1, sessions_per_process=1)
     provider = make_gemini(tmp_path, gemini_creds, "acp", limits=limits)
     try:
-        provider.admit(turn("first"))  # room: a process can be started
-        running = asyncio.create_task(collect(provider, turn("first")))
+        first = turn("first")
+        provider.admit(first)  # room: a process can be started
+        running = asyncio.create_task(collect(provider, first))
         await wait_ready(provider)
         with pytest.raises(ProviderBusy) as caught:
             provider.admit(turn("second"))
@@ -278,6 +279,39 @@ async def test_admit_refuses_before_any_stream_when_the_pool_is_full(
         assert caught.value.retry_after > 0
         await running
         provider.admit(turn("third"))  # free again
+    finally:
+        await provider.aclose()
+
+
+async def test_turns_admitted_together_never_overfill_the_pool(
+    tmp_path: Path, gemini_creds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission holds a place per admitted turn until its stream starts: a burst of new
+    sessions gets 429s up front, and every admitted turn then runs (none fails after its
+    200 for want of a process)."""
+    monkeypatch.setenv("FAKE_CLI_REPLY_S", "0.3")
+    limits = PoolLimits(max_processes=2, sessions_per_process=2)
+    provider = make_gemini(tmp_path, gemini_creds, "acp", limits=limits)
+    try:
+        requests = [turn(f"burst {i}") for i in range(6)]
+        admitted, refused = [], 0
+        for request in requests:  # all admitted before any stream starts, as a burst is
+            try:
+                provider.admit(request)
+                admitted.append(request)
+            except ProviderBusy:
+                refused += 1
+        assert (len(admitted), refused) == (4, 2)
+        answers = await asyncio.gather(*(collect(provider, r) for r in admitted))
+        assert ["".join(a).endswith(f"burst {i}") for i, a in enumerate(answers)] == [True] * 4
+        # A withdrawn claim (the client left before its stream) frees its place at once.
+        held = [turn(f"held {i}") for i in range(4)]
+        for request in held:
+            provider.admit(request)
+        with pytest.raises(ProviderBusy):
+            provider.admit(turn("one too many"))
+        provider.withdraw(held[0])
+        provider.admit(turn("fits again"))
     finally:
         await provider.aclose()
 
