@@ -81,7 +81,9 @@ class Gateway:
         (auth / "expires_at").write_text("2099-06-01T00:00:00Z")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cap = str(max(clients, 4))
+        # The per-pod caps with headroom: a slot is freed only once its turn's cleanup is
+        # over, a moment after the client got its answer and sent the next request.
+        cap = str(max(2 * clients, 4))
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FAKE_CLI_", "LIMIT_"))},
             "AUTH_MODES": "none",
@@ -396,9 +398,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         cold = run_mode("cold", provider, levels, turns, conv_turns, startup_s)
         warm = run_mode("warm", provider, levels, turns, conv_turns, startup_s)
         missed += report(provider, levels, cold, warm, startup_s)
-    print("\ntargets: warm added p50 <= 50 ms; cold/warm p50 >= 10x; native resume O(1)")
+    print(
+        "\ntargets (continued sessions): warm added p50 <= 50 ms; cold/warm p50 >= 10x; "
+        "native resume O(1). New sessions are shown, not judged: a burst of new Claude "
+        "sessions beyond CLAUDE_POOL_IDLE spares pays the CLI's start-up (a Claude CLI holds "
+        "one conversation; a Gemini ACP process opens sessions in-process)."
+    )
+    if args.quick:  # a 0.5 s start-up: the 10x ratio is out of reach by construction
+        print("targets: not judged with --quick (short start-up, few turns)")
+        return 0
     print("targets missed: " + ("; ".join(missed) if missed else "none"))
-    return 1 if missed and not args.quick else 0
+    return 1 if missed else 0
 
 
 def _free_port() -> int:
