@@ -145,6 +145,7 @@ async def test_the_real_gateway_reports_a_refusal_the_operator_reads_until_a_cal
         "GEMINI_CLI_HOME": str(tmp_path / "gemini-home"),
         "SCRATCH_DIR": str(tmp_path / "scratch"),
         "FAKE_CLI_MODE": "project",
+        "GEMINI_CLI_ENV_PASSTHROUGH": "FAKE_CLI_*",  # the CLI's env is an allow-list
     }
     for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT_ID", "CLAUDE_CODE_OAUTH_TOKEN"):
         env[name] = ""
