@@ -479,6 +479,10 @@ class AcpPool:
             log.info("gemini: no recording of this session; its next turn elsewhere replays")
             return
         try:
+            size = path.stat().st_size
+            if size > self.recordings.max_bytes:  # not even read
+                await self.recordings.forget(session_id, size)
+                return
             data = await asyncio.to_thread(path.read_text, encoding="utf-8")
             await self.recordings.save(
                 session_id, Recording(path.name, data, len(request.history) + 2)

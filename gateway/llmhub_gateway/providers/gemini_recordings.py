@@ -174,21 +174,24 @@ class RecordingStore:
 
     async def save(self, session_id: str, recording: Recording) -> bool:
         """Keep ``recording``; False (and the old copy dropped) when it is too big."""
-        key = self._key(session_id)
         size = len(recording.data.encode())
         if size > self.max_bytes:
-            log.info(
-                "gemini recording of %d bytes is over %d: its next turn elsewhere replays",
-                size,
-                self.max_bytes,
-            )
-            await call(self._redis.delete(key), _WHAT)
+            await self.forget(session_id, size)
             return False
         value = json.dumps(
             {"name": recording.name, "data": recording.data, "history_len": recording.history_len}
         )
-        await call(self._redis.set(key, value, ex=self._ttl_s), _WHAT)
+        await call(self._redis.set(self._key(session_id), value, ex=self._ttl_s), _WHAT)
         return True
+
+    async def forget(self, session_id: str, size: int) -> None:
+        """A recording of ``size`` bytes is over the limit: drop the stored (older) copy."""
+        log.info(
+            "gemini recording of %d bytes is over %d: its next turn elsewhere replays",
+            size,
+            self.max_bytes,
+        )
+        await call(self._redis.delete(self._key(session_id)), _WHAT)
 
     async def load(self, session_id: str) -> Recording | None:
         raw = await call(self._redis.get(self._key(session_id)), _WHAT)

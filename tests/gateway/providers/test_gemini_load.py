@@ -22,7 +22,7 @@ from llmhub_gateway.providers.gemini_recordings import (
 )
 from llmhub_gateway.redis_client import connect
 from tests.fakes.fake_gemini import words
-from tests.gateway.conftest import RedisServer
+from tests.gateway.conftest import RedisServer, free_port
 from tests.gateway.providers.conftest import collect_all, make_gemini
 
 MODEL = "gemini-2.5-pro"
@@ -189,3 +189,23 @@ def test_history_answers_counts_what_session_load_streams() -> None:
     assert history_answers(data) == 2
     rewound = data + "\n" + json.dumps({"$rewindTo": "3"})
     assert history_answers(rewound) == 1
+
+
+async def test_an_unreachable_recording_store_costs_a_replay_not_the_turn(
+    tmp_path: Path, gemini_creds: Path
+) -> None:
+    down = RecordingStore(
+        connect(f"redis://127.0.0.1:{free_port()}/0"),
+        prefix="llmhub:gemini:",
+        ttl_s=600,
+        owns_client=True,
+    )
+    a = replica(tmp_path, gemini_creds, "a", down)
+    try:
+        history = [Turn("user", "my name is Ada"), Turn("assistant", "hello Ada")]
+        answer, native, _ = await converse(a, "name?", "kept-elsewhere", history)
+        assert "acp=yes turn=1]" in answer  # replayed
+        assert "User: my name is Ada" in answer
+        assert native != "kept-elsewhere"
+    finally:
+        await a.aclose()  # closes its store too
