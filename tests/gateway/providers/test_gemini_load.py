@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llmhub_gateway.core.config import Settings
 from llmhub_gateway.providers.base import ChatRequest, NativeSession, Turn, Usage
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
@@ -21,6 +22,7 @@ from llmhub_gateway.providers.gemini_recordings import (
     history_answers,
 )
 from llmhub_gateway.redis_client import connect
+from llmhub_gateway.registry import gemini_recordings
 from tests.fakes.fake_gemini import words
 from tests.gateway.conftest import RedisServer, free_port
 from tests.gateway.providers.conftest import collect_all, make_gemini
@@ -209,3 +211,21 @@ async def test_an_unreachable_recording_store_costs_a_replay_not_the_turn(
         assert native != "kept-elsewhere"
     finally:
         await a.aclose()  # closes its store too
+
+
+async def test_recordings_are_kept_on_the_gateways_redis_only(redis_server: RedisServer) -> None:
+    """Without REDIS_URL (memory sessions) nothing is kept and every move replays, as before;
+    with it, under llmhub:gemini: and expiring with the sessions."""
+    assert gemini_recordings(Settings(redis_url=None)) is None
+    kept = gemini_recordings(
+        Settings(redis_url=redis_server.url, session_ttl_seconds=123)  # type: ignore[arg-type]
+    )
+    assert isinstance(kept, RecordingStore)
+    session = str(uuid.uuid4())
+    check = connect(redis_server.url)
+    try:
+        assert await kept.save(session, Recording("session-x.jsonl", "{}", 2))
+        assert 113 < await check.ttl(f"llmhub:gemini:recording:{session}") <= 123
+    finally:
+        await check.aclose()
+        await kept.aclose()
