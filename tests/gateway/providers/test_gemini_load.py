@@ -92,6 +92,8 @@ async def test_a_session_continues_on_another_replica_with_only_the_new_message(
     assert sent == words("what is my name?")
     assert moved == native
     # Loaded means held: B's next turn continues in the same process without another load.
+    assert b.pool is not None
+    assert [native in p.sessions for p in b.pool.processes] == [True]
     answer, _, sent = await converse(b, "and now?", native, history)
     assert answer == f"[fake-gemini model={MODEL} acp=yes turn=4] and now?"
     assert sent == words("and now?")
