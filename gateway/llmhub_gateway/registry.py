@@ -121,6 +121,7 @@ def build_providers(settings: Settings) -> list[Provider]:
             shutdown_grace_s=settings.shutdown_graceful_seconds,
         ),
         pass_env=split(settings.gemini_cli_env_passthrough),
+        recordings=gemini_recordings(settings),
     )
     return [
         Limited(
@@ -134,6 +135,22 @@ def build_providers(settings: Settings) -> list[Provider]:
             timeout_s=settings.gemini_timeout_seconds,
         ),
     ]
+
+
+def gemini_recordings(settings: Settings) -> Any:
+    """The Gemini CLI's chat recordings on the gateway's Redis (None without Redis), so a
+    session continues with ``session/load`` on any replica."""
+    from llmhub_gateway.providers.gemini_recordings import RecordingStore
+    from llmhub_gateway.redis_client import connect
+
+    if settings.redis_url is None or settings.gemini_runtime != "acp":
+        return None
+    return RecordingStore(
+        connect(settings.redis_url.get_secret_value()),
+        prefix="llmhub:gemini:",
+        ttl_s=settings.session_ttl_seconds,
+        owns_client=True,
+    )
 
 
 def claude_runtime(settings: Settings) -> dict[str, Any]:

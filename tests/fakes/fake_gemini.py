@@ -38,6 +38,7 @@ group); FAKE_CLI_VERSION.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -108,8 +109,10 @@ def check_home() -> str:
     except (OSError, ValueError):
         fail_auth("Error authenticating: no valid OAuth credentials found")
     # The real CLI writes state (projects.json, refreshed tokens) here on every run.
-    with open(os.path.join(gemini_dir, "projects.json"), "w", encoding="utf-8") as fh:
-        fh.write("{}")
+    registry = os.path.join(gemini_dir, "projects.json")
+    if not os.path.exists(registry):
+        with open(registry, "w", encoding="utf-8") as fh:
+            fh.write('{"projects": {}}')
     return home
 
 
@@ -348,8 +351,11 @@ PROJECT_REQUIRED = (
 class AcpAgent:
     """``--experimental-acp``: the real CLI's Agent Client Protocol side, JSON-RPC 2.0 with one
     message per line on stdio, with the shapes of packages/cli/src/acp/ in 0.61. Every request
-    runs in its own thread, as the real agent serves sessions concurrently; sessions are
-    recorded under ``<home>/.gemini/tmp/fake/chats`` so ``session/load`` can find them."""
+    runs in its own thread, as the real agent serves sessions concurrently. Chats are recorded
+    like 0.61 (see ``Recordings``) and ``session/load`` finds them only there: an unknown one is
+    0.61's -32603 "Internal error" with the SessionError in ``data.details``; a loaded one
+    answers first and then streams its history back as session/update notifications (0.61
+    does not await that stream, so it can follow the answer)."""
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -424,11 +430,14 @@ class AcpAgent:
         try:
             result = handler(params)  # type: ignore[arg-type]
         except AcpFailure as exc:
-            self.send(
-                {"jsonrpc": "2.0", "id": rid, "error": {"code": exc.code, "message": exc.message}}
-            )
+            error = {"code": exc.code, "message": exc.message}
+            if exc.data is not None:
+                error["data"] = exc.data
+            self.send({"jsonrpc": "2.0", "id": rid, "error": error})
             return
         self.send({"jsonrpc": "2.0", "id": rid, "result": result})
+        if method == "session/load":
+            self._stream_history(str(params.get("sessionId")))  # type: ignore[union-attr]
 
     def initialize(self, params: dict[str, object]) -> dict[str, object]:
         if not isinstance(params.get("protocolVersion"), int):
@@ -503,7 +512,8 @@ class AcpAgent:
         while MODE == "hangnew":  # a wedged agent: never opens the session
             time.sleep(60)
         session_id = str(uuid.uuid4())
-        self.sessions[session_id] = {"messages": [], "cancelled": False}
+        path = Recordings(self.home, str(params["cwd"])).create(session_id)
+        self.sessions[session_id] = {"messages": [], "cancelled": False, "path": path}
         self.update(
             session_id,
             {
@@ -513,27 +523,36 @@ class AcpAgent:
         )
         return {"sessionId": session_id, **self._session_answer()}
 
-    def _recording(self, session_id: str) -> str:
-        return os.path.join(
-            self.home, ".gemini", "tmp", "fake", "chats", f"session-{session_id}.json"
-        )
-
     def load_session(self, params: dict[str, object]) -> dict[str, object]:
         self._session_params(params)
         self._auth_step()
         session_id = str(params.get("sessionId"))
-        try:
-            with open(self._recording(session_id), encoding="utf-8") as fh:
-                messages = json.load(fh)["messages"]
-        except (OSError, ValueError, KeyError):
-            raise AcpFailure(-32603, f"No session found with id {session_id}") from None
-        self.sessions[session_id] = {"messages": messages, "cancelled": False}
-        for m in messages:  # the real agent streams the loaded history back
-            kind = "user_message_chunk" if m["role"] == "user" else "agent_message_chunk"
-            self.update(
-                session_id, {"sessionUpdate": kind, "content": {"type": "text", "text": m["text"]}}
-            )
+        path, messages = Recordings(self.home, str(params["cwd"])).resolve(session_id)
+        if path.endswith(".json"):  # 0.61 carries a legacy recording on as JSONL
+            path += "l"
+        self.sessions[session_id] = {
+            "messages": messages,
+            "cancelled": False,
+            "path": path,
+            "streamed": threading.Event(),
+        }
         return self._session_answer()
+
+    def _stream_history(self, session_id: str) -> None:
+        """Session.streamHistory, after the load's answer (0.61 does not await it, so it can
+        follow the answer) and before any answer to a prompt (0.61's answer waits on the
+        model, the history only on the pipe)."""
+        session = self.sessions[session_id]
+        messages: list[dict[str, object]] = session["messages"]  # type: ignore[assignment]
+        for m in list(messages):
+            text = content_text(m.get("content"))
+            if not text.strip():
+                continue
+            kind = "user_message_chunk" if m["type"] == "user" else "agent_message_chunk"
+            self.update(
+                session_id, {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
+            )
+        session["streamed"].set()  # type: ignore[attr-defined]
 
     def prompt(self, params: dict[str, object]) -> dict[str, object]:
         session_id = str(params.get("sessionId"))
@@ -583,8 +602,11 @@ class AcpAgent:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             while True:
                 time.sleep(60)
-        messages: list[dict[str, str]] = session["messages"]  # type: ignore[assignment]
-        turn = 1 + sum(1 for m in messages if m["role"] == "user")
+        streamed = session.get("streamed")
+        if isinstance(streamed, threading.Event):
+            streamed.wait(10)
+        messages: list[dict[str, object]] = session["messages"]  # type: ignore[assignment]
+        turn = 1 + sum(1 for m in messages if m["type"] == "user")
         project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get(
             "GOOGLE_CLOUD_PROJECT_ID"
         )
@@ -614,11 +636,28 @@ class AcpAgent:
             )
             if MODE == "slow":
                 time.sleep(DELAY)
-        messages += [{"role": "user", "text": received}, {"role": "assistant", "text": text}]
-        path = self._recording(session_id)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"sessionId": session_id, "messages": messages}, fh)
+        records = [
+            {
+                "id": str(uuid.uuid4()),
+                "timestamp": now(),
+                "type": "user",
+                "content": [{"text": received}],
+            },
+            {"$set": {"lastUpdated": now()}},
+            {
+                "id": str(uuid.uuid4()),
+                "timestamp": now(),
+                "type": "gemini",
+                "content": text,
+                "thoughts": [],
+                "tokens": None,
+                "model": self.model,
+            },
+            {"$set": {"lastUpdated": now()}},
+        ]
+        messages += [r for r in records if "id" in r]
+        with open(str(session["path"]), "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in records)
         counts = {"input_tokens": words(received), "output_tokens": words(text)}
         usage = {
             "token_count": counts,
@@ -627,11 +666,158 @@ class AcpAgent:
         return {"stopReason": "end_turn", "_meta": {"quota": usage}}
 
 
+def content_text(content: object) -> str:
+    """partListUnionToString for text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+class Recordings:
+    """0.61's chat recordings of one project (packages/core Storage, ProjectRegistry,
+    ChatRecordingService):
+    ``<home>/.gemini/tmp/<slug>/chats/session-<YYYY-MM-DDTHH-MM>-<id8>.jsonl``, where
+    ``<slug>`` is the project of the session's cwd in ``<home>/.gemini/projects.json``,
+    else the slug dir whose ``.project_root`` marker holds the cwd, else a new slug named after
+    the cwd's basename (``-1``, ``-2`` ... on collisions). JSONL: the metadata line, then one
+    line per message (id, timestamp, type user|gemini, content) and ``$set`` updates."""
+
+    def __init__(self, home: str, cwd: str) -> None:
+        self.gemini = os.path.join(home, ".gemini")
+        self.cwd = os.path.abspath(cwd)
+        self.chats = os.path.join(self.gemini, "tmp", self._slug(), "chats")
+
+    def _marker(self, slug: str) -> str | None:
+        try:
+            with open(
+                os.path.join(self.gemini, "tmp", slug, ".project_root"), encoding="utf-8"
+            ) as fh:
+                return fh.read().strip()
+        except OSError:
+            return None
+
+    def _slug(self) -> str:
+        registry_path = os.path.join(self.gemini, "projects.json")
+        try:
+            with open(registry_path, encoding="utf-8") as fh:
+                registry = json.load(fh)
+        except (OSError, ValueError):
+            registry = {}
+        if not isinstance(registry, dict) or not isinstance(registry.get("projects"), dict):
+            registry = {"projects": {}}  # 0.61 resets an invalid registry
+        slug = registry["projects"].get(self.cwd)
+        if slug is None or self._marker(slug) not in (None, self.cwd):
+            tmp = os.path.join(self.gemini, "tmp")
+            found = (
+                [c for c in sorted(os.listdir(tmp)) if self._marker(c) == self.cwd]
+                if os.path.isdir(tmp)
+                else []
+            )
+            slug = found[0] if found else None
+        if slug is None:
+            base = (
+                "".join(c if c.isalnum() else "-" for c in os.path.basename(self.cwd).lower())
+                or "project"
+            )
+            taken = set(registry["projects"].values())
+            counter = 0
+            while True:
+                slug = base if counter == 0 else f"{base}-{counter}"
+                counter += 1
+                if slug not in taken and self._marker(slug) in (None, self.cwd):
+                    break
+        os.makedirs(os.path.join(self.gemini, "tmp", slug), exist_ok=True)
+        with open(
+            os.path.join(self.gemini, "tmp", slug, ".project_root"), "w", encoding="utf-8"
+        ) as fh:
+            fh.write(self.cwd)
+        registry["projects"][self.cwd] = slug
+        with open(registry_path, "w", encoding="utf-8") as fh:
+            json.dump(registry, fh)
+        return slug
+
+    def create(self, session_id: str) -> str:
+        os.makedirs(self.chats, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).isoformat()[:16].replace(":", "-")
+        path = os.path.join(self.chats, f"session-{stamp}-{session_id[:8]}.jsonl")
+        meta = {
+            "sessionId": session_id,
+            "projectHash": hashlib.sha256(self.cwd.encode()).hexdigest(),
+            "startTime": now(),
+            "lastUpdated": now(),
+        }
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(meta) + "\n")
+        return path
+
+    @staticmethod
+    def read(path: str) -> tuple[dict[str, object], list[dict[str, object]]]:
+        """loadConversationRecord: metadata and messages (by id, in first-seen order)."""
+        meta: dict[str, object] = {}
+        messages: dict[str, dict[str, object]] = {}
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict):
+                    continue
+                if isinstance(record.get("$rewindTo"), str):
+                    ids = list(messages)
+                    keep = (
+                        ids[: ids.index(record["$rewindTo"])] if record["$rewindTo"] in ids else []
+                    )
+                    messages = {i: messages[i] for i in keep}
+                elif isinstance(record.get("id"), str):
+                    messages[record["id"]] = record
+                elif isinstance(record.get("$set"), dict):
+                    meta.update(record["$set"])
+                elif isinstance(record.get("sessionId"), str) and isinstance(
+                    record.get("projectHash"), str
+                ):
+                    meta.update(record)
+        return meta, list(messages.values())
+
+    def resolve(self, session_id: str) -> tuple[str, list[dict[str, object]]]:
+        """SessionSelector.resolveSession(id): a resumable recording of this project, or 0.61's
+        error (a SessionError message as the internal error's details)."""
+        names = sorted(os.listdir(self.chats)) if os.path.isdir(self.chats) else []
+        sessions = []
+        for name in names:
+            if not name.startswith("session-") or not name.endswith((".json", ".jsonl")):
+                continue
+            path = os.path.join(self.chats, name)
+            meta, messages = self.read(path)
+            resumable = any(content_text(m.get("content")).strip() for m in messages)
+            if meta.get("sessionId") and meta.get("projectHash") and resumable:
+                sessions.append((str(meta["sessionId"]), path, messages))
+        if not sessions:
+            raise AcpFailure(
+                -32603,
+                "Internal error",
+                {"details": "No previous sessions found for this project."},
+            )
+        for found, path, messages in sessions:
+            if found == session_id:
+                return path, messages
+        details = (
+            f'Invalid session identifier "{session_id}".\n'
+            f"  Searched for sessions in {self.chats}.\n"
+            "  Use --list-sessions to see available sessions, then use --resume {number}, "
+            "--resume {uuid}, or --resume latest."
+        )
+        raise AcpFailure(-32603, "Internal error", {"details": details})
+
+
 class AcpFailure(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, data: object = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.data = data
 
 
 if __name__ == "__main__":

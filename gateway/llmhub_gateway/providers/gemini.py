@@ -52,6 +52,7 @@ from llmhub_gateway.providers.diagnostics import (
 )
 from llmhub_gateway.providers.gemini_accounts import account_refusal
 from llmhub_gateway.providers.gemini_acp import AcpPool, AcpUnsupported, PoolLimits, argv_for
+from llmhub_gateway.providers.gemini_recordings import RecordingStore
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.prompt_text import check_model, check_texts, command_safe
 from llmhub_gateway.providers.pty_runner import PtyRun
@@ -135,6 +136,7 @@ class GeminiProvider:
         runtime: str = "acp",
         limits: PoolLimits | None = None,
         pass_env: Sequence[str] = (),
+        recordings: RecordingStore | None = None,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}")
@@ -147,6 +149,7 @@ class GeminiProvider:
         self._runtime = runtime
         self._limits = limits or PoolLimits()
         self._pool: AcpPool | None = None
+        self._recordings = recordings  # the CLI's chat recordings on Redis, for session/load
         self._version: str | None = None
         self._version_problem: str | None = None
         self._free_slots: list[int] = []  # one-shot homes not in use
@@ -243,6 +246,7 @@ class GeminiProvider:
                 fingerprint=self._fingerprint,
                 default_model=self.default_model,
                 limits=self._limits,
+                recordings=self._recordings,
             )
         return None if self._pool.unsupported else self._pool
 
@@ -273,6 +277,8 @@ class GeminiProvider:
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+        if self._recordings is not None:
+            await self._recordings.aclose()
         shutil.rmtree(self._cli_home / "work", ignore_errors=True)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:

@@ -4,10 +4,13 @@ A process costs seconds to start and hundreds of MB, so the pool keeps up to ``m
 of them alive and runs up to ``sessions_per_process`` turns in each at once. It keeps one spare
 process with free room for the default model started ahead of need, so a new conversation pays
 no start-up. A conversation keeps its ACP session in the process that created it: the next turn
-sends only the new message (``NativeSession`` carries the id to the store). A turn whose session
-is not here (another replica, a recycled process) starts a new session with the transcript
-replayed. Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle),
-replaced when they die, killed (group) when a cancelled turn is not acknowledged in time, and
+sends only the new message (``NativeSession`` carries the id to the store). With a recording
+store (Redis), each turn's CLI recording is kept there, and a turn whose session is not held here
+(another replica, a recycled process) puts it into a process's home and ``session/load``s it,
+again sending only the new message; without one, or when the recording is missing, too big,
+behind the conversation or refused, it starts a new session with the transcript replayed.
+Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle), replaced
+when they die, killed (group) when a cancelled turn is not acknowledged in time, and
 the pool never grows past ``memory_mb`` of CLI memory on this replica (all CLI children, both
 providers, measured from /proc). Each process has its own home, hence its own copy of the
 credentials: two processes never refresh one file.
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError
 from llmhub_gateway.providers.base import (
     ChatRequest,
@@ -41,6 +45,14 @@ from llmhub_gateway.providers.base import (
 )
 from llmhub_gateway.providers.diagnostics import category, safe_detail
 from llmhub_gateway.providers.gemini_accounts import account_refusal
+from llmhub_gateway.providers.gemini_recordings import (
+    Recording,
+    RecordingStore,
+    claim_project,
+    find,
+    history_answers,
+    restore,
+)
 from llmhub_gateway.providers.procs import background, children_rss_mb, finish
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
@@ -54,6 +66,7 @@ ACP_PROTOCOL_VERSION = 1
 # reads the "code" from stdin, i.e. from our JSON-RPC channel: never let it wait there.
 LOGIN_PROMPT = "authorize the application"
 _CANCEL_GRACE_S = 2.0
+_LOAD_HISTORY_S = 5.0  # for a loaded session's history updates to have come through
 
 
 class AcpUnsupported(Exception):
@@ -129,8 +142,10 @@ class AcpPool:
         fingerprint: Fingerprint,
         default_model: str,
         limits: PoolLimits,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self.root = root
+        self.recordings = recordings
         # Homes a killed gateway left behind (the emptyDir outlives a container restart); the
         # root belongs to this gateway process alone and no process of this pool exists yet.
         shutil.rmtree(root, ignore_errors=True)
@@ -237,6 +252,7 @@ class AcpPool:
         try:
             proc.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
             argv, env = self._launch(proc.model, proc.home)
+            claim_project(proc.home, proc.workdir)
             try:
                 proc.conn = await AcpConnection.start(argv, env=env, cwd=proc.workdir)
             except (FileNotFoundError, PermissionError) as exc:
@@ -390,19 +406,27 @@ class AcpPool:
             await asyncio.shield(proc.ready)
             conn = proc.conn
             assert conn is not None
+            queue: asyncio.Queue[dict[str, Any] | None] | None = None
             if held is None:
-                stuck = True  # cancelled while waiting for session/new: a hung process
+                stuck = True  # cancelled while waiting for session/new|load: a hung process
                 try:
-                    session_id = await self._new_session(conn, proc)
+                    queue = await self._load_session(conn, proc, request)
+                    if queue is not None:
+                        session_id = request.native_session
+                        text = request.prompt
+                    else:
+                        session_id = await self._new_session(conn, proc)
+                        text = render_prompt(request, include_system=True)
                 except (AcpError, AcpClosed, ProviderError):
                     stuck = False  # an answer, or a death: nothing hangs
                     raise
                 stuck = False
-                text = render_prompt(request, include_system=True)
             else:
                 session_id = held.id
                 text = request.prompt
-            queue = conn.subscribe(session_id)
+            assert session_id is not None
+            if queue is None:
+                queue = conn.subscribe(session_id)
             params = {"sessionId": session_id, "prompt": command_safe_blocks(text)}
             prompt_call = asyncio.ensure_future(conn.request("session/prompt", params))
             async for delta in _deltas(queue, prompt_call):
@@ -412,6 +436,7 @@ class AcpPool:
             usage = _usage(result)
             if usage is not None:
                 yield usage
+            await self._keep_recording(proc, session_id, request)
             if held is None:
                 yield NativeSession(session_id)
             ok = True
@@ -433,6 +458,64 @@ class AcpPool:
         if not isinstance(session_id, str) or not session_id:
             raise ProviderCrashed("gemini: the CLI answered session/new without a session id")
         return session_id
+
+    async def _load_session(
+        self, conn: AcpConnection, proc: AcpProcess, request: ChatRequest
+    ) -> asyncio.Queue[dict[str, Any] | None] | None:
+        """Open the request's native session here from its stored recording: the queue of the
+        session, its loaded history already consumed; None when it cannot be (then replay)."""
+        native = request.native_session
+        if not native or self.recordings is None:
+            return None
+        try:
+            recording = await self.recordings.load(native)
+        except StoreUnavailable:
+            log.warning("gemini: the recording store is unreachable; replaying the history")
+            return None
+        if recording is None or recording.history_len != len(request.history):
+            return None  # none kept, or behind the conversation (a turn's copy failed)
+        try:
+            restore(proc.home, recording)
+        except OSError as exc:
+            log.warning("gemini: could not restore a recording: %s", safe_detail(str(exc)))
+            return None
+        expected = history_answers(recording.data)
+        queue = conn.subscribe(native)
+        params = {"sessionId": native, "cwd": str(proc.workdir), "mcpServers": []}
+        try:
+            await conn.request("session/load", params)
+            if await _skip_history(queue, expected):
+                return queue
+            log.warning("gemini: a loaded session's history did not come through; replaying")
+        except AcpError as exc:
+            log.warning("gemini: session/load refused (%s); replaying", exc.code)
+        except BaseException:
+            conn.unsubscribe(native)
+            raise
+        conn.unsubscribe(native)
+        return None
+
+    async def _keep_recording(
+        self, proc: AcpProcess, session_id: str, request: ChatRequest
+    ) -> None:
+        """Copy the CLI's recording of this session to the store, for a turn elsewhere."""
+        if self.recordings is None:
+            return
+        path = find(proc.home, session_id)
+        if path is None:
+            log.info("gemini: no recording of this session; its next turn elsewhere replays")
+            return
+        try:
+            size = path.stat().st_size
+            if size > self.recordings.max_bytes:  # not even read
+                await self.recordings.forget(session_id, size)
+                return
+            data = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            await self.recordings.save(
+                session_id, Recording(path.name, data, len(request.history) + 2)
+            )
+        except (OSError, UnicodeDecodeError, StoreUnavailable) as exc:
+            log.warning("gemini: could not keep a recording: %s", safe_detail(str(exc)))
 
     async def _end_turn(
         self,
@@ -531,6 +614,23 @@ async def _deltas(
         text = _chunk_text(update)
         if text:
             yield text
+
+
+async def _skip_history(queue: asyncio.Queue[dict[str, Any] | None], answers: int) -> bool:
+    """Consume a loaded session's history updates up to its last ``agent_message_chunk``
+    (the agent streams them without awaiting, so some may follow its answer to the load).
+    False if they did not all come within _LOAD_HISTORY_S or the agent died."""
+    deadline = time.monotonic() + _LOAD_HISTORY_S
+    while answers > 0:
+        try:
+            update = await asyncio.wait_for(queue.get(), deadline - time.monotonic())
+        except TimeoutError:
+            return False
+        if update is None:
+            return False
+        if update.get("sessionUpdate") == "agent_message_chunk":
+            answers -= 1
+    return True
 
 
 def _chunk_text(update: Mapping[str, Any]) -> str | None:

@@ -1,6 +1,7 @@
 """The real Gemini CLI 0.61 in ACP mode, offline, through our ACP client: its handshake and
 session shapes are the fake's, it runs ``/about`` as a command, and the gateway's guard sends
-the same text to the model instead.
+the same text to the model instead; it loads a chat recording put where the pool puts it, and
+both refuse an unknown one alike.
 
 Offline, OAuth cannot start (the CLI's login would read stdin), so the real CLI runs with API-key
 auth and a fake key: initialize, session/new and local commands need no network.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,12 @@ import pytest
 from llmhub_gateway.providers.acp_client import AcpConnection, AcpError
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import ACP_PROTOCOL_VERSION, argv_for
+from llmhub_gateway.providers.gemini_recordings import (
+    Recording,
+    claim_project,
+    history_answers,
+    restore,
+)
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from tests.gateway.providers.conftest import FAKE_GEMINI, REAL_GEMINI
 
@@ -129,6 +137,82 @@ async def test_the_real_cli_runs_slash_commands_and_the_guard_stops_it(
             assert after[-1].endswith("/about")  # the fake model got it as text
         else:
             assert outcome["stopReason"] in ("cancelled", "error")
+
+
+def _recording(session_id: str, cwd: Path) -> str:
+    """A chat as 0.61 records it (JSONL): metadata, one user and one model message, updates."""
+    records: list[dict[str, Any]] = [
+        {
+            "sessionId": session_id,
+            "projectHash": "0" * 64,  # another process's cwd: not checked on load
+            "startTime": "2026-11-30T09:00:00.000Z",
+            "lastUpdated": "2026-11-30T09:00:00.000Z",
+        },
+        {
+            "id": str(uuid.uuid4()),
+            "timestamp": "2026-11-30T09:00:01.000Z",
+            "type": "user",
+            "content": [{"text": "my name is Ada"}],
+        },
+        {"$set": {"lastUpdated": "2026-11-30T09:00:01.000Z"}},
+        {
+            "id": str(uuid.uuid4()),
+            "timestamp": "2026-11-30T09:00:02.000Z",
+            "type": "gemini",
+            "content": "Hello Ada",
+            "thoughts": [],
+            "tokens": None,
+            "model": MODEL,
+        },
+        {"$set": {"lastUpdated": "2026-11-30T09:00:02.000Z"}},
+    ]
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+async def _history(queue: asyncio.Queue[dict[str, Any] | None], count: int) -> list[Any]:
+    """The first ``count`` message chunks a load streams back (kind, text)."""
+    found: list[Any] = []
+    while len(found) < count:
+        update = await asyncio.wait_for(queue.get(), 60)
+        assert update is not None
+        if update.get("sessionUpdate") in ("user_message_chunk", "agent_message_chunk"):
+            found.append((update["sessionUpdate"], update["content"]["text"]))
+    return found
+
+
+async def test_both_load_a_recording_restored_like_the_pool_does(
+    real: AcpConnection, fake: AcpConnection, tmp_path: Path
+) -> None:
+    refusals = []
+    for conn, home in ((real, tmp_path / "real"), (fake, tmp_path / "fake")):
+        work = home / "work"
+        claim_project(home, work)  # what the pool does before it starts a process
+        session = str(uuid.uuid4())
+        data = _recording(session, work)
+        restore(home, Recording(f"session-2026-11-30T09-00-{session[:8]}.jsonl", data, 2))
+        await asyncio.wait_for(conn.request("initialize", INIT), 60)
+        updates = conn.subscribe(session)
+        params = {"sessionId": session, "cwd": str(work), "mcpServers": []}
+        loaded = await asyncio.wait_for(conn.request("session/load", params), 60)
+        assert set(loaded) == {"modes", "models"}
+        history = await _history(updates, 2)
+        assert history == [
+            ("user_message_chunk", "my name is Ada"),
+            ("agent_message_chunk", "Hello Ada"),
+        ]
+        assert history_answers(data) == 1  # what the pool skips before it prompts
+        unknown = str(uuid.uuid4())
+        with pytest.raises(AcpError) as refused:
+            await asyncio.wait_for(
+                conn.request("session/load", params | {"sessionId": unknown}), 60
+            )
+        assert refused.value.code == -32603
+        assert refused.value.message == "Internal error"
+        assert isinstance(refused.value.data, dict)
+        details = str(refused.value.data["details"])
+        assert details.startswith(f'Invalid session identifier "{unknown}".')
+        refusals.append(details.replace(str(home), "<home>").replace(unknown, "<id>"))
+    assert refusals[0] == refusals[1]
 
 
 def _drain(queue: asyncio.Queue[dict[str, Any] | None]) -> list[str]:

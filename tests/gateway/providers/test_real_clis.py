@@ -88,7 +88,7 @@ async def test_real_gemini_cli_fails_within_the_bound(
     assert isinstance(caught.value, ProviderAuthError)
     assert "1//" not in str(caught.value)
     assert our_zombies() == []
-    assert not any("gemini" in _cmdline(p) for p in procs.descendants(os.getpid()))
+    assert not any(_runs("gemini", p) for p in procs.descendants(os.getpid()))
     if runtime == "pty":
         home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
         assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
@@ -113,6 +113,12 @@ async def _plain_sdk_answer(prompt: str, tmp_path: Path) -> str:
             if isinstance(message, AssistantMessage):
                 texts += [b.text for b in message.content if isinstance(b, TextBlock)]
     return "".join(texts)
+
+
+def _runs(name: str, pid: int) -> bool:
+    """Whether ``pid``'s program or script is named like ``name`` (not merely a path that
+    contains it: a checkout may be called wt-gemini-load)."""
+    return any(name in Path(arg).name for arg in _cmdline(pid).split("\0")[:2])
 
 
 def _cmdline(pid: int) -> str:
