@@ -316,7 +316,7 @@ async def test_spares_that_fail_to_start_are_not_restarted_in_a_loop(
         await provider.aclose()
 
 
-HOG = "import sys, time; b = bytearray(160 * 2**20); print('x', flush=True); time.sleep(60)"
+HOG = "import sys, time; b = bytearray(400 * 2**20); print('x', flush=True); time.sleep(60)"
 
 
 async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
@@ -332,8 +332,8 @@ async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
     try:
         assert hog.stdout is not None
         hog.stdout.readline()  # its memory is resident now
-        assert procs.children_rss_mb() >= base + 160
-        limits = PoolLimits(idle=1, max_processes=4, max_rss_mb=50, memory_mb=base + 150)
+        assert procs.children_rss_mb() >= base + 350  # (others may come and go: wide margins)
+        limits = PoolLimits(idle=1, max_processes=4, max_rss_mb=50, memory_mb=base + 300)
         provider = claude_provider(tmp_path, pool=limits)
         try:
             await provider.start()
@@ -343,7 +343,7 @@ async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
                 provider.admit(chat("first"))
         finally:
             await provider.aclose()
-        roomy = claude_provider(tmp_path, pool=dataclasses.replace(limits, memory_mb=base + 600))
+        roomy = claude_provider(tmp_path, pool=dataclasses.replace(limits, memory_mb=base + 1500))
         try:
             assert "".join(await collect(roomy, chat("first"))).endswith("] first")
         finally:
