@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -33,13 +32,9 @@ from typing import Final
 from llmhub_gateway.auth.principal import ANONYMOUS, Principal
 from llmhub_gateway.drain import Drain
 from llmhub_gateway.errors import (
-    BadRequest,
     GatewayError,
     IdempotencyKeyReused,
-    InvalidModel,
-    InvalidText,
     LeaseLost,
-    PromptTooLarge,
     SessionBusy,
     SessionConflict,
     SessionNotFound,
@@ -77,16 +72,10 @@ from llmhub_gateway.subscription_state import (
     SubscriptionGuard,
     SubscriptionState,
 )
+from llmhub_gateway.text_rules import MAX_PROMPT_BYTES, check_model, check_text
 from llmhub_gateway.usage import Accounting
 
 log = logging.getLogger(__name__)
-INVALID_UNICODE = "the request contains invalid Unicode (a lone surrogate)"
-MAX_PROMPT_BYTES = 1024 * 1024  # the default of MAX_PROMPT_BYTES
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
-# The same rules as JSON Schema patterns, for the OpenAPI document (the checks above answer).
-TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
-MODEL_PATTERN = "^" + _MODEL.pattern + "$"
 LEASE_S = 30.0  # renewed every third of it while a turn runs
 COMMIT_ATTEMPTS = 3  # a commit whose reply was lost is retried; the turn id makes that safe
 COMMIT_RETRY_S = 0.2
@@ -597,43 +586,6 @@ def withdraw_provider(provider: Provider, request: ChatRequest) -> None:
     withdraw = getattr(provider, "withdraw", None)
     if callable(withdraw):
         withdraw(request)
-
-
-def check_text(*texts: str, max_bytes: int = MAX_PROMPT_BYTES) -> None:
-    """Refuse, before anything is spawned or stored, text that no CLI should get: invalid
-    Unicode (a lone surrogate from a JSON escape), NUL and other control characters (C0 but
-    tab, newline and carriage return; DEL; C1, which terminals may run as escape sequences),
-    and more than ``max_bytes`` of UTF-8 in all ``texts`` together (prompt, system, history).
-    Linear in the text's size."""
-    size = 0
-    for text in texts:
-        try:
-            size += len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise BadRequest(INVALID_UNICODE) from None
-        bad = _CONTROL.search(text)
-        if bad is not None:
-            raise InvalidText(
-                f"the text contains the control character U+{ord(bad.group()):04X} "
-                f"at position {bad.start()}; only tab, newline and carriage return are allowed"
-            )
-    if size > max_bytes:
-        raise PromptTooLarge(
-            f"the prompt is {size} bytes of text; this gateway accepts at most {max_bytes} "
-            "(MAX_PROMPT_BYTES)"
-        )
-
-
-def check_model(model: str) -> str:
-    """A model id reaches a CLI's arguments: letters, digits and ``._:/@+-``, starting with a
-    letter or digit (never a flag), at most 200 characters."""
-    if not _MODEL.fullmatch(model):
-        shown = model[:40].encode("unicode_escape").decode("ascii")
-        raise InvalidModel(
-            f"model id '{shown}' is not valid: use letters, digits and . _ : / @ + - "
-            "(starting with a letter or digit), as listed by GET /v1/models"
-        )
-    return model
 
 
 def _fingerprint(provider: str, model: str, system: str | None, prompt: str) -> str:

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmhub_common.logging import redact
 from llmhub_gateway.api.disconnect import ClientGone
-from llmhub_gateway.chat import INVALID_UNICODE
 from llmhub_gateway.errors import GatewayError
+from llmhub_gateway.text_rules import INVALID_UNICODE
 
 log = logging.getLogger(__name__)
 

@@ -54,9 +54,10 @@ from llmhub_gateway.providers.gemini_accounts import account_refusal
 from llmhub_gateway.providers.gemini_acp import AcpPool, AcpUnsupported, PoolLimits, argv_for
 from llmhub_gateway.providers.gemini_recordings import RecordingStore
 from llmhub_gateway.providers.procs import finish, resolve_executable
-from llmhub_gateway.providers.prompt_text import check_model, check_texts, command_safe
+from llmhub_gateway.providers.prompt_text import command_safe
 from llmhub_gateway.providers.pty_runner import PtyRun
 from llmhub_gateway.providers.transcript import render_prompt
+from llmhub_gateway.text_rules import check_model, check_passable
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class GeminiProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         model = request.model or self.default_model
         check_model(model)
-        check_texts([request.prompt, request.system, *(t.text for t in request.history)])
+        check_passable([request.prompt, request.system, *(t.text for t in request.history)])
         try:
             pool = self._acp_pool()
             if pool is not None:

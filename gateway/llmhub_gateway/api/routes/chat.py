@@ -14,14 +14,9 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import (
-    MODEL_PATTERN,
-    TEXT_PATTERN,
-    ChatResult,
-    ChatService,
-    PreparedChat,
-)
+from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
 from llmhub_gateway.sessions.ids import check_idempotency_key
+from llmhub_gateway.text_rules import MODEL_PATTERN, TEXT_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

@@ -20,15 +20,9 @@ from llmhub_gateway.api import errors
 from llmhub_gateway.api.deps import ChatDep, PrincipalDep, RegistryDep, SettingsDep
 from llmhub_gateway.api.disconnect import unless_disconnected
 from llmhub_gateway.api.sse import HEARTBEAT_COMMENT, SSE_HEADERS, SSE_RESPONSE, event
-from llmhub_gateway.chat import (
-    MODEL_PATTERN,
-    TEXT_PATTERN,
-    ChatResult,
-    ChatService,
-    PreparedChat,
-    check_model,
-)
+from llmhub_gateway.chat import ChatResult, ChatService, PreparedChat
 from llmhub_gateway.providers.base import Turn
+from llmhub_gateway.text_rules import MODEL_PATTERN, TEXT_PATTERN, check_model
 from llmhub_gateway.usage import audited
 
 router = APIRouter(prefix="/v1", tags=["openai"])
