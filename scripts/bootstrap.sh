@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck, wrk, openssl and etcd (apt, needs root), promtool (from Debian's
+# redis-server, shellcheck, wrk, openssl, etcd and etcdctl (apt, needs root), promtool (from Debian's
 # prometheus package, unpacked project-local), the pinned Gemini CLI (npm, project-local), and
 # the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
 set -euo pipefail
@@ -19,6 +19,7 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the gateway benchmark's load generator
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # kind/e2e.sh's CA, run by tests/ship
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # the test control plane's store
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)  # compaction faults (410 Gone)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
@@ -60,7 +61,8 @@ if [ -f "$K8S_SHARED/SHA256SUMS" ]; then
   sums="$(cd "$K8S_SHARED" && pwd)/SHA256SUMS"
   if ! (cd "$K8S_BIN" 2>/dev/null && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
     mkdir -p "$K8S_BIN"
-    for bin in kube-apiserver kube-controller-manager; do
+    # every binary the sums name (control plane, and the node's where shipped)
+    for bin in $(awk '{print $2}' "$sums"); do
       gunzip -c "$K8S_SHARED/$bin.gz" > "$K8S_BIN/$bin.tmp"
       chmod +x "$K8S_BIN/$bin.tmp"
       mv -f "$K8S_BIN/$bin.tmp" "$K8S_BIN/$bin"

@@ -25,7 +25,7 @@ from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
 from tests.gateway.conftest import RedisServer, ThreadedGateway, wait_until
 from tests.gateway.fake_provider import EchoProvider, GatedProvider
-from tests.gateway.faulty_proxy import FaultyProxy
+from tests.tcp_proxy import FaultyProxy
 
 CLAUDE = "claude-sonnet-4-5-20250929"
 

@@ -1,5 +1,5 @@
-"""A TCP proxy for the tests that sits between the gateway and a real redis-server and can
-delay the next reply, drop every connection, or black-hole traffic (a partition).
+"""A TCP proxy for the tests between a process and a real server (Redis, the API server) that
+can delay the next reply, drop every connection, or black-hole traffic (a partition).
 
 Plain threads and sockets, so it serves gateways in this process and in subprocesses alike.
 """
