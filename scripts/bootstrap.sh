@@ -62,11 +62,11 @@ if [ -f "$K8S_SHARED/SHA256SUMS" ]; then
   if ! (cd "$K8S_BIN" 2>/dev/null && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
     mkdir -p "$K8S_BIN"
     # every binary the sums name (control plane, and the node's where shipped)
-    for bin in $(awk '{print $2}' "$sums"); do
+    while read -r _sum bin; do
       gunzip -c "$K8S_SHARED/$bin.gz" > "$K8S_BIN/$bin.tmp"
       chmod +x "$K8S_BIN/$bin.tmp"
       mv -f "$K8S_BIN/$bin.tmp" "$K8S_BIN/$bin"
-    done
+    done < "$sums"
     (cd "$K8S_BIN" && sha256sum --quiet -c "$sums")
   fi
 fi
