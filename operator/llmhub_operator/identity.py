@@ -39,6 +39,18 @@ class IdentityError(Exception):
         self.reason, self.message, self.transient = reason, message, transient
 
 
+def not_granted(namespace: str, name: str) -> IdentityError:
+    """The API server refused (403): the namespace has not opted in to this ServiceAccount."""
+    return IdentityError(
+        "ServiceAccountNotGranted",
+        f"namespace {namespace} has not granted the operator ServiceAccount {name}: it needs a "
+        "Role there with get on serviceaccounts and create on serviceaccounts/token for "
+        f"resourceNames [{name}], bound to the operator's ServiceAccount (docs/aks.md, several "
+        "teams; in the release namespace the chart value "
+        "operator.keyVault.tokenRequestServiceAccounts)",
+    )
+
+
 @dataclass
 class NamespaceIdentity:
     """One ServiceAccount's federated identity; ``key`` tells vault clients apart."""
@@ -108,6 +120,8 @@ class Identities:
                     "ServiceAccountNotFound",
                     f"ServiceAccount {name} does not exist in namespace {namespace}",
                 ) from None
+            if exc.status == 403:
+                raise not_granted(namespace, name) from None
             raise IdentityError(
                 "ServiceAccountUnreadable",
                 f"reading ServiceAccount {namespace}/{name} failed with HTTP {exc.status}",
@@ -150,16 +164,13 @@ class Identities:
                 identity.service_account, identity.namespace, cast(Any, request)
             )
         except client.ApiException as exc:
+            if exc.status == 403:  # may read the account, may not mint its token
+                raise not_granted(identity.namespace, identity.service_account) from None
             raise IdentityError(
                 "TokenRequestFailed",
                 f"the TokenRequest for ServiceAccount {identity.namespace}/"
-                f"{identity.service_account} failed with HTTP {exc.status}"
-                + (
-                    "; the operator needs serviceaccounts/token create there"
-                    if exc.status == 403
-                    else ""
-                ),
-                transient=exc.status not in (401, 403, 404),
+                f"{identity.service_account} failed with HTTP {exc.status}",
+                transient=exc.status not in (401, 404),
             ) from None
         token = str(answer.status.token)
         secrets.add(token)
