@@ -10,6 +10,7 @@ install brings the CRD and the LLMProviders (these as a hook; the next upgrade a
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,17 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd_and_refuses_what_would_fai
         message = refused(helm_k8s, "upgrade", RELEASE, ns, off)
         assert "crds.install=false, but this release owns the LLMProvider CRD" in message
         assert f"kubectl annotate crd {CRD} meta.helm.sh/release-name-" in message
+        history = json.loads(helm_k8s.must("history", RELEASE, "-n", ns, "-o", "json"))
+        assert [r["revision"] for r in history] == [1, 2], "a refusal records no revision"
+        # So every revision has the CRD, and a rollback works (and rolls the CRD back too).
+        helm_k8s.must("rollback", RELEASE, "1", "-n", ns)
+        assert "Vault" not in await served_columns(admin, ns)
 
         helm_k8s.uninstall(RELEASE, ns)  # --wait: LLMProviders carry no finalizer to wait for
         assert await provider_uids(admin, ns) == {}
         kept = await ext.read_custom_resource_definition(CRD)
         assert kept.metadata.deletion_timestamp is None
-        assert "Vault" in await served_columns(admin, ns)
+        assert "Provider" in await served_columns(admin, ns)  # still served: kept
 
         # Reinstalled under another name: the kept CRD names the old release. Refused, fixed.
         message = refused(helm_k8s, "install", "again", ns, values)
