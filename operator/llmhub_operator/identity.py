@@ -29,6 +29,9 @@ AUDIENCE = "api://AzureADTokenExchange"
 TOKEN_SECONDS = 600  # the API server's minimum; refreshed well before it runs out
 REFRESH_BEFORE_S = 180
 MAX_IDENTITIES = 256  # bounded: a namespace full of ServiceAccounts cannot grow our memory
+# Never a token of a system account, whatever RBAC allows: one of kube-system's controllers can
+# escalate ClusterRoles (cluster-admin).
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 class IdentityError(Exception):
@@ -96,6 +99,12 @@ class Identities:
 
     async def get(self, namespace: str, service_account: str) -> NamespaceIdentity:
         """The identity with a ServiceAccount token valid for a few more minutes."""
+        if namespace in SYSTEM_NAMESPACES:
+            raise IdentityError(
+                "ServiceAccountNotGranted",
+                f"the operator never reads Key Vault as a ServiceAccount of {namespace}: "
+                "create the LLMProvider and its ServiceAccount in a namespace of the team",
+            )
         key = (namespace, service_account)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
