@@ -1,7 +1,8 @@
 """Argument parsing and dispatch; exit codes: 0 ok, 1 failed or token needs attention, 2 usage.
 
-``status`` exits 1 when any token is in warning or expired or the gateway reports a refused
-account (cron jobs and CI gate on it) and 3 when the cluster could not be read.
+``status`` exits 1 when any LLMProvider is Degraded or Expired, any token is in warning or
+expired or the gateway reports a refused account (cron jobs and CI gate on it) and 3 when the
+cluster could not be read.
 """
 
 from __future__ import annotations
@@ -95,16 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     st = commands.add_parser(
         "status",
         help=(
-            "token health of the LLMProviders (exit 1 if any token is in warning or expired, "
-            "or an account is refused)"
+            "token health of the LLMProviders (exit 1 if any is Degraded or Expired, a token "
+            "is in warning or expired, or an account is refused)"
         ),
         description=(
             "List the LLMProviders of the current kube context: provider, phase, token status, "
             "days left, last sync, last rotation, account and message. ACCOUNT is what the "
             "gateway last saw of the vendor account (the AccountUsable condition): ok, "
             "AccountUnsupported or ProjectRequired, '-' when not reported. Exits 1 when any "
-            "token is in warning or expired or any account is refused, 3 when the cluster "
-            "cannot be read."
+            "LLMProvider is Degraded or Expired, any token is in warning or expired or any "
+            "account is refused, 3 when the cluster cannot be read."
         ),
     )
     scope = st.add_mutually_exclusive_group()

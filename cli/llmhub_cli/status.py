@@ -14,6 +14,7 @@ from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_common.tokens import parse_rfc3339
 
 NEEDS_ATTENTION = ("warning", "expired")
+FAILING_PHASES = ("Degraded", "Expired")  # syncing fails: the Secret may be stale or missing
 ACCOUNT_USABLE = "AccountUsable"  # set by the operator from the gateway's /health/tokens
 
 
@@ -69,7 +70,11 @@ def row(body: Mapping[str, Any]) -> Row:
 
 
 def needs_attention(rows: Sequence[Row]) -> bool:
-    return any(r.token in NEEDS_ATTENTION or r.account not in (None, "ok") for r in rows)
+    """A token that runs out, a provider whose syncing fails, or an account the vendor refuses."""
+    return any(
+        r.token in NEEDS_ATTENTION or r.phase in FAILING_PHASES or r.account not in (None, "ok")
+        for r in rows
+    )
 
 
 def render_json(rows: Sequence[Row]) -> str:

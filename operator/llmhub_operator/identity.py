@@ -29,6 +29,9 @@ AUDIENCE = "api://AzureADTokenExchange"
 TOKEN_SECONDS = 600  # the API server's minimum; refreshed well before it runs out
 REFRESH_BEFORE_S = 180
 MAX_IDENTITIES = 256  # bounded: a namespace full of ServiceAccounts cannot grow our memory
+# Never a token of a system account, whatever RBAC allows: one of kube-system's controllers can
+# escalate ClusterRoles (cluster-admin).
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 class IdentityError(Exception):
@@ -37,6 +40,18 @@ class IdentityError(Exception):
     def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.reason, self.message, self.transient = reason, message, transient
+
+
+def not_granted(namespace: str, name: str) -> IdentityError:
+    """The API server refused (403): the namespace has not opted in to this ServiceAccount."""
+    return IdentityError(
+        "ServiceAccountNotGranted",
+        f"namespace {namespace} has not granted the operator ServiceAccount {name}: it needs a "
+        "Role there with get on serviceaccounts and create on serviceaccounts/token for "
+        f"resourceNames [{name}], bound to the operator's ServiceAccount (docs/aks.md, several "
+        "teams; in the release namespace the chart value "
+        "operator.keyVault.tokenRequestServiceAccounts)",
+    )
 
 
 @dataclass
@@ -84,6 +99,12 @@ class Identities:
 
     async def get(self, namespace: str, service_account: str) -> NamespaceIdentity:
         """The identity with a ServiceAccount token valid for a few more minutes."""
+        if namespace in SYSTEM_NAMESPACES:
+            raise IdentityError(
+                "ServiceAccountNotGranted",
+                f"the operator never reads Key Vault as a ServiceAccount of {namespace}: "
+                "create the LLMProvider and its ServiceAccount in a namespace of the team",
+            )
         key = (namespace, service_account)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -108,6 +129,8 @@ class Identities:
                     "ServiceAccountNotFound",
                     f"ServiceAccount {name} does not exist in namespace {namespace}",
                 ) from None
+            if exc.status == 403:
+                raise not_granted(namespace, name) from None
             raise IdentityError(
                 "ServiceAccountUnreadable",
                 f"reading ServiceAccount {namespace}/{name} failed with HTTP {exc.status}",
@@ -150,16 +173,13 @@ class Identities:
                 identity.service_account, identity.namespace, cast(Any, request)
             )
         except client.ApiException as exc:
+            if exc.status == 403:  # may read the account, may not mint its token
+                raise not_granted(identity.namespace, identity.service_account) from None
             raise IdentityError(
                 "TokenRequestFailed",
                 f"the TokenRequest for ServiceAccount {identity.namespace}/"
-                f"{identity.service_account} failed with HTTP {exc.status}"
-                + (
-                    "; the operator needs serviceaccounts/token create there"
-                    if exc.status == 403
-                    else ""
-                ),
-                transient=exc.status not in (401, 403, 404),
+                f"{identity.service_account} failed with HTTP {exc.status}",
+                transient=exc.status not in (401, 404),
             ) from None
         token = str(answer.status.token)
         secrets.add(token)

@@ -187,12 +187,16 @@ class Webhook:
     async def _post(self, url: str, payload: Mapping[str, Any]) -> None:
         assert self._session is not None
         try:
-            async with self._session.post(url, json=payload) as response:
+            # Never follow a redirect: a 307/308 would re-post the alert to whatever host the
+            # receiver (or whoever answers for it) names.
+            async with self._session.post(url, json=payload, allow_redirects=False) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _Retryable(_why(exc)) from None
         if status == 429 or status >= 500:
             raise _Retryable(f"HTTP {status}")
+        if 300 <= status < 400:
+            raise RuntimeError(f"HTTP {status}: a redirect, not followed (not retried)")
         if status >= 400:
             raise RuntimeError(f"HTTP {status} (not retried)")
 

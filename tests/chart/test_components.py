@@ -115,6 +115,9 @@ def test_llmproviders_are_rendered_from_values_and_roll_the_chart_gateway() -> N
     }
     assert providers["gemini"]["spec"]["refreshInterval"] == "10m"
     assert providers["gemini"]["spec"]["expiry"]["warnBeforeDays"] == 7
+    # Only a live install without the CRD makes them a hook (tests/chart_k8s): rendered for
+    # GitOps (no cluster to look up) they are plain objects, never an Argo CD / Flux hook.
+    assert all("annotations" not in p["metadata"] for p in providers.values())
 
 
 def test_no_llmproviders_without_providers(default_docs: list[Manifest]) -> None:

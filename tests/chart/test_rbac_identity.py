@@ -91,11 +91,13 @@ def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
         "watch",
         "patch",
     }
-    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders/status") == {"get", "patch"}
+    assert _grants(default_docs, "llm-mcp-hub.io", "llmproviders/status") == {"patch"}
     # Secrets are replaced guarded by resourceVersion, never patched; the GC deletes them.
     assert _grants(default_docs, "", "secrets") == {"get", "list", "watch", "create", "update"}
     assert _grants(default_docs, "", "events") == {"create"}
-    assert _grants(default_docs, "events.k8s.io", "events") == {"create"}
+    assert _grants(default_docs, "events.k8s.io", "events") == set(), "only core v1 Events"
+    assert _grants(default_docs, "", "serviceaccounts") == set()
+    assert _grants(default_docs, "", "serviceaccounts/token") == set(), "no token by default"
     assert _grants(default_docs, "apiextensions.k8s.io", "customresourcedefinitions") == {
         "get",
         "list",
@@ -251,3 +253,55 @@ def test_token_projection_without_identity_is_refused(sets: tuple[str, ...], mes
     done = run_helm(*args)
     assert done.returncode != 0
     assert message in done.stderr
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
+def test_no_value_set_lets_the_operator_mint_a_token_for_an_unnamed_service_account(
+    files: list[Path],
+) -> None:
+    for r in _rules(render(files)):
+        if {"serviceaccounts", "serviceaccounts/token"} & set(r["resources"]):
+            assert r.get("resourceNames"), r
+
+
+def test_token_requests_are_granted_by_name_in_the_release_namespace_only() -> None:
+    docs = render(
+        sets=(
+            "operator.watchAllNamespaces=true",
+            "operator.keyVault.tokenRequestServiceAccounts={kv-reader,kv-other}",
+        )
+    )
+    rules = [
+        (d["kind"], d["metadata"].get("namespace"), r)
+        for d in docs
+        if d["kind"] in ROLE_KINDS
+        for r in d["rules"]
+        if {"serviceaccounts", "serviceaccounts/token"} & set(r["resources"])
+    ]
+    assert rules == [
+        (
+            "Role",
+            "hub",
+            {
+                "apiGroups": [""],
+                "resources": ["serviceaccounts"],
+                "resourceNames": ["kv-reader", "kv-other"],
+                "verbs": ["get"],
+            },
+        ),
+        (
+            "Role",
+            "hub",
+            {
+                "apiGroups": [""],
+                "resources": ["serviceaccounts/token"],
+                "resourceNames": ["kv-reader", "kv-other"],
+                "verbs": ["create"],
+            },
+        ),
+    ]
+    (binding,) = find(docs, "RoleBinding", "-operator-tokens")
+    assert (
+        binding["subjects"][0]["name"]
+        == one(docs, "ServiceAccount", "-operator")["metadata"]["name"]
+    )

@@ -100,6 +100,19 @@ def test_good_provider_values_pass_the_schema() -> None:
             ("operator.azure.verifyChallengeResource=false",),  # a stand-in must be named
             "verifyChallengeResource=false needs operator.keyVault.allowedVaults",
         ),
+        (
+            ("operator.metrics.port=8080",),  # the health port's default
+            "operator.metrics.port and operator.health.port are both 8080",
+        ),
+        (
+            ("operator.serviceAccount.create=false",),  # it would bind the rights to "default"
+            "operator.serviceAccount.create=false needs operator.serviceAccount.name",
+        ),
+        (
+            (*GOOD_PROVIDER, "operator.watchNamespaces={team-a}"),
+            "providers are created in the release namespace hub, which "
+            "operator.watchNamespaces does not include",
+        ),
     ],
 )
 def test_combinations_the_schema_cannot_express_fail_with_a_clear_message(
@@ -108,6 +121,27 @@ def test_combinations_the_schema_cannot_express_fail_with_a_clear_message(
     code, stderr = _template(*sets)
     assert code != 0
     assert message in stderr
+
+
+def test_values_that_can_work_render() -> None:
+    """The refusals above are exact: their neighbours that can work still render."""
+    for sets in (
+        ("operator.metrics.port=9191",),
+        ("operator.serviceAccount.create=false", "operator.serviceAccount.name=ops"),
+        (*GOOD_PROVIDER, "operator.watchNamespaces={team-a,hub}"),
+        ("operator.watchNamespaces={team-a}",),  # no providers of the chart's own
+    ):
+        code, stderr = _template(*sets)
+        assert code == 0, stderr
+
+
+def test_token_grants_are_refused_in_kube_system() -> None:
+    args = ["template", "hub", str(CHART), "-n", "kube-system"]
+    args += ["--set", "operator.keyVault.tokenRequestServiceAccounts={kv-reader}"]
+    done = run_helm(*args)
+    assert done.returncode != 0
+    assert "tokenRequestServiceAccounts: never in kube-system" in done.stderr
+    assert run_helm("template", "hub", str(CHART), "-n", "kube-system").returncode == 0
 
 
 def _schema_paths(node: dict[str, Any], prefix: str = "") -> set[str]:

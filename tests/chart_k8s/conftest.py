@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 
 from llmhub_operator.kube import make_api_client
 from tests.chart_k8s.helm import Helm
 from tests.k8s.controlplane import ControlPlane
+from tests.operator.conftest import fake_azure  # noqa: F401
 
 PROVIDERS = [
     {
@@ -86,3 +89,29 @@ async def admin(control_plane: ControlPlane) -> AsyncIterator[client.ApiClient]:
         yield api
     finally:
         await api.close()
+
+
+AKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "aks.md"
+GRANT_MARKER = "<!-- operator-token-grant -->"
+
+
+def documented_token_grant(namespace: str, operator: str, home: str) -> list[dict[str, Any]]:
+    """docs/aks.md's Role + RoleBinding a team creates, for ``namespace`` and this operator."""
+    text = AKS_DOC.read_text().split(GRANT_MARKER, 1)[1]
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    docs = [d for d in yaml.safe_load_all(block) if d]
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        for subject in doc.get("subjects", []):
+            subject.update(name=operator, namespace=home)
+    return docs
+
+
+async def apply_rbac(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    for doc in docs:
+        namespace = doc["metadata"]["namespace"]
+        if doc["kind"] == "Role":
+            await rbac.create_namespaced_role(namespace, doc)
+        else:
+            await rbac.create_namespaced_role_binding(namespace, doc)

@@ -14,10 +14,22 @@ VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletec
 Target = tuple[str, str, str, str, str]
 
 
+# Whoever holds a token of this ServiceAccount may escalate ClusterRoles: cluster-admin.
+SYSTEM_ACCOUNT = "clusterrole-aggregation-controller"
+
+
 def operator_needs(
-    release: str, namespaces: list[str], watched: set[str] | None, cluster_wide: bool
+    release: str,
+    namespaces: list[str],
+    watched: set[str] | None,
+    cluster_wide: bool,
+    token_grants: dict[str, set[str]] | None = None,
 ) -> dict[Target, set[str]]:
-    """The verbs the operator of ``release`` must have, and no more (``watched=None``: all)."""
+    """The verbs the operator of ``release`` must have, and no more (``watched=None``: all).
+
+    ``token_grants``: the ServiceAccounts, per namespace, whose namespace opted in to tokens.
+    Every other ServiceAccount, named or not, of any namespace (kube-system too): nothing."""
+    grants = token_grants or {}
     operator, gateway = f"{release}-llm-mcp-hub-operator", f"{release}-llm-mcp-hub-gateway"
     home = namespaces[0]  # the release namespace
     secrets = {"get", "list", "watch", "create", "update"}
@@ -28,8 +40,12 @@ def operator_needs(
         ("", "", "secrets", "", ""): secrets if cluster_wide else set(),
         ("", GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if cluster_wide else set(),
         ("", "apps", "deployments", "", ""): set(),
-        ("", "", "serviceaccounts", "", ""): {"get"} if cluster_wide else set(),
-        ("", "", "serviceaccounts", "token", ""): {"create"} if cluster_wide else set(),
+        ("", "", "serviceaccounts", "", ""): set(),
+        ("", "", "serviceaccounts", "token", ""): set(),
+        ("kube-system", "", "serviceaccounts", "", SYSTEM_ACCOUNT): set(),
+        ("kube-system", "", "serviceaccounts", "token", SYSTEM_ACCOUNT): set(),
+        ("kube-system", "", "serviceaccounts", "token", ""): set(),
+        ("kube-system", "", "secrets", "", ""): secrets if cluster_wide else set(),
     }
     for ns in namespaces:
         mine = watched is None or ns in watched
@@ -38,19 +54,27 @@ def operator_needs(
                 {"get", "create", "update"} if ns == home else set()
             ),
             (ns, GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if mine else set(),
-            (ns, GROUP, PLURAL, "status", ""): {"get", "patch"} if mine else set(),
+            (ns, GROUP, PLURAL, "status", ""): {"patch"} if mine else set(),
             (ns, "", "secrets", "", ""): secrets if mine else set(),
             (ns, "", "events", "", ""): {"create"} if mine else set(),
-            (ns, "events.k8s.io", "events", "", ""): {"create"} if mine else set(),
+            (ns, "events.k8s.io", "events", "", ""): set(),  # kopf and events.py: core v1
             (ns, "apps", "deployments", "", gateway): {"get", "patch"} if mine else set(),
             (ns, "apps", "deployments", "", operator): set(),
             (ns, "apps", "deployments", "", ""): set(),
             (ns, "", "configmaps", "", ""): set(),
             (ns, "", "pods", "", ""): set(),
-            # Per-namespace Workload Identity: a TokenRequest for the LLMProvider's ServiceAccount.
-            (ns, "", "serviceaccounts", "", ""): {"get"} if mine else set(),
-            (ns, "", "serviceaccounts", "token", ""): {"create"} if mine else set(),
+            # Per-namespace Workload Identity: a TokenRequest only for accounts granted by name.
+            (ns, "", "serviceaccounts", "", ""): set(),
+            (ns, "", "serviceaccounts", "token", ""): set(),
+            (ns, "", "serviceaccounts", "token", "default"): set(),
+            (ns, "", "serviceaccounts", "", operator): set(),
+            (ns, "", "serviceaccounts", "token", operator): set(),
         }
+        for account in grants.get(ns, set()):
+            needs |= {
+                (ns, "", "serviceaccounts", "", account): {"get"},
+                (ns, "", "serviceaccounts", "token", account): {"create"},
+            }
     return needs
 
 

@@ -1,13 +1,16 @@
 """The LLMProvider CRD is a chart template: Helm adopts, upgrades and (on uninstall) keeps it.
 
 The session's CRD was applied without Helm, exactly like the crds/ of earlier chart versions, so
-this also walks the documented upgrade from such a release: label and annotate it once. Then, on
-a cluster without the CRD, the documented first install: the chart creates the CRD, the
-LLMProviders follow with the next upgrade (Helm cannot map objects of a CRD it has yet to create).
+this also walks the documented upgrade from such a release: label and annotate it once (the chart
+refuses up front and prints the command). The same for a reinstall under another release name
+after an uninstall kept the CRD, and for crds.install=false while the release owns the CRD (a
+rollback across that toggle could never work). Then, on a cluster without the CRD, one helm
+install brings the CRD and the LLMProviders (these as a hook; the next upgrade adopts them).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -63,7 +66,46 @@ async def crd_or_none(ext: client.ApiextensionsV1Api) -> Any:
         raise
 
 
-async def test_helm_adopts_upgrades_and_keeps_the_crd_and_creates_it_on_a_fresh_cluster(
+def adoption_command(release: str, namespace: str) -> str:
+    """What the chart's refusal tells to run (adopt() below does the same through the API)."""
+    crd = f"crd {CRD}"
+    return (
+        f"kubectl label {crd} app.kubernetes.io/managed-by=Helm --overwrite && "
+        f"kubectl annotate {crd} meta.helm.sh/release-name={release} "
+        f"meta.helm.sh/release-namespace={namespace} --overwrite"
+    )
+
+
+async def adopt(ext: client.ApiextensionsV1Api, release: str, namespace: str) -> None:
+    await ext.patch_custom_resource_definition(
+        CRD,
+        {
+            "metadata": {
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {
+                    "meta.helm.sh/release-name": release,
+                    "meta.helm.sh/release-namespace": namespace,
+                },
+            }
+        },
+    )
+
+
+def refused(helm_k8s: Helm, verb: str, release: str, ns: str, values: dict[str, Any]) -> str:
+    """A helm install/upgrade the chart refuses at render: nothing reached the cluster."""
+    done = helm_k8s.run(verb, release, str(CHART), "-n", ns, "-f", str(helm_k8s.values(values)))
+    assert done.returncode != 0
+    assert "execution error" in done.stderr, done.stderr
+    return done.stderr
+
+
+async def provider_uids(api: client.ApiClient, namespace: str) -> dict[str, str]:
+    custom = client.CustomObjectsApi(api)
+    listed = await custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in listed["items"]}
+
+
+async def test_helm_adopts_upgrades_and_keeps_the_crd_and_refuses_what_would_fail_half_way(
     helm_k8s: Helm, admin: client.ApiClient, tmp_path: Path
 ) -> None:
     ns = unique("crd")
@@ -71,24 +113,11 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd_and_creates_it_on_a_fresh_
     ext = client.ApiextensionsV1Api(admin)
     values = {"providers": PROVIDERS}  # crds.install defaults to true
     try:
-        refused = helm_k8s.run(
-            "install", RELEASE, str(CHART), "-n", ns, "-f", str(helm_k8s.values(values))
-        )
-        assert refused.returncode != 0
-        assert "invalid ownership metadata" in refused.stderr
-
-        await ext.patch_custom_resource_definition(
-            CRD,
-            {
-                "metadata": {
-                    "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                    "annotations": {
-                        "meta.helm.sh/release-name": RELEASE,
-                        "meta.helm.sh/release-namespace": ns,
-                    },
-                }
-            },
-        )
+        # The session's CRD was applied without Helm: refused up front, with the fix.
+        message = refused(helm_k8s, "install", RELEASE, ns, values)
+        assert "the LLMProvider CRD in the cluster belongs to / (release/namespace" in message
+        assert adoption_command(RELEASE, ns) in message
+        await adopt(ext, RELEASE, ns)
         helm_k8s.install(RELEASE, ns, values)
         crd = await ext.read_custom_resource_definition(CRD)
         assert crd.metadata.annotations["helm.sh/resource-policy"] == "keep"
@@ -98,28 +127,48 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd_and_creates_it_on_a_fresh_
         helm_k8s.upgrade(RELEASE, ns, values, chart=chart_with_an_extra_printer_column(tmp_path))
         assert "Vault" in await served_columns(admin, ns)
 
+        # Dropping a CRD it owns would make a later rollback fail: refused, with the hand-over.
+        off = {**values, "crds": {"install": False}}
+        message = refused(helm_k8s, "upgrade", RELEASE, ns, off)
+        assert "crds.install=false, but this release owns the LLMProvider CRD" in message
+        assert f"kubectl annotate crd {CRD} meta.helm.sh/release-name-" in message
+        history = json.loads(helm_k8s.must("history", RELEASE, "-n", ns, "-o", "json"))
+        assert [r["revision"] for r in history] == [1, 2], "a refusal records no revision"
+        # So every revision has the CRD, and a rollback works (and rolls the CRD back too).
+        helm_k8s.must("rollback", RELEASE, "1", "-n", ns)
+        assert "Vault" not in await served_columns(admin, ns)
+
         helm_k8s.uninstall(RELEASE, ns)  # --wait: LLMProviders carry no finalizer to wait for
-        custom = client.CustomObjectsApi(admin)
-        assert (await custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL))[
-            "items"
-        ] == []
+        assert await provider_uids(admin, ns) == {}
         kept = await ext.read_custom_resource_definition(CRD)
         assert kept.metadata.deletion_timestamp is None
-        assert "Vault" in await served_columns(admin, ns)
+        assert "Provider" in await served_columns(admin, ns)  # still served: kept
 
+        # Reinstalled under another name: the kept CRD names the old release. Refused, fixed.
+        message = refused(helm_k8s, "install", "again", ns, values)
+        assert f"belongs to {RELEASE}/{ns} (release/namespace" in message
+        assert "If that release is still installed, set crds.install=false" in message
+        await adopt(ext, "again", ns)
+        helm_k8s.install("again", ns, values)
+        assert sorted(await provider_uids(admin, ns)) == ["claude", "gemini"]
+        helm_k8s.uninstall("again", ns)
+
+        # A cluster without the CRD: one helm install brings the CRD and the LLMProviders.
         await ext.delete_custom_resource_definition(CRD)
         await eventually(lambda: crd_or_none(ext), lambda found: found is None, timeout=30)
-        first = helm_k8s.run(
-            "install", RELEASE, str(CHART), "-n", ns, "-f", str(helm_k8s.values(values))
-        )
-        assert first.returncode != 0
-        assert "Install once without providers (the chart creates the CRD)" in first.stderr
-        helm_k8s.install(RELEASE, ns, {})
+        helm_k8s.install(RELEASE, ns, values)
+        first = await provider_uids(admin, ns)
+        assert sorted(first) == ["claude", "gemini"]
+        assert "LLMProvider" not in {m["kind"] for m in helm_k8s.manifest(RELEASE, ns)}
+        # The next upgrade adopts them (same objects, so their Secrets stay) as release objects.
         helm_k8s.upgrade(RELEASE, ns, values)
-        listed = await custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
-        assert sorted(p["metadata"]["name"] for p in listed["items"]) == ["claude", "gemini"]
+        assert await provider_uids(admin, ns) == first
+        kinds = [m["kind"] for m in helm_k8s.manifest(RELEASE, ns)]
+        assert kinds.count("LLMProvider") == 2
         helm_k8s.uninstall(RELEASE, ns)
+        assert await provider_uids(admin, ns) == {}
     finally:
         helm_k8s.run("uninstall", RELEASE, "-n", ns)
+        helm_k8s.run("uninstall", "again", "-n", ns)
         await apply_crd(admin)  # the session's CRD again, without Helm's metadata
         await delete_namespaces(admin, [ns])

@@ -2,11 +2,14 @@
 
 One release for the module: two operator replicas watching the release namespace and one more
 (named-namespaces mode), two providers, Pod Security "restricted" enforced on the release
-namespace. The CRD is the session's (crds.install=false: a cluster has one owner of it).
+namespace. The CRD is the session's (crds.install=false: a cluster has one owner of it). Tokens:
+the release namespace grants kv-reader through the chart value, the team namespace through the
+Role of docs/aks.md; nothing else is granted anywhere.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,22 +21,29 @@ from kubernetes_asyncio import client
 from llmhub_operator.kube import make_api_client
 from tests.chart_k8s.conftest import (
     PROVIDERS,
+    apply_rbac,
     as_admin,
     create_namespaces,
     delete_namespaces,
+    documented_token_grant,
     status_of,
     unique,
 )
 from tests.chart_k8s.helm import Helm
-from tests.chart_k8s.rbac import granted, operator_needs
+from tests.chart_k8s.rbac import SYSTEM_ACCOUNT, granted, operator_needs
+from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.controlplane import ControlPlane
-from tests.k8s.kube import GROUP, PLURAL, VERSION, RealKube
+from tests.k8s.kube import GROUP, PLURAL, VERSION, RealKube, decode
+from tests.operator.k8s.operators import OperatorProcess
 from tests.waiting import eventually
 
 RELEASE = "hub"
 MERGE = {"_content_type": "application/merge-patch+json"}
 OPERATOR, GATEWAY = "hub-llm-mcp-hub-operator", "hub-llm-mcp-hub-gateway"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+READER = "kv-reader"  # the ServiceAccount each namespace grants the operator, by name
+CLIENT_ID = "azure.workload.identity/client-id"
+TEAM_TOKEN = "sk-ant-oat01-" + "chart-rbac-team-token-0021"
 
 
 @dataclass(frozen=True)
@@ -51,11 +61,17 @@ def release(control_plane: ControlPlane, helm_k8s: Helm) -> Iterator[Release]:
     as_admin(control_plane, lambda api: create_namespaces(api, [ns, watched, other], RESTRICTED))
     values = {
         "crds": {"install": False},
-        "operator": {"replicaCount": 2, "watchNamespaces": [ns, watched]},
+        "operator": {
+            "replicaCount": 2,
+            "watchNamespaces": [ns, watched],
+            "keyVault": {"tokenRequestServiceAccounts": [READER]},
+        },
         "providers": PROVIDERS,
     }
     try:
         helm_k8s.install(RELEASE, ns, values)
+        grant = documented_token_grant(watched, OPERATOR, ns)
+        as_admin(control_plane, lambda api: apply_rbac(api, grant))
         yield Release(helm_k8s, ns, watched, other, helm_k8s.manifest(RELEASE, ns))
     finally:
         helm_k8s.run("uninstall", RELEASE, "-n", ns)
@@ -118,7 +134,11 @@ async def test_operator_service_account_may_do_exactly_what_the_operator_needs(
     """Every verb on every resource the operator touches, asked of the real RBAC authorizer."""
     namespaces = [release.namespace, release.watched, release.other]
     needs = operator_needs(
-        RELEASE, namespaces, {release.namespace, release.watched}, cluster_wide=False
+        RELEASE,
+        namespaces,
+        {release.namespace, release.watched},
+        cluster_wide=False,
+        token_grants={release.namespace: {READER}, release.watched: {READER}},
     )
     assert await granted(operator_api, list(needs)) == needs
 
@@ -178,17 +198,19 @@ async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(
     assert await status_of(coordination.delete_namespaced_lease(OPERATOR, ns)) == 403
     assert await status_of(coordination.create_namespaced_lease(watched, lease)) == 403
 
-    # LLMProvider status, and Events in both API groups.
+    # LLMProvider status (patched, never read), and core v1 Events only.
     await custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, ns, PLURAL, "claude", {"status": {"phase": "Pending"}}, **MERGE
     )
+    reading = custom.get_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "claude")
+    assert await status_of(reading) == 403
     deleting = custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "claude")
     assert await status_of(deleting) == 403
     involved = {"kind": "LLMProvider", "namespace": ns, "name": "claude"}
     await core.create_namespaced_event(
         ns, {"metadata": {"generateName": "claude-"}, "involvedObject": involved, "reason": "T"}
     )
-    await events.create_namespaced_event(
+    refused_event = events.create_namespaced_event(
         ns,
         {
             "metadata": {"generateName": "claude-"},
@@ -201,6 +223,107 @@ async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(
             "regarding": involved,
         },
     )
+    assert await status_of(refused_event) == 403
+
+    # Tokens: the granted account of each namespace, never another, never kube-system.
+    token = {"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 600}}
+    admin_core = client.CoreV1Api(admin)
+    for namespace in (ns, watched, other):
+        for account in (READER, "builder"):
+            await admin_core.create_namespaced_service_account(
+                namespace, {"metadata": {"name": account}}
+            )
+    for namespace in (ns, watched):
+        await core.create_namespaced_service_account_token(READER, namespace, token)
+        minting = core.create_namespaced_service_account_token("builder", namespace, token)
+        assert await status_of(minting) == 403
+    assert (
+        await status_of(core.create_namespaced_service_account_token(READER, other, token)) == 403
+    )
+    system = core.create_namespaced_service_account_token(SYSTEM_ACCOUNT, "kube-system", token)
+    assert await status_of(system) == 403
+
+
+async def test_chart_rbac_operator_reads_as_granted_accounts_only_and_keeps_a_renamed_secret(
+    release: Release, admin: client.ApiClient, fake_azure: FakeAzure, tmp_path: Path
+) -> None:
+    """The real operator as the chart's ServiceAccount: a granted identity works, an un-granted
+    one is a clear status (the operator keeps running), and a renamed target leaves the old
+    Secret to the garbage collector, as docs/operator.md says."""
+    ns, watched = release.namespace, release.watched
+    team = RealKube(api=admin, namespace=watched, plane=release.helm.plane)
+    for account in (READER, "builder"):  # both annotated and federated: only RBAC differs
+        await team.core.patch_namespaced_service_account(
+            account, watched, {"metadata": {"annotations": {CLIENT_ID: f"{account}-client"}}}
+        )
+    keyset = await client.OpenidApi(admin).get_service_account_issuer_open_id_keyset(
+        _preload_content=False
+    )
+    fake_azure.reset()
+    fake_azure.jwks = json.loads(await keyset.read())
+    for account in (READER, "builder"):
+        subject = f"system:serviceaccount:{watched}:{account}"
+        fake_azure.federate(f"{account}-client", subject, readers_of=("team-token",))
+    fake_azure.set_secret("team-token", TEAM_TOKEN)
+    for name, account in (("granted", READER), ("ungranted", "builder")):
+        source = {
+            "azureKeyVault": {
+                "vaultUrl": fake_azure.base_url,
+                "secretName": "team-token",
+                "serviceAccountName": account,
+            }
+        }
+        await team.create_provider(name, fake_azure.base_url, gateway={}, source=source)
+    token = await team.service_account_token(OPERATOR, ns)
+    kubeconfig = team.token_kubeconfig(tmp_path / "operator.kubeconfig", token)
+    env = {
+        **fake_azure.env(),
+        "KUBECONFIG": str(kubeconfig),
+        "WATCH_NAMESPACES": f"{ns},{watched}",
+        "POD_NAMESPACE": ns,
+        "LEADER_ELECTION": "false",
+    }
+    operator = OperatorProcess(env=env, log_path=tmp_path / "operator.log").start()
+    try:
+        await team.wait_phase("granted", "Ready", timeout=60)
+        assert decode(await team.secret("granted-credentials"), "CLAUDE_CODE_OAUTH_TOKEN") == (
+            TEAM_TOKEN
+        )
+        refused = await eventually(
+            lambda: team.provider("ungranted"),
+            lambda b: _synced(b).get("reason") == "ServiceAccountNotGranted",
+            timeout=60,
+        )
+        assert refused["status"]["phase"] == "Degraded"
+        assert (
+            f"namespace {watched} has not granted the operator ServiceAccount builder"
+            in (_synced(refused)["message"])
+        )
+        subjects = {r.subject for r in fake_azure.token_requests() if r.status == 200}
+        assert subjects == {f"system:serviceaccount:{watched}:{READER}"}
+
+        # No delete on Secrets: the old one stays, owned by the LLMProvider, and is named.
+        old = await team.secret("granted-credentials")
+        await team.patch_spec("granted", {"target": {"secretName": "granted-renamed"}})
+        await eventually(
+            lambda: team.secret_or_none("granted-renamed"), lambda s: s is not None, timeout=30
+        )
+        [stale] = await eventually(lambda: team.events("StaleSecret"), lambda e: len(e) == 1)
+        assert "granted-credentials" in stale.message
+        assert (await team.secret("granted-credentials")).metadata.uid == old.metadata.uid
+        assert operator.proc is not None
+        assert operator.proc.poll() is None, "a refused identity never crashes the operator"
+
+        await team.delete_provider("granted")  # ... until the LLMProvider goes
+        for name in ("granted-credentials", "granted-renamed"):
+            await eventually(lambda n=name: team.secret_or_none(n), lambda s: s is None, timeout=30)
+    finally:
+        operator.stop()
+
+
+def _synced(body: dict[str, Any]) -> dict[str, Any]:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Synced"), {})
 
 
 async def test_helm_uninstall_completes_and_takes_the_llmproviders_with_it(

@@ -201,6 +201,37 @@ async def test_status_shows_a_refused_account_and_fails_on_it(
     assert code == 0  # an account the gateway accepts needs no attention
 
 
+async def test_status_fails_on_a_degraded_provider_whose_token_is_still_valid(
+    k8s: RealKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    failing = {
+        "type": "Synced",
+        "status": "False",
+        "reason": "SecretConflict",
+        "message": "Secret claude-credentials exists and is not ours",
+        "lastTransitionTime": format_rfc3339(now),
+    }
+    valid = token_status("valid", 40, now)
+    await with_status(
+        k8s, "claude", "claude", {"phase": "Degraded", "token": valid, "conditions": [failing]}
+    )
+    await with_status(k8s, "gemini", "gemini", {"phase": "Ready", "token": valid})
+    args = ["status", "-n", k8s.namespace, "--kubeconfig", str(k8s.plane.kubeconfig)]
+
+    code, out, _ = await cli(args, capsys)
+    assert code == 1  # the token is fine, but the Secret is not being kept in step
+    rows = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert rows["claude"].split()[2:4] == ["Degraded", "valid"]
+    assert rows["claude"].endswith("SecretConflict: " + failing["message"])
+
+    await k8s.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, k8s.namespace, PLURAL, "claude"
+    )
+    code, _, _ = await cli(args, capsys)
+    assert code == 0  # the Ready one alone needs no attention
+
+
 async def test_status_without_a_cluster_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,8 @@
 """A chat-webhook receiver on 127.0.0.1 (stdlib, in a thread): records bodies, answers as told.
 
-``answers`` is consumed one status per request (then 200); ``hang`` keeps every request open
-until ``stop``. Runs in its own thread so an operator process or an in-loop client can use it.
+``answers`` is consumed one status per request (then 200; a 3xx carries ``Location:
+redirect_to``); ``hang`` keeps every request open until ``stop``. Runs in its own thread so an
+operator process or an in-loop client can use it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class WebhookReceiver:
         self.attempts = 0
         self.answers: list[int] = []
         self.hang = False
+        self.redirect_to = ""
         self._lock = threading.Lock()
         self._release = threading.Event()
         receiver = self
@@ -49,6 +51,8 @@ class WebhookReceiver:
                     with receiver._lock:
                         receiver.received.append(Received(self.path, json.loads(raw)))
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", receiver.redirect_to)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

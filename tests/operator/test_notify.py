@@ -108,6 +108,28 @@ async def test_a_client_error_is_not_retried_and_attempts_are_bounded(
     assert "secretpart" not in caplog.text  # the URL is a credential: never logged
 
 
+@pytest.mark.parametrize("redirect", [307, 308, 302])
+async def test_a_redirect_is_never_followed_so_the_alert_goes_nowhere_else(
+    receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture, redirect: int
+) -> None:
+    elsewhere = WebhookReceiver()
+    try:
+        receiver.answers = [redirect]
+        receiver.redirect_to = elsewhere.url
+        hook = Webhook(url=receiver.url, attempts=3, backoff_s=0.01)
+        failed = ALERTS.labels("failed")._value.get()
+        hook.start()
+        hook.send(expiring())
+        await hook.close(seconds=10)
+        assert elsewhere.attempts == 0, "a redirect re-posted the alert to another receiver"
+        assert receiver.attempts == 1, "a redirect is an answer, not worth another try"
+        assert receiver.bodies() == []
+        assert ALERTS.labels("failed")._value.get() == failed + 1
+        assert f"HTTP {redirect}: a redirect, not followed" in caplog.text
+    finally:
+        elsewhere.stop()
+
+
 async def test_a_receiver_that_hangs_or_is_down_never_blocks_the_caller(
     receiver: WebhookReceiver, tmp_path: Path
 ) -> None:

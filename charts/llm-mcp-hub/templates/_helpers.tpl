@@ -124,7 +124,7 @@ Operator ServiceAccount: name if set, else the generated name when created, else
 {{- if .Values.operator.serviceAccount.create }}
 {{- default (include "llm-mcp-hub-operator.fullname" .) .Values.operator.serviceAccount.name }}
 {{- else }}
-{{- default "default" .Values.operator.serviceAccount.name }}
+{{- required "operator.serviceAccount.create=false needs operator.serviceAccount.name: the existing ServiceAccount the operator runs as and its rights are bound to (never the namespace's \"default\")" .Values.operator.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -262,11 +262,20 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- if not (gt (mul (int $election.renewDeadlineSeconds) 10) (mul (int $election.retryPeriodSeconds) 12)) }}
 {{- fail "operator.leaderElection.renewDeadlineSeconds must exceed 1.2 x retryPeriodSeconds (as client-go requires: a renewal try fits before the deadline)" }}
 {{- end }}
-{{- /* Helm maps every object before it creates any, so LLMProviders cannot ride in the release that
-creates their CRD. Only on a live cluster (lookup sees kube-system; `helm template` renders all). */}}
-{{- if and .Values.crds.install .Values.providers (not (.Capabilities.APIVersions.Has "llm-mcp-hub.io/v1alpha1/LLMProvider")) (lookup "v1" "Namespace" "" "kube-system") }}
-{{- fail "providers: the LLMProvider CRD is not in the cluster yet and Helm cannot create a CRD and its objects in one step. Install once without providers (the chart creates the CRD), then helm upgrade with them; or apply crds/ yourself with crds.install=false" }}
+{{- $op := .Values.operator }}
+{{- if eq (int $op.metrics.port) (int $op.health.port) }}
+{{- fail (printf "operator.metrics.port and operator.health.port are both %v: the second server cannot bind and the operator crash-loops; give them different ports" $op.metrics.port) }}
 {{- end }}
+{{- if not $op.serviceAccount.create }}
+{{- $_ := include "llm-mcp-hub-operator.serviceAccountName" . }}
+{{- end }}
+{{- if and .Values.providers (not $op.watchAllNamespaces) $op.watchNamespaces (not (has .Release.Namespace $op.watchNamespaces)) }}
+{{- fail (printf "providers are created in the release namespace %s, which operator.watchNamespaces does not include, so they would never sync: add %s to operator.watchNamespaces (or set operator.watchAllNamespaces=true)" .Release.Namespace .Release.Namespace) }}
+{{- end }}
+{{- if and $op.keyVault.tokenRequestServiceAccounts (eq .Release.Namespace "kube-system") }}
+{{- fail "operator.keyVault.tokenRequestServiceAccounts: never in kube-system (a token of a system ServiceAccount is a path to its rights); install the chart in a namespace of its own" }}
+{{- end }}
+{{- include "llm-mcp-hub.validateCrdOwner" . }}
 {{- $seen := dict }}
 {{- range .Values.providers }}
 {{- if hasKey $seen .name }}
@@ -290,4 +299,46 @@ The URL the operator reads account refusals from: the headless Service at the co
 */}}
 {{- define "llm-mcp-hub-gateway.replicasUrl" -}}
 {{- printf "http://%s.%s.svc.%s:8000" (include "llm-mcp-hub-gateway.replicasName" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
+
+{{/*
+The LLMProvider CRD in the live cluster, as one word: "" (no cluster: `helm template`, or
+--dry-run), "missing", "ours" (this release's Helm metadata) or "other:<release>/<namespace>"
+(another release's, or none: applied without Helm).
+*/}}
+{{- define "llm-mcp-hub.crdState" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" }}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "llmproviders.llm-mcp-hub.io" }}
+{{- if not $crd }}
+{{- print "missing" }}
+{{- else }}
+{{- $a := default dict $crd.metadata.annotations }}
+{{- $owner := printf "%s/%s" (get $a "meta.helm.sh/release-name") (get $a "meta.helm.sh/release-namespace") }}
+{{- if eq $owner (printf "%s/%s" .Release.Name .Release.Namespace) }}
+{{- print "ours" }}
+{{- else }}
+{{- printf "other:%s" $owner }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse up front what Helm would fail on half-way: a CRD of another owner (a release uninstalled
+under another name keeps it), and dropping a CRD this release owns (a rollback across that can
+never work: Helm does not adopt on rollback). Each message carries the command that fixes it.
+*/}}
+{{- define "llm-mcp-hub.validateCrdOwner" -}}
+{{- $state := include "llm-mcp-hub.crdState" . }}
+{{- $crd := "crd llmproviders.llm-mcp-hub.io" }}
+{{- if and .Values.crds.install (hasPrefix "other:" $state) }}
+{{- $owner := trimPrefix "other:" $state }}
+{{- fail (printf "crds.install=true, but the LLMProvider CRD in the cluster belongs to %s (release/namespace; \"/\": applied without Helm), so Helm would refuse it. If that release is still installed, set crds.install=false. Otherwise adopt the CRD (its LLMProviders stay): kubectl label %s app.kubernetes.io/managed-by=Helm --overwrite && kubectl annotate %s meta.helm.sh/release-name=%s meta.helm.sh/release-namespace=%s --overwrite" $owner $crd $crd .Release.Name .Release.Namespace) }}
+{{- end }}
+{{- if and (not .Values.crds.install) .Release.IsUpgrade (eq $state "ours") }}
+{{- fail (printf "crds.install=false, but this release owns the LLMProvider CRD: Helm would keep it yet drop it from the release, and a helm rollback to a revision with it then fails. Keep crds.install=true; to hand the CRD to another owner, release it first: kubectl annotate %s meta.helm.sh/release-name- meta.helm.sh/release-namespace- && kubectl label %s app.kubernetes.io/managed-by-" $crd $crd) }}
+{{- end }}
+{{- if and (not .Values.crds.install) .Values.providers (eq $state "missing") }}
+{{- fail "providers need the LLMProvider CRD, which is not in the cluster and crds.install=false: apply it first (kubectl apply --server-side -f crds/) or set crds.install=true" }}
+{{- end }}
 {{- end }}

@@ -191,9 +191,12 @@ async def test_the_api_server_refuses_a_project_on_a_claude_provider(
     assert bad.value.status == 422
 
 
-async def test_a_renamed_target_deletes_our_old_secret_but_never_a_foreign_one(
+async def test_with_delete_rights_beyond_the_charts_a_renamed_target_deletes_only_our_old_secret(
     k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
 ) -> None:
+    """As admin: the chart grants no delete on Secrets, so there the old Secret stays until the
+    LLMProvider goes (tests/chart_k8s/test_install_rbac.py proves that with the chart's RBAC).
+    An operator run with delete rights removes its own old Secret, never a foreign one."""
     fake_azure.set_secret("claude-token", CLAUDE)
     await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="1h")
     start_operator()
