@@ -77,8 +77,9 @@ def test_unset_auth_modes_refuses_every_caller_and_names_the_setting() -> None:
             assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
             if path != "/mcp":
                 assert "AUTH_MODES" in answer.json()["error"]["message"]
-        for path in ("/health/live", "/health/tokens", "/metrics"):
-            assert httpx.get(f"{gw.url}{path}").status_code == 200, path  # stay open
+        assert httpx.get(f"{gw.url}/health/live").status_code == 200  # probes stay open
+        for path in ("/health/tokens", "/metrics"):  # on the admin port, for its readers
+            assert httpx.get(f"{gw.admin_url}{path}").status_code == 200, path
         assert gw.providers["claude"].requests == []
 
 
@@ -165,6 +166,28 @@ def test_host_and_origin_are_checked_on_every_route(secured: ThreadedGateway, pa
     for host in ("llm-mcp-hub-gateway:8000", "10.1.2.3:8000", "[fd00::1]:8000"):
         allowed = httpx.get(f"{secured.url}/health/live", headers={"Host": host})
         assert allowed.status_code == 200, host
+
+
+def test_metrics_and_token_health_are_only_on_the_admin_port(secured: ThreadedGateway) -> None:
+    """Per-caller counters and account state: not for whoever reaches the callers' Service,
+    token or not, admin or not; the admin port serves them and nothing else."""
+    for path in ("/metrics", "/health/tokens"):
+        for headers in ({}, bearer(ALICE_KEY), bearer(OPS_KEY)):
+            hidden = httpx.get(f"{secured.url}{path}", headers=headers)
+            assert hidden.status_code == 404, (path, headers)
+            assert hidden.json()["error"]["type"] == "not_found"
+    assert httpx.post(f"{secured.url}/v1/chat", json=CHAT, headers=bearer(ALICE_KEY)).is_success
+    scraped = httpx.get(f"{secured.admin_url}/metrics")
+    assert scraped.status_code == 200
+    assert 'llmhub_gateway_requests_total{method="POST",route="/v1/chat"' in scraped.text
+    tokens = httpx.get(f"{secured.admin_url}/health/tokens")
+    assert tokens.status_code == 200
+    assert set(tokens.json()) <= {"claude", "gemini"}
+    for path in ("/v1/models", "/v1/usage", "/health/live", "/openapi.json", "/docs", "/mcp"):
+        assert httpx.get(f"{secured.admin_url}{path}").status_code == 404, path
+    assert httpx.get(
+        f"{secured.admin_url}/metrics", headers={"Host": "evil.example"}
+    ).status_code == (421)
 
 
 def test_a_malformed_keys_file_stops_the_start_without_quoting_it(tmp_path: Path) -> None:
