@@ -263,12 +263,14 @@ async def test_email_entries_in_admin_and_named_callers_are_named_in_a_warning(
         auth_entra_tenants=TENANT,
         auth_entra_audiences=CLIENT_ID,
         auth_admin_callers=f"ops,{ADMIN},alice@contoso.com",
-        auth_named_callers="bob@contoso.com",
+        auth_named_callers=f"bob@contoso.com,{ADMIN.upper()}",
     )
     caplog.set_level(logging.WARNING, logger="llmhub_gateway.auth.callers")
     await build_auth(settings, "Bearer").aclose()
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 2
+    assert len(warned) == 3
     assert "AUTH_ADMIN_CALLERS entry 'alice@contoso.com'" in warned[0]
     assert "AUTH_NAMED_CALLERS entry 'bob@contoso.com'" in warned[1]
     assert "entra:<tenant-id>/<object-id>" in warned[0]
+    assert f"AUTH_NAMED_CALLERS entry '{ADMIN.upper()}'" in warned[2]
+    assert "lower-case" in warned[2]

@@ -88,6 +88,9 @@ def warn_email_entries(setting: str, entries: list[str], static_names: set[str])
             setting,
             entry,
         )
+    for entry in entries:  # keys are compared as the verifier writes them: lower-case ids
+        if entry.lower().startswith(("entra:", "app:")) and entry != entry.lower():
+            log.warning("%s entry %r matches no caller: Entra keys are lower-case", setting, entry)
     return stale
 
 
