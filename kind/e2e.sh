@@ -51,6 +51,7 @@ KUBECONFIG="$OUT/kubeconfig"
 export KUBECONFIG
 CREATED_CLUSTER=0
 PF_PID=""
+ADMIN_PF_PID=""
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -74,6 +75,7 @@ fail() {
 
 cleanup() {
   if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null || true; fi
+  if [ -n "$ADMIN_PF_PID" ]; then kill "$ADMIN_PF_PID" 2>/dev/null || true; fi
   if [ "$CREATED_CLUSTER" = "1" ] && [ "${KEEP_CLUSTER:-0}" != "1" ]; then
     kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
   fi
@@ -348,8 +350,16 @@ PF_PID=$!
 BASE="http://127.0.0.1:$LOCAL_PORT"
 wait_for "gateway /health/live through the port-forward" curl -fsS "$BASE/health/live"
 
-log "/health/tokens"
-curl -fsS "$BASE/health/tokens" | python3 -c '
+log "/health/tokens on the admin port (not on the callers' Service), as the operator reads it"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health/tokens")" = "404" ] ||
+  fail "/health/tokens answers on the callers' Service"
+ADMIN_LOCAL_PORT=$((LOCAL_PORT + 1))
+kubectl --kubeconfig "$KUBECONFIG" --context "$CONTEXT" -n "$HUB_NS" port-forward "svc/$GATEWAY-replicas" "$ADMIN_LOCAL_PORT:9090" \
+  >"$OUT/port-forward-admin.log" 2>&1 &
+ADMIN_PF_PID=$!
+ADMIN="http://127.0.0.1:$ADMIN_LOCAL_PORT"
+wait_for "gateway /metrics through the admin port-forward" curl -fsS "$ADMIN/metrics"
+curl -fsS "$ADMIN/health/tokens" | python3 -c '
 import json, sys
 body = json.load(sys.stdin)
 providers = body.get("providers", body)
@@ -393,8 +403,9 @@ text = " ".join(c.get("text", "") for c in result["result"]["content"])
 assert prompt in text, text
 print("claude_chat answered:", text[:120])
 PY
-kill "$PF_PID" 2>/dev/null || true
+kill "$PF_PID" "$ADMIN_PF_PID" 2>/dev/null || true
 PF_PID=""
+ADMIN_PF_PID=""
 
 log "helm test"
 helm_ test "$RELEASE" --namespace "$HUB_NS" --timeout "${TIMEOUT}s"

@@ -32,6 +32,9 @@ EXPIRES_AT_ANNOTATION: Final = f"{API_GROUP}/expires-at"
 # Gateway environment (DESIGN.md) and the default mount of the Gemini Secret.
 DEFAULT_GEMINI_AUTH_PATH: Final = "/mnt/auth/gemini/oauth_creds.json"
 GATEWAY_PORT: Final = 8000
+# The gateway's admin listener: /metrics and /health/tokens (the operator and Prometheus read
+# them there); the callers' Service never exposes it.
+GATEWAY_ADMIN_PORT: Final = 9090
 
 
 def rollout_annotation(provider_resource_name: str) -> str:

@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(settings)`` wires config, store, providers and routes."""
+"""The FastAPI application: ``create_app(settings)`` wires config, store, providers and routes;
+its ``state.admin`` is the admin app (/metrics, /health/tokens) served on a port of its own."""
 
 from __future__ import annotations
 
@@ -185,4 +186,19 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostOriginMiddleware, extra_hosts=settings.mcp_hosts())
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.state.admin = create_admin_app(app)
     return app
+
+
+def create_admin_app(app: FastAPI) -> FastAPI:
+    """/metrics and /health/tokens over ``app``'s state, for the admin port: per-caller
+    counters, subscription utilisation and account refusals are for Prometheus and the operator
+    (admitted by the chart's NetworkPolicy), not for whoever reaches the callers' Service.
+    No caller auth here: Prometheus and the operator hold no caller credential."""
+    admin = FastAPI(title="llm-mcp-hub gateway admin", openapi_url=None)
+    for name in ("settings", "metrics", "chat", "auth"):
+        setattr(admin.state, name, getattr(app.state, name))
+    errors.install(admin)
+    admin.include_router(health.admin_router)
+    admin.add_middleware(HostOriginMiddleware, extra_hosts=app.state.settings.mcp_hosts())
+    return admin

@@ -25,7 +25,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhub_common.logging import redact
-from llmhub_gateway.auth.callers import CallerAuth
+from llmhub_gateway.auth.callers import CallerAuth, bearer_token
 from llmhub_gateway.auth.mcp import CALLER, token_digest
 from llmhub_gateway.auth.principal import Principal
 from llmhub_gateway.chat import ChatService, PreparedChat
@@ -90,7 +90,7 @@ class McpGate:
             refused_caller(scope["method"], scope["path"], exc)
             await _refuse(send, exc, None, REFUSED if exc.status_code in (401, 403) else None)
             return
-        caller = CALLER.set((token_digest(_bearer(authorization)), principal))
+        caller = CALLER.set((token_digest(bearer_token(authorization)), principal))
         try:
             if scope["method"] != "POST":
                 await self.app(scope, receive, send)
@@ -158,13 +158,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
 
 
 async def _read(receive: Receive) -> tuple[bytes, Receive]:

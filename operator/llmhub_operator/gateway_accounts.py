@@ -3,11 +3,12 @@
 Only the gateway sees the Gemini CLI's "account not supported" and "project required"
 refusals, and each replica keeps the last one in memory until a call succeeds. So the operator
 asks every replica: it resolves the host of ``LLMHUB_GATEWAY_URL`` (the chart points it at a
-headless Service, whose name resolves to every ready gateway pod) and GETs ``/health/tokens`` on
-each address by IP. The gateway serves ``/health/*`` without caller auth, and its Host check
-admits IP literals. One round per poll interval for all LLMProviders together, bounded by one
-timeout, in its own task: a gateway that is down or hangs never delays or fails a sync. A round
-nobody answers keeps the last known state.
+headless Service on the gateway's admin port, whose name resolves to every ready gateway pod)
+and GETs ``/health/tokens`` on each address by IP. The gateway serves it on its admin port only
+(9090, never in the callers' Service; the chart's NetworkPolicy admits the operator there),
+without caller auth, and its Host check admits IP literals. One round per poll interval for all
+LLMProviders together, bounded by one timeout, in its own task: a gateway that is down or hangs
+never delays or fails a sync. A round nobody answers keeps the last known state.
 
 Why the operator reads and the gateway does not write: the gateway has no Kubernetes API access
 (least privilege; a pod serving untrusted callers should not patch CRs), and it cannot tell which
@@ -49,7 +50,7 @@ class GatewayAccountSettings(BaseSettings):
         env_prefix="LLMHUB_GATEWAY_", env_ignore_empty=True, extra="ignore"
     )
 
-    url: str = ""  # e.g. http://<release>-gateway-pods.<ns>.svc.cluster.local:8080
+    url: str = ""  # e.g. http://<release>-gateway-replicas.<ns>.svc.cluster.local:9090
     deployment: str = ""  # the gateway Deployment that LLMProviders name in spec.gateway
     poll_seconds: float = Field(default=30.0, gt=0)
     timeout_seconds: float = Field(default=3.0, gt=0)

@@ -13,7 +13,7 @@ ENTRA = [
     "gateway.auth.entra.tenants={t1,t2}",
     "gateway.auth.entra.audiences={api://hub,aaaa-bbbb}",
     "gateway.auth.entra.domains.contoso\\.com=t1",
-    "gateway.auth.entra.namedCallers={alice@contoso.com}",
+    "gateway.auth.entra.namedCallers={entra:t1/0000-aa}",
     "gateway.auth.static.existingSecret=hub-keys",
     "gateway.auth.adminCallers={ops}",
     "gateway.mcp.requiredScopes={chat}",
@@ -50,7 +50,7 @@ def test_entra_and_static_values_reach_the_settings_the_gateway_reads() -> None:
     assert settings.auth_entra_tenants == "t1,t2"
     assert settings.auth_entra_audiences == "api://hub,aaaa-bbbb"
     assert settings.auth_entra_domains == "contoso.com=t1"
-    assert settings.auth_named_callers == "alice@contoso.com"
+    assert settings.auth_named_callers == "entra:t1/0000-aa"
     assert settings.auth_admin_callers == "ops"
     assert settings.mcp_required_scopes == "chat"
     assert settings.limit_caller_daily_tokens == 50000

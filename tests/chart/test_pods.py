@@ -98,14 +98,18 @@ def test_gateway_probes_hit_health_live_and_ready_on_port_8000(
 ) -> None:
     c = container(one(default_docs, "Deployment", "-gateway"))
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"http": 8000}
+    assert ports == {"http": 8000, "admin": 9090}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
     assert "command" not in c, "the image's tini ENTRYPOINT must stay PID 1"
-    assert c["args"] == ["llmhub-gateway", "--host", "0.0.0.0", "--port", "8000"]
+    assert c["args"] == [
+        *("llmhub-gateway", "--host", "0.0.0.0", "--port", "8000"),
+        *("--admin-port", "9090"),
+    ]
 
 
-def test_gateway_service_targets_the_http_port(default_docs: list[Manifest]) -> None:
+def test_gateway_service_targets_the_http_port_only(default_docs: list[Manifest]) -> None:
+    """The callers' Service never carries the admin port (/metrics, /health/tokens)."""
     svc = one(default_docs, "Service", "-gateway")
     assert svc["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
@@ -232,7 +236,12 @@ def test_network_policy_admits_only_the_named_namespaces_and_pods() -> None:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}
     } in sources
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "n8n"}}} in sources
-    assert len(sources) == 4, "the two from values, the helm test pod and the operator"
+    assert len(sources) == 3, "the two from values and the helm test pod"
+    admin = policy["spec"]["ingress"][1]  # the operator, on the admin port only
+    assert admin["ports"] == [{"port": "admin", "protocol": "TCP"}]
+    assert [
+        s["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for s in admin["from"]
+    ] == ["operator"]
     test_pod = one(docs, "Pod")
     test_source = next(
         s

@@ -91,7 +91,9 @@ def _bootstrap_var(name: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize(("component", "ports"), [("operator", {9090, 8080}), ("gateway", {8000})])
+@pytest.mark.parametrize(
+    ("component", "ports"), [("operator", {9090, 8080}), ("gateway", {8000, 9090})]
+)
 def test_dockerfile_runs_a_console_script_under_tini_on_the_chart_ports(
     component: str, ports: set[int]
 ) -> None:
@@ -112,7 +114,14 @@ def test_dockerfile_runs_a_console_script_under_tini_on_the_chart_ports(
     assert {p["containerPort"] for p in c["ports"]} == ports
     assert c["args"][0] == cmd[0], "the chart runs the same console script"
     if component == "gateway":
-        assert cmd[1:] == c["args"][1:] == ["--host", "0.0.0.0", "--port", "8000"]
+        assert (
+            cmd[1:]
+            == c["args"][1:]
+            == [
+                *("--host", "0.0.0.0", "--port", "8000"),
+                *("--admin-port", "9090"),
+            ]
+        )
 
 
 @pytest.mark.parametrize("component", ["operator", "gateway"])

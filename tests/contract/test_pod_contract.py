@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from kubernetes_asyncio import client
@@ -270,7 +271,13 @@ async def operator_then_gateway(
         await eventually(lambda: get(http, gateway.probe_url("livenessProbe")), ok, timeout=30)
         await eventually(lambda: get(http, gateway.probe_url("readinessProbe")), ok, timeout=30)
 
-        tokens = (await http.get(gateway.port_url(8000, "/health/tokens"))).json()
+        for path in ("/health/tokens", "/metrics"):  # not for whoever reaches the callers' port
+            assert (await http.get(gateway.port_url(8000, path))).status_code == 404
+        admin = next(p["containerPort"] for p in gateway.container["ports"] if p["name"] == "admin")
+        assert urlsplit(operator_env["LLMHUB_GATEWAY_URL"]).port == admin  # where it reads them
+        tokens = (await http.get(gateway.port_url(admin, "/health/tokens"))).json()
+        scraped = await http.get(gateway.port_url(admin, "/metrics"))
+        assert "llmhub_gateway_requests_total" in scraped.text
         assert tokens["claude"]["status"] == "valid"
         assert tokens["claude"]["days_remaining"] in (39, 40)
         assert tokens["gemini"]["status"] == "valid"

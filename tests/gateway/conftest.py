@@ -20,6 +20,7 @@ import uvicorn
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.main import create_app
 from llmhub_gateway.providers.base import Provider
+from llmhub_gateway.server import gateway_server
 from llmhub_gateway.sessions.base import SessionStore
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
@@ -131,7 +132,8 @@ async def store(
 
 
 class ThreadedGateway:
-    """The app under a real uvicorn in a background thread of the test process."""
+    """The app under the production server (real uvicorn) in a background thread of the test
+    process; its admin app (/metrics, /health/tokens) at ``admin_url``."""
 
     def __init__(
         self, settings: Settings, providers: Sequence[Provider], port: int | None = None
@@ -140,13 +142,24 @@ class ThreadedGateway:
         self.app = create_app(settings, providers=providers)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
+        self.admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        # The production pairing: both in one event loop (they share the Redis clients).
+        self.server = gateway_server(
+            self.app,
+            settings,
+            host="127.0.0.1",
+            port=self.port,
+            admin_port=self.admin_port,
+            log_config=uvicorn.config.LOGGING_CONFIG,
+            log_level="warning",
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadedGateway:
         self.thread.start()
         wait_until(lambda: _answers(f"{self.url}/health/live"), what="gateway thread")
+        wait_until(lambda: _answers(f"{self.admin_url}/health/tokens"), what="admin thread")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -166,7 +179,8 @@ def gateway() -> Iterator[ThreadedGateway]:
 
 
 class GatewayProcess:
-    """A separate gateway process (a replica): ``python -m <module> --port N``; its stderr
+    """A separate gateway process (a replica): ``python -m <module> --port N --admin-port M``;
+    its stderr
     (the JSON log) goes to ``log_path`` when given."""
 
     def __init__(
@@ -174,6 +188,8 @@ class GatewayProcess:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"  # /metrics, /health/tokens
         self.env = {**os.environ, **env}
         self.module = module
         self.log_path = log_path
@@ -188,7 +204,10 @@ class GatewayProcess:
         log = self.log_path.open("ab") if self.log_path else None
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", self.module, "--port", str(self.port)),
+                    *("--admin-port", str(self.admin_port)),
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stderr=log,
@@ -198,7 +217,8 @@ class GatewayProcess:
                 log.close()
 
     def wait_ready(self) -> None:
-        wait_until(lambda: _answers(f"{self.url}/health/live"), what="gateway process")
+        # A condition, not a latency bound: a cold start takes 15 s+ on a loaded 2-core box.
+        wait_until(lambda: _answers(f"{self.url}/health/live"), timeout=60, what="gateway process")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

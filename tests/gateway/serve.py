@@ -16,11 +16,16 @@ from tests.gateway.fake_provider import echo_providers
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--admin-port", type=int, required=True)
     args = parser.parse_args()
     settings = Settings()
     configure(settings.log_level)
     serve(
-        create_app(settings, providers=echo_providers()), settings, host="127.0.0.1", port=args.port
+        create_app(settings, providers=echo_providers()),
+        settings,
+        host="127.0.0.1",
+        port=args.port,
+        admin_port=args.admin_port,
     )
 
 

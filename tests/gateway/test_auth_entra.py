@@ -21,6 +21,10 @@ from tests.gateway.fake_entra import (
     unsigned,
 )
 
+ALICE_OID = "00000000-0000-0000-0000-0000000000aa"  # the fake's default user
+ALICE = f"entra:{TENANT}/{ALICE_OID}"
+APP = "0a0a0a0a-1111-2222-3333-444444444444"
+
 
 @pytest.fixture(scope="module")
 def entra() -> Iterator[FakeEntra]:
@@ -35,7 +39,7 @@ async def verifier(entra: FakeEntra) -> AsyncIterator[EntraVerifier]:
         tenants=[TENANT],
         audiences=[APP_ID_URI, CLIENT_ID],
         domains={"contoso.com": TENANT},
-        named=["alice@contoso.com"],
+        named=[ALICE],
         leeway_s=30,
         refresh_interval_s=0,
     )
@@ -48,11 +52,8 @@ async def test_a_v2_token_names_the_user_with_its_scopes(
 ) -> None:
     principal = await verifier.verify(entra.token())
     assert principal is not None
-    assert (principal.name, principal.mode, principal.label) == (
-        "alice@contoso.com",
-        "entra",
-        "alice@contoso.com",
-    )
+    assert (principal.name, principal.mode, principal.label) == (ALICE, "entra", ALICE)
+    assert principal.display == "alice@contoso.com"  # a label for logs, never the key
     assert principal.scopes == ("chat",)
 
 
@@ -67,16 +68,67 @@ async def test_a_v1_token_with_the_app_id_uri_audience_is_accepted(
     )
     principal = await verifier.verify(token)
     assert principal is not None
-    assert principal.name == "bob@contoso.com"
-    assert principal.label == "other"  # not named in configuration: bounded metric label
+    assert principal.name == f"entra:{TENANT}/{ALICE_OID}"
+    assert principal.display == "bob@contoso.com"
+    assert principal.label == ALICE  # named by its key in configuration
 
 
-async def test_an_app_token_is_named_by_its_client(
+async def test_a_caller_not_named_in_configuration_has_the_bounded_metric_label(
     entra: FakeEntra, verifier: EntraVerifier
 ) -> None:
-    principal = await verifier.verify(entra.token(preferred_username=None, azp="app-123"))
+    principal = await verifier.verify(entra.token(oid="00000000-0000-0000-0000-0000000000bb"))
     assert principal is not None
-    assert principal.name == "app:app-123"
+    assert principal.label == "other"
+
+
+async def test_the_same_email_in_two_tenants_is_two_callers(entra: FakeEntra) -> None:
+    """Tenant B can issue alice@contoso.com too: the e-mail must not make her Alice of A."""
+    checker = EntraVerifier(
+        authority=entra.authority, tenants=[TENANT, OTHER_TENANT], audiences=[CLIENT_ID]
+    )
+    try:
+        a = await checker.verify(entra.token())
+        b = await checker.verify(
+            entra.token(iss=entra.v2_issuer(OTHER_TENANT), tid=OTHER_TENANT)  # same oid too
+        )
+        assert a is not None
+        assert b is not None
+        assert a.display == b.display == "alice@contoso.com"
+        assert (a.name, b.name) == (ALICE, f"entra:{OTHER_TENANT}/{ALICE_OID}")
+    finally:
+        await checker.aclose()
+
+
+async def test_a_user_token_without_email_claims_is_the_user_not_the_app(
+    entra: FakeEntra, verifier: EntraVerifier
+) -> None:
+    principal = await verifier.verify(entra.token(preferred_username=None, azp=APP))
+    assert principal is not None
+    assert principal.name == ALICE
+    assert principal.display is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # The optional claim Entra documents for telling them apart...
+        ({"idtyp": "app", "azp": APP.upper()}, f"app:{TENANT}/{APP}"),
+        # ...and without it: no scp, oid == sub (v2 names the client azp, v1 appid).
+        ({"scp": None, "sub": ALICE_OID, "azp": APP}, f"app:{TENANT}/{APP}"),
+        ({"scp": None, "sub": ALICE_OID, "appid": APP, "iss": "v1"}, f"app:{TENANT}/{APP}"),
+        # idtyp=user wins over the heuristic.
+        ({"idtyp": "user", "scp": None, "sub": ALICE_OID, "azp": APP}, ALICE),
+    ],
+    ids=["idtyp-app", "oid-equals-sub", "v1-appid", "idtyp-user"],
+)
+async def test_app_only_tokens_are_named_by_tenant_and_client(
+    entra: FakeEntra, verifier: EntraVerifier, overrides: dict[str, object], expected: str
+) -> None:
+    if overrides.get("iss") == "v1":
+        overrides = {**overrides, "iss": f"https://sts.windows.net/{TENANT}/"}
+    principal = await verifier.verify(entra.token(preferred_username=None, **overrides))
+    assert principal is not None
+    assert principal.name == expected
 
 
 async def test_leeway_accepts_a_token_just_expired(
@@ -96,6 +148,8 @@ async def test_leeway_accepts_a_token_just_expired(
         ({"tid": OTHER_TENANT}, "does not match its issuer"),
         ({"preferred_username": "mallory@fabrikam.com"}, "e-mail domain"),
         ({"exp": None}, "MissingRequiredClaimError"),
+        ({"oid": None}, "no object id"),
+        ({"idtyp": "app", "azp": None}, "names no client"),
     ],
 )
 async def test_bad_claims_are_refused(
@@ -152,7 +206,7 @@ async def test_unknown_kid_refetches_the_keys_after_a_rotation(
     entra.keys = [rotated]  # Entra rolls its keys
     principal = await verifier.verify(token)
     assert principal is not None
-    assert principal.name == "alice@contoso.com"
+    assert principal.name == ALICE
     assert entra.fetches == fetched + 2
     assert await verifier.verify(token) is not None
     assert entra.fetches == fetched + 2  # cached: known kids cost no download

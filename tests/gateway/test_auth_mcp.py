@@ -89,7 +89,8 @@ async def test_401_metadata_token_flow(mcp_gateway: ThreadedGateway, entra: Fake
     assert "via mcp" in result["text"]
     # ... and the turn ran as that caller, not "anonymous".
     rows = await mcp_gateway.app.state.chat.limiter.usage(utc_day())
-    assert [(r.caller, r.provider) for r in rows] == [("alice@contoso.com", "claude")]
+    alice = f"entra:{TENANT}/{entra.claims()['oid']}"  # her immutable key, not her e-mail
+    assert [(r.caller, r.provider) for r in rows] == [(alice, "claude")]
 
 
 async def test_a_token_without_the_scope_gets_403_insufficient_scope(

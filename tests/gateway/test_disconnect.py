@@ -66,6 +66,6 @@ def test_disconnect_cancels_non_streaming_calls_too() -> None:
             wait_until(lambda: gemini.open_streams == 1, timeout=10, what="provider call running")
             sock.close()
             wait_until(lambda: gemini.open_streams == 0, timeout=10, what="provider call cancelled")
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        metrics = httpx.get(f"{gw.admin_url}/metrics").text
     assert 'route="/v1/chat",status="499"' in metrics
     assert 'route="/v1/chat/completions",status="499"' in metrics

@@ -24,7 +24,7 @@ def _chat(gw: GatewayProcess, **body: object) -> httpx.Response:
 
 
 def _in_flight(gw: GatewayProcess) -> float:
-    for line in httpx.get(f"{gw.url}/metrics", timeout=5).text.splitlines():
+    for line in httpx.get(f"{gw.admin_url}/metrics", timeout=5).text.splitlines():
         if line.startswith('llmhub_gateway_provider_in_flight{provider="claude"}'):
             return float(line.split()[-1])
     return 0.0

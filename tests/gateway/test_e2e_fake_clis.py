@@ -87,14 +87,20 @@ def test_gemini_streams_through_the_pty_with_openai_sdk(real_gateway: GatewayPro
 def test_health_with_real_providers(real_gateway: GatewayProcess) -> None:
     ready = httpx.get(f"{real_gateway.url}/health/ready").json()
     assert ready == {"status": "ready", "providers": ["claude", "gemini"], "reasons": []}
-    tokens = httpx.get(f"{real_gateway.url}/health/tokens").json()
+    tokens = httpx.get(f"{real_gateway.admin_url}/health/tokens").json()
     assert tokens["gemini"]["expires_at"] == "2099-06-01T00:00:00Z"
     assert tokens["claude"]["status"] == "valid"
 
 
 def test_token_never_in_responses_or_logs(real_gateway: GatewayProcess) -> None:
-    for path in ("/health/tokens", "/metrics", "/v1/models", "/openapi.json"):
-        assert_no_leak(httpx.get(f"{real_gateway.url}{path}").text, claude_token=TOKEN)
+    admin, callers = real_gateway.admin_url, real_gateway.url
+    for url in (
+        f"{admin}/health/tokens",
+        f"{admin}/metrics",
+        f"{callers}/v1/models",
+        f"{callers}/openapi.json",
+    ):
+        assert_no_leak(httpx.get(url).text, claude_token=TOKEN)
     assert real_gateway.log_path is not None
     log = real_gateway.log_path.read_text()
     assert_no_leak(log, claude_token=TOKEN, gemini_access=GEMINI_CREDS["access_token"])
@@ -118,7 +124,8 @@ def test_limits_answer_429_and_504(tmp_path: Path) -> None:
         first.start()
         wait_until(
             lambda: (
-                'provider_in_flight{provider="claude"} 1.0' in httpx.get(f"{gw.url}/metrics").text
+                'provider_in_flight{provider="claude"} 1.0'
+                in httpx.get(f"{gw.admin_url}/metrics").text
             ),
             what="first call holding the only slot",
         )
@@ -156,7 +163,9 @@ def test_client_disconnect_kills_the_cli_process_tree(tmp_path: Path) -> None:
             lambda: not any(procs.running(pid) for pid in pids), timeout=15, what="CLI tree gone"
         )
         in_flight = 'llmhub_gateway_provider_in_flight{provider="claude"} 0.0'
-        wait_until(lambda: in_flight in httpx.get(f"{gw.url}/metrics").text, what="slot freed")
+        wait_until(
+            lambda: in_flight in httpx.get(f"{gw.admin_url}/metrics").text, what="slot freed"
+        )
     finally:
         gw.stop()
 
@@ -175,7 +184,7 @@ def test_a_gemini_crash_after_the_credentials_banner_is_a_crash_not_bad_credenti
         response = httpx.post(
             f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
         )
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        metrics = httpx.get(f"{gw.admin_url}/metrics").text
     finally:
         gw.stop()
     assert response.status_code == 502
@@ -200,12 +209,12 @@ def test_a_code_assist_account_needs_its_project_and_health_tokens_says_so(
         refused = httpx.post(
             f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
         )
-        during = httpx.get(f"{gw.url}/health/tokens").json()["gemini"]
+        during = httpx.get(f"{gw.admin_url}/health/tokens").json()["gemini"]
         (Path(env["GEMINI_AUTH_PATH"]).parent / "GOOGLE_CLOUD_PROJECT").write_text("team-proj")
         served = httpx.post(
             f"{gw.url}/v1/chat", json={"provider": "gemini", "prompt": "hi"}, timeout=60
         )
-        after = httpx.get(f"{gw.url}/health/tokens").json()["gemini"]
+        after = httpx.get(f"{gw.admin_url}/health/tokens").json()["gemini"]
     finally:
         gw.stop()
     assert refused.status_code == 502

@@ -25,7 +25,7 @@ def test_not_ready_without_any_provider() -> None:
     providers = [EchoProvider("claude", "claude-x", configured=False)]
     with ThreadedGateway(Settings(), providers) as gw:
         ready = httpx.get(f"{gw.url}/health/ready")
-        tokens = httpx.get(f"{gw.url}/health/tokens").json()
+        tokens = httpx.get(f"{gw.admin_url}/health/tokens").json()
         models = httpx.get(f"{gw.url}/v1/models").json()
     assert ready.status_code == 503
     assert "no provider is configured" in ready.json()["reasons"][0]
@@ -44,8 +44,8 @@ def test_tokens_read_env_and_the_expires_at_file(tmp_path: Path) -> None:
         token_warn_before_days=3,
     )
     with ThreadedGateway(settings, echo_providers()) as gw:
-        tokens = httpx.get(f"{gw.url}/health/tokens").json()
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        tokens = httpx.get(f"{gw.admin_url}/health/tokens").json()
+        metrics = httpx.get(f"{gw.admin_url}/metrics").text
     assert tokens["claude"]["status"] == "expired"
     assert tokens["claude"]["days_remaining"] == 0
     assert tokens["gemini"]["status"] == "warning"
@@ -57,7 +57,7 @@ def test_tokens_read_env_and_the_expires_at_file(tmp_path: Path) -> None:
 
 def test_unknown_expiry() -> None:
     with ThreadedGateway(Settings(), echo_providers(gemini_configured=False)) as gw:
-        tokens = httpx.get(f"{gw.url}/health/tokens").json()
+        tokens = httpx.get(f"{gw.admin_url}/health/tokens").json()
     assert tokens == {
         "claude": {
             "status": "unknown",
@@ -76,7 +76,7 @@ def test_metrics_count_requests_by_route_and_time_providers(gateway: ThreadedGat
     httpx.post(  # an MCP request (refused: the test sends no MCP Accept header)
         f"{gateway.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
     )
-    text = httpx.get(f"{gateway.url}/metrics").text
+    text = httpx.get(f"{gateway.admin_url}/metrics").text
     assert 'llmhub_gateway_requests_total{method="POST",route="/v1/chat",status="200"}' in text
     assert 'llmhub_gateway_requests_total{method="POST",route="/v1/chat",status="504"}' in text
     assert 'route="/v1/sessions/{session_id}",status="404"' in text

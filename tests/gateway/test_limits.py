@@ -196,7 +196,7 @@ def test_daily_token_budget_from_reported_usage(make_gateway: MakeGateway) -> No
     assert abs(retry - until_midnight) <= 2
     report = httpx.get(f"{gw.url}/v1/usage", headers=key("ops")).json()
     assert report["by_caller"]["alice"] == {"requests": 2, "tokens_in": 4, "tokens_out": 6}
-    metrics = httpx.get(f"{gw.url}/metrics").text
+    metrics = httpx.get(f"{gw.admin_url}/metrics").text
     assert (
         'llm_mcp_hub_gateway_tokens_total{caller="alice",direction="in",provider="gemini"} 4.0'
         in metrics

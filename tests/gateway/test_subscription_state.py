@@ -338,7 +338,7 @@ def post(gw: ThreadedGateway, prompt: str, **body: Any) -> httpx.Response:
 
 def scrape(gw: ThreadedGateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The gateway's /metrics as {(series, labels): value}."""
-    text = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    text = httpx.get(f"{gw.admin_url}/metrics", timeout=10).text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)

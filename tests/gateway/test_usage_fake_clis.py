@@ -108,7 +108,7 @@ def test_usage_totals_match_what_the_fake_clis_reported(counted: GatewayProcess)
         "tokens_in": g_in,
         "tokens_out": g_out,
     }
-    metrics = httpx.get(f"{counted.url}/metrics").text
+    metrics = httpx.get(f"{counted.admin_url}/metrics").text
     series = 'llm_mcp_hub_gateway_tokens_total{caller="alice",direction="out",provider="claude"}'
     assert f"{series} {float(expected_out)}" in metrics
     # One audit line per turn: who, what, tokens and status; no prompt or answer text.

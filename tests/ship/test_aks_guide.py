@@ -66,7 +66,7 @@ def test_the_guide_walks_from_an_empty_subscription_to_teardown_in_order() -> No
         r"helm install \"\$RELEASE\" \./charts/llm-mcp-hub",
         r"kubectl -n \"\$NS\" get llmproviders",
         r"helm test \"\$RELEASE\"",
-        r"curl -s localhost:8000/health/tokens",
+        r"curl -s localhost:9090/health/tokens",
         r"helm uninstall \"\$RELEASE\"",
         r"az group delete --name \"\$RG\"",
     ]

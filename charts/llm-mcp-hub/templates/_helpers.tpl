@@ -286,19 +286,20 @@ Refuse value combinations the schema cannot express with a clear message.
 {{- end }}
 
 {{/*
-Headless Service of the gateway: its DNS name resolves to every ready gateway pod, so the
-operator can read each replica's /health/tokens (account refusals are kept per replica).
+Headless Service of the gateway's admin port: its DNS name resolves to every ready gateway pod,
+so the operator can read each replica's /health/tokens (account refusals are kept per replica)
+and Prometheus scrapes each one's /metrics.
 */}}
 {{- define "llm-mcp-hub-gateway.replicasName" -}}
 {{- printf "%s-replicas" (include "llm-mcp-hub-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-The URL the operator reads account refusals from: the headless Service at the container port
-(a headless Service has no proxy, so its port is the pods' own).
+The URL the operator reads account refusals from: the headless Service at the admin container
+port (a headless Service has no proxy, so its port is the pods' own).
 */}}
 {{- define "llm-mcp-hub-gateway.replicasUrl" -}}
-{{- printf "http://%s.%s.svc.%s:8000" (include "llm-mcp-hub-gateway.replicasName" .) .Release.Namespace .Values.clusterDomain }}
+{{- printf "http://%s.%s.svc.%s:9090" (include "llm-mcp-hub-gateway.replicasName" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 
 {{/*

@@ -44,7 +44,7 @@ class CallerAuth:
         """The caller behind an ``Authorization`` header value (or its absence)."""
         if self.modes is None:
             raise Unauthenticated(UNSET, self.challenge)
-        token = _bearer(authorization)
+        token = bearer_token(authorization)
         if token is None:
             if self.open:
                 return Principal(ANONYMOUS, "none", label=ANONYMOUS)
@@ -65,13 +65,33 @@ class CallerAuth:
             await verifier.aclose()
 
 
-def _bearer(authorization: str | None) -> str | None:
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of a ``Bearer`` Authorization header value; None for anything else."""
     if not authorization:
         return None
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def warn_email_entries(setting: str, entries: list[str], static_names: set[str]) -> list[str]:
+    """E-mail entries that are not static key names match no caller since Entra callers are
+    keyed by ``entra:<tid>/<oid>``: each is named in a start-up warning (and so grants nothing;
+    an e-mail is not unique across tenants). Returns them."""
+    stale = [e for e in entries if "@" in e and ":" not in e and e not in static_names]
+    for entry in stale:
+        log.warning(
+            "%s entry %r is an e-mail: it matches no Entra caller and is ignored; Entra callers "
+            "are named 'entra:<tenant-id>/<object-id>' (the log line 'entra caller ...' shows "
+            "each one's key beside its e-mail)",
+            setting,
+            entry,
+        )
+    for entry in entries:  # keys are compared as the verifier writes them: lower-case ids
+        if entry.lower().startswith(("entra:", "app:")) and entry != entry.lower():
+            log.warning("%s entry %r matches no caller: Entra keys are lower-case", setting, entry)
+    return stale
 
 
 def build_auth(settings: Settings, challenge: str) -> CallerAuth:
@@ -82,18 +102,24 @@ def build_auth(settings: Settings, challenge: str) -> CallerAuth:
         return CallerAuth(None, (), challenge)
     verifiers: list[Verifier] = []
     named = set(split(settings.auth_admin_callers))
+    static_names: set[str] = set()
     if "static" in modes:
         from llmhub_gateway.auth.static_keys import StaticKeys
 
         if settings.auth_static_keys_file is None:
             raise ValueError("AUTH_MODES has 'static' but AUTH_STATIC_KEYS_FILE is not set")
-        verifiers.append(StaticKeys.from_file(settings.auth_static_keys_file))
+        keys = StaticKeys.from_file(settings.auth_static_keys_file)
+        static_names = set(keys.names())
+        verifiers.append(keys)
     if "entra" in modes:
         from llmhub_gateway.auth.entra import EntraVerifier
 
         domains = dict(
             pair.split("=", 1) for pair in split(settings.auth_entra_domains) if "=" in pair
         )
+        for setting in ("AUTH_ADMIN_CALLERS", "AUTH_NAMED_CALLERS"):
+            entries = split(getattr(settings, setting.lower()))
+            warn_email_entries(setting, entries, static_names)
         verifiers.append(
             EntraVerifier(
                 authority=settings.auth_entra_authority,

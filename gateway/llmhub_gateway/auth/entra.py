@@ -7,6 +7,10 @@ or v1 (``https://sts.windows.net/<tid>/``) issuer of an allowed tenant; the audi
 Keys come from OpenID discovery at ``<authority>/<tid>/v2.0/.well-known/openid-configuration``
 and are cached; an unknown ``kid`` refetches them (key rotation), at most once per
 ``refresh_interval_s`` so garbage tokens cannot hammer Entra.
+
+Callers are keyed by what Entra never reassigns: ``entra:<tid>/<oid>`` for users and
+``app:<tid>/<azp>`` for app-only tokens. An e-mail (``email``, ``preferred_username``,
+``upn``) is neither unique across tenants nor immutable, so it only labels log lines.
 """
 
 from __future__ import annotations
@@ -26,6 +30,20 @@ from llmhub_gateway.errors import Unauthenticated
 log = logging.getLogger(__name__)
 V1_ISSUER = "https://sts.windows.net/{tid}/"
 ALGORITHMS = ["RS256"]
+USER_PREFIX = "entra:"
+APP_PREFIX = "app:"
+SEEN_MAX = 4096
+
+
+def is_app_only(claims: Mapping[str, Any]) -> bool:
+    """Entra's documented tests: the ``idtyp`` optional claim (``app`` or ``user``) when the
+    app registration asks for it; else an app-only token has no ``scp`` and its ``oid`` (the
+    service principal) equals its ``sub``."""
+    idtyp = claims.get("idtyp")
+    if idtyp is not None:
+        return str(idtyp).lower() == "app"
+    oid, sub = claims.get("oid"), claims.get("sub")
+    return "scp" not in claims and oid is not None and oid == sub
 
 
 class EntraVerifier:
@@ -50,6 +68,7 @@ class EntraVerifier:
         self._audiences = list(audiences)
         self._domains = {d.lower(): t.lower() for d, t in (domains or {}).items()}
         self._named = set(named)
+        self._logged: set[str] = set()
         self._leeway = leeway_s
         self._refresh_s = refresh_interval_s
         self._http = http or httpx.AsyncClient(timeout=10)
@@ -110,23 +129,49 @@ class EntraVerifier:
         return self._principal(claims, tid)
 
     def _principal(self, claims: Mapping[str, Any], tid: str) -> Principal:
+        """Keyed by immutable ids: ``entra:<tid>/<oid>`` for a user, ``app:<tid>/<azp>`` for
+        an app-only token. The e-mail is mutable and not unique across tenants: a label only."""
+        scopes = tuple(str(claims.get("scp", "")).split()) + tuple(
+            str(r) for r in claims.get("roles", []) or []
+        )
+        if is_app_only(claims):
+            client = claims.get("azp") or claims.get("appid")
+            if not client:
+                raise Unauthenticated("app-only token names no client (azp/appid)")
+            name, shown = f"{APP_PREFIX}{tid}/{str(client).lower()}", None
+        else:
+            oid = claims.get("oid")
+            if not oid:
+                raise Unauthenticated("user token names no object id (oid)")
+            name, shown = f"{USER_PREFIX}{tid}/{str(oid).lower()}", self._email(claims, tid)
+        self._seen(name, shown)
+        label = name if name in self._named else OTHER
+        return Principal(
+            name, self.mode, label=label, scopes=scopes, subject=claims.get("oid"), display=shown
+        )
+
+    def _email(self, claims: Mapping[str, Any], tid: str) -> str | None:
+        """The user's e-mail for logs; with AUTH_ENTRA_DOMAINS its domain must be the tenant's."""
         email = next(
             (str(claims[c]) for c in ("email", "preferred_username", "upn") if claims.get(c)),
             None,
         )
-        if email is not None and "@" in email:
-            email = email.lower()
-            domain = email.rsplit("@", 1)[1]
-            if self._domains and self._domains.get(domain) != tid:
-                raise Unauthenticated("the caller's e-mail domain does not belong to its tenant")
-            name = email
-        else:
-            name = f"app:{claims.get('azp') or claims.get('appid') or claims.get('sub', '?')}"
-        scopes = tuple(str(claims.get("scp", "")).split()) + tuple(
-            str(r) for r in claims.get("roles", []) or []
-        )
-        label = name if name in self._named else OTHER
-        return Principal(name, self.mode, label=label, scopes=scopes, subject=claims.get("oid"))
+        if email is None or "@" not in email:
+            return None
+        email = email.lower()
+        if self._domains and self._domains.get(email.rsplit("@", 1)[1]) != tid:
+            raise Unauthenticated("the caller's e-mail domain does not belong to its tenant")
+        return email
+
+    def _seen(self, name: str, shown: str | None) -> None:
+        """Log a caller's key beside its e-mail once per process: how operators find the key
+        to put in AUTH_ADMIN_CALLERS or AUTH_NAMED_CALLERS."""
+        if name in self._logged:
+            return
+        if len(self._logged) >= SEEN_MAX:
+            self._logged.clear()
+        self._logged.add(name)
+        log.info("entra caller %s (%s)", name, shown or "no e-mail claim")
 
     async def _key(self, tid: str, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(tid, {}).get(kid)

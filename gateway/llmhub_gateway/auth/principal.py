@@ -11,13 +11,15 @@ OTHER = "other"  # metric label of callers not named in configuration
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """``name`` keys limits, usage and sessions; ``label`` is its bounded metric label."""
+    """``name`` keys limits, usage and sessions (immutable ids, never an e-mail); ``label`` is
+    its bounded metric label; ``display`` a human name for logs (an Entra user's e-mail)."""
 
     name: str
     mode: str
     label: str = OTHER
     scopes: tuple[str, ...] = field(default_factory=tuple)
     subject: str | None = None
+    display: str | None = None
 
 
 class Verifier(Protocol):

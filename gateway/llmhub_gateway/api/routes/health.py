@@ -1,4 +1,6 @@
-"""Probes and metrics: /health, /health/live, /health/ready, /health/tokens, /metrics."""
+"""Probes and metrics: /health, /health/live, /health/ready on the callers' port;
+/health/tokens and /metrics (``admin_router``) only on the admin port (main.create_admin_app):
+per-caller counters and account state are not for whoever reaches the callers' Service."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pydantic import BaseModel
 from llmhub_gateway.api.deps import ChatDep, MetricsDep, RegistryDep
 
 router = APIRouter(tags=["health"])
+admin_router = APIRouter(tags=["admin"])
 
 
 class Live(BaseModel):
@@ -60,7 +63,7 @@ async def ready(chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
     return body
 
 
-@router.get(
+@admin_router.get(
     "/health/tokens",
     response_model=dict[str, TokenHealthPublic],
     response_model_exclude_unset=True,  # the seeds' shape; ``error`` only when there is one
@@ -78,7 +81,7 @@ async def tokens(registry: RegistryDep) -> dict[str, TokenHealthPublic]:
     return answer
 
 
-@router.get(
+@admin_router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
