@@ -249,14 +249,41 @@ def kubeconfig(cluster: str) -> str:
     )
 
 
+ADMIN_PORT = 9090  # the gateway's admin port: /metrics and /health/tokens, nowhere else
+
+
+def forward(argv: list[str]) -> None:
+    """Remember which remote port a local port reaches, so curl answers as that port would."""
+    mapping = next(a for a in argv if ":" in a and a.split(":")[0].isdigit())
+    local, _, remote = mapping.partition(":")
+    ports = Path(os.environ["STANDIN_STATE"] + ".ports")
+    with ports.open("a") as out:
+        out.write(f"{local} {remote}\n")
+
+
+def remote_port(url: str) -> int | None:
+    local = url.split("://", 1)[1].split("/", 1)[0].rpartition(":")[2]
+    ports = Path(os.environ["STANDIN_STATE"] + ".ports")
+    pairs = dict(line.split() for line in ports.read_text().splitlines()) if ports.exists() else {}
+    return int(pairs[local]) if local in pairs else None
+
+
 def curl(argv: list[str]) -> int:
     url = next(a for a in reversed(argv) if a.startswith("http"))
     body = argv[argv.index("-d") + 1] if "-d" in argv else ""
+    admin_only = url.endswith(("/health/tokens", "/metrics"))
+    if admin_only and remote_port(url) != ADMIN_PORT:
+        if "-w" in argv:
+            sys.stdout.write("404")
+            return 0
+        return 22  # curl -f on a 404
     if "-w" in argv:
         sys.stdout.write("200")
         return 0
     if url.endswith("/health/live"):
         answer = "ok"
+    elif url.endswith("/metrics"):
+        answer = "llmhub_gateway_up 1\n"
     elif url.endswith("/health/tokens"):
         answer = json.dumps({"providers": {p: {"status": "valid"} for p in ("claude", "gemini")}})
     else:
@@ -294,6 +321,7 @@ def main() -> int:
     if tool == "curl":
         return curl(argv)
     if tool == "kubectl" and "port-forward" in argv:
+        forward(argv)
         time.sleep(600)  # until the script kills it
         return 0
     # Input first, then one call at a time: the script pipes one kubectl into another, and the
