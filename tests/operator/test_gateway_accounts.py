@@ -157,7 +157,7 @@ async def test_the_real_gateway_reports_a_refusal_the_operator_reads_until_a_cal
             refused = await client.post("/v1/chat", json=chat)
             assert refused.status_code == 502
             assert refused.json()["error"]["type"] == "provider_project_required"
-            accounts = GatewayAccounts(url=gateway.url, deployment="gw", timeout_seconds=5)
+            accounts = GatewayAccounts(url=gateway.admin_url, deployment="gw", timeout_seconds=5)
             async with aiohttp.ClientSession() as session:
                 assert await accounts.poll(session)
                 assert accounts.reported is not None
