@@ -75,6 +75,10 @@ class LeaseLost(Exception):
     """The Lease is held by another replica, or the renew deadline passed."""
 
 
+class StuckLeader(Exception):
+    """What acts did not stop in time: the elector ends, and the supervisor ends the process."""
+
+
 class LeaseElector:
     """Runs the election loop until cancelled, then releases the Lease if it holds it."""
 
@@ -117,8 +121,13 @@ class LeaseElector:
     async def _step_down(self, why: str) -> None:
         s = self._settings
         if self._leadership.leading.is_set():
-            log.warning("lost Lease %s/%s (%s); stopped acting", s.namespace, s.name, why)
-            await self._leadership.lost()
+            log.warning("lost Lease %s/%s (%s); stopping", s.namespace, s.name, why)
+            try:
+                # Stopped before another replica may lead, or this process must not go on.
+                async with asyncio.timeout(s.lease_duration - s.renew_deadline):
+                    await self._leadership.lost()
+            except TimeoutError:
+                raise StuckLeader("syncs did not stop when the lead was lost") from None
         else:
             log.warning("campaign for Lease %s/%s failed (%s); retrying", s.namespace, s.name, why)
 

@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio import client, watch
 
 from llmhub_operator.kube import make_api_client
-from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
+from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings, StuckLeader
 from tests.k8s.kube import RealKube
 from tests.operator.k8s.api_faults import LeaseFaults
 from tests.tcp_proxy import FaultyProxy
@@ -23,7 +23,8 @@ from tests.waiting import eventually
 class Replica:
     """An elector with a Leadership whose stop takes a while (a sync winding down)."""
 
-    def __init__(self, api: client.ApiClient, settings: LeaseSettings) -> None:
+    def __init__(self, api: client.ApiClient, settings: LeaseSettings, stop_s: float = 0.3):
+        self.stop_s = stop_s
         self.leadership = Leadership()
         self.elector = LeaseElector(api, settings, self.leadership)
         self.gains: list[float] = []
@@ -38,7 +39,7 @@ class Replica:
         self.leadership.gained = record_gain  # type: ignore[method-assign]
 
     async def _stop(self) -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(self.stop_s)
         self.stops.append(time.monotonic())
 
     async def leading(self) -> bool:
@@ -76,6 +77,21 @@ async def test_after_any_error_at_a_renew_it_stops_acting_and_campaigns_again(
         assert replica.stops[0] < replica.gains[1]
     lease = await client.CoordinationV1Api(k8s.api).read_namespaced_lease("loop", k8s.namespace)
     assert lease.spec.holder_identity is None  # released when stopped
+
+
+async def test_a_leader_whose_syncs_do_not_stop_in_time_ends_its_elector(
+    k8s: RealKube, lease_faults: LeaseFaults
+) -> None:
+    """Then the supervisor ends the process: better than acting beside the next leader."""
+    lease_faults.attach(k8s.api)
+    timings = {"lease_duration": 4, "renew_deadline": 3, "retry_period": 1}
+    replica = Replica(k8s.api, _settings(k8s, "me", **timings), stop_s=3600)
+    async with running(replica) as task:
+        await eventually(replica.leading, bool, timeout=10)
+        lease_faults.pending.append("html503")
+        with pytest.raises(StuckLeader):
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        assert not await replica.leading()
 
 
 async def test_a_black_holed_leader_has_stopped_before_another_replica_leads(
