@@ -86,11 +86,13 @@ async def test_a_partitioned_leader_stops_before_another_leads_and_one_leads_aft
     proxy.partition(False)
     healed = time.monotonic()
 
-    # After healing: B alone leads, sample after sample, and A has rejoined as a follower.
+    # After healing: A has rejoined as a follower and never leads beside B, sample after sample
+    # (B itself may step down for a moment on a machine too busy to renew in time: no split).
     for _ in range(3 * INTERVAL_S * 2):
         await asyncio.sleep(0.5)
-        assert (a.is_leader(), b.is_leader()) == (False, True)
+        assert not a.is_leader()
     assert await _follows(a)
+    await eventually(lambda: _leads(b), bool, timeout=10)
     # Key Vault saw one reader after healing, and never both: A's reads all end before B's begin.
     assert _reads(fake_azure, READER_B, since=healed), "the new leader stopped syncing"
     assert not _reads(fake_azure, READER_A, since=healed)
