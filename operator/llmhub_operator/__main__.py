@@ -15,6 +15,7 @@ from llmhub_operator.access_policy import AccessPolicy, PolicyError
 from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.keyvault import KeyVaultSource
 from llmhub_operator.settings import OperatorSettings
+from llmhub_operator.supervisor import Supervisor
 
 
 def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSettings:
@@ -53,14 +54,24 @@ async def run(settings: OperatorSettings, policy: AccessPolicy) -> None:
     import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     namespaces = settings.namespaces
-    memo = kopf.Memo(lease=settings.lease(), namespaces=namespaces, policy=policy)
+    supervisor = Supervisor()
+    memo = kopf.Memo(
+        lease=settings.lease(),
+        namespaces=namespaces,
+        policy=policy,
+        supervisor=supervisor,
+        request_timeout=settings.kube_request_timeout_seconds,
+    )
     await kopf.operator(
         standalone=True,  # HA is our Lease (leader.py), not kopf peering
         memo=memo,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        stop_flag=supervisor.stop,  # a background task died: stop, then exit non-zero
     )
+    if supervisor.failed:
+        raise SystemExit(f"llmhub-operator: background task {supervisor.failed!r} ended; exiting")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,8 +7,6 @@ Secret goes with its owner through the garbage collector.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -22,12 +20,13 @@ from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.gateway_accounts import GatewayAccounts
-from llmhub_operator.kube import make_api_client
+from llmhub_operator.kube import DEFAULT_REQUEST_TIMEOUT_S, make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
 from llmhub_operator.scheduler import Scheduler
 from llmhub_operator.secret_watch import owner_key, watch_secrets
 from llmhub_operator.status import ACCOUNT_USABLE, find_condition
+from llmhub_operator.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +44,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The API server ends each watch after this long: no silently stale connection lives on.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330  # a bit longer, so the server ends it first
-    settings.watching.connect_timeout = 30
-    settings.networking.request_timeout = 30  # one API call (not a watch) never hangs longer
+    timeout = float(getattr(memo, "request_timeout", None) or DEFAULT_REQUEST_TIMEOUT_S)
+    settings.watching.connect_timeout = settings.networking.connect_timeout = timeout
+    settings.networking.request_timeout = timeout  # one API call (not a watch) never hangs longer
     if getattr(memo, "source", None) is None:
         from llmhub_operator.keyvault import KeyVaultSource
 
         memo.source = KeyVaultSource.from_env()
-    api = await make_api_client()
+    api = await make_api_client(request_timeout=timeout)
     events.use(api)
     notify.use(notify.Webhook.from_env())
     policy = getattr(memo, "policy", None) or AccessPolicy.from_env()
@@ -64,30 +64,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         return await reconcile(key, body, deps, reuse_fetch)
 
     scheduler = memo.scheduler = Scheduler(sync, leadership)
+    leadership.on_lost(scheduler.cancel_inflight)  # a lost lead stops every sync in flight
     namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
-    tasks = [
-        asyncio.create_task(scheduler.run(), name="scheduler"),
-        asyncio.create_task(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets"),
-    ]
+    # Each of these must live as long as the operator: one that ends stops it (exit non-zero).
+    supervisor = memo.supervisor = getattr(memo, "supervisor", None) or Supervisor()
+    supervisor.spawn(scheduler.run(), name="scheduler")
+    supervisor.spawn(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets")
     if accounts is not None:
         refresh = _refresh_accounts(scheduler, accounts)
-        tasks.append(asyncio.create_task(accounts.run(leadership, refresh), name="gateway"))
+        supervisor.spawn(accounts.run(leadership, refresh), name="gateway")
     if lease is None:
         leadership.gained()  # a single replica leads alone
     else:
-        elector = LeaseElector(api, lease, leadership)
-        tasks.append(asyncio.create_task(elector.run(), name="leader-election"))
-    memo.tasks = tasks
+        supervisor.spawn(LeaseElector(api, lease, leadership).run(), name="leader-election")
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    tasks: list[asyncio.Task[None]] = getattr(memo, "tasks", [])
-    for task in tasks:
-        task.cancel()
-    # The elector hands the Lease back while cancelled: let it, but never hang shutdown.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    supervisor: Supervisor | None = getattr(memo, "supervisor", None)
+    if supervisor is not None:  # the elector hands the Lease back while cancelled
+        await supervisor.close()
     await notify.close()
     await events.drain()
     events.use(None)

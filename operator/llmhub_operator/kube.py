@@ -7,12 +7,16 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
-async def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+async def make_api_client(
+    kubeconfig: str | None = None, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+) -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (explicit path first)."""
     configuration = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
@@ -20,7 +24,52 @@ async def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config(config_file=path, client_configuration=configuration)
-    return client.ApiClient(configuration=configuration)
+    return BoundedApiClient(configuration=configuration, request_timeout=request_timeout)
+
+
+class BoundedApiClient(client.ApiClient):
+    """Every call has a timeout: kubernetes_asyncio sends none unless a call names one (and its
+    per-call default overrides any session timeout), so a black-holed API server would hang a
+    call forever. A call may still name its own ``_request_timeout``."""
+
+    def __init__(self, *args: Any, request_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_timeout = request_timeout
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        query_params: Any | None = None,
+        headers: dict[str, str] | None = None,
+        post_params: dict[str, Any] | None = None,
+        body: Any | None = None,
+        _preload_content: bool = True,
+        _request_timeout: float | tuple[float] | aiohttp.ClientTimeout | None = None,
+    ) -> Any:
+        return super().request(
+            method,
+            url,
+            query_params=query_params,
+            headers=headers,
+            post_params=post_params,
+            body=body,
+            _preload_content=_preload_content,
+            _request_timeout=_request_timeout or self.default_timeout(query_params),
+        )
+
+    def default_timeout(self, query_params: Any) -> aiohttp.ClientTimeout:
+        """A plain call: ``request_timeout`` in all. A watch streams until the server ends it
+        after its ``timeoutSeconds``: connecting is bounded as usual, the stream that long
+        plus ``request_timeout``."""
+        params = dict(query_params or [])
+        if not params.get("watch"):
+            return aiohttp.ClientTimeout(total=self.request_timeout)
+        server = params.get("timeoutSeconds")
+        return aiohttp.ClientTimeout(
+            total=float(server) + self.request_timeout if server else None,
+            connect=self.request_timeout,
+        )
 
 
 def _in_cluster() -> bool:

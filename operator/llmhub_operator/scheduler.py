@@ -117,13 +117,22 @@ class Scheduler:
                     slots.release()
                     self._push(key, time.monotonic())
                     continue
-                task = asyncio.create_task(self._work(key, slots), name=f"sync {key[0]}/{key[1]}")
+                task = asyncio.create_task(self._work(key), name=f"sync {key[0]}/{key[1]}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                # Released when the task ends, even one cancelled before it started.
+                task.add_done_callback(lambda _: slots.release())
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.cancel_inflight()
+
+    async def cancel_inflight(self) -> None:
+        """Leadership lost: cancel every sync in flight and return once all have stopped. What
+        they were doing is due again (it runs when this replica leads again)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._all_due_now()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -154,10 +163,9 @@ class Scheduler:
             for waiter in waits:
                 waiter.cancel()
 
-    async def _work(self, key: Key, slots: asyncio.Semaphore) -> None:
+    async def _work(self, key: Key) -> None:
         entry = self._entries.get(key)
         if entry is None:  # forgotten between being picked and starting
-            slots.release()
             return
         entry.running, reuse = True, entry.reuse_fetch
         entry.reuse_fetch = entry.again = False
@@ -170,7 +178,6 @@ class Scheduler:
             outcome = Outcome(None, "sync crashed", transient=True)
         finally:
             entry.running = False
-            slots.release()
         if entry.forgotten:
             return
         entry.failures = entry.failures + 1 if outcome.transient else 0

@@ -27,6 +27,9 @@ class OperatorSettings(BaseSettings):
     lease_duration_seconds: int = Field(default=15, ge=2)
     lease_renew_deadline_seconds: int = Field(default=10, ge=2)
     lease_retry_period_seconds: int = Field(default=2, ge=1)
+    # Every call of the operator's Kubernetes clients (ours and kopf's) ends within this; a watch
+    # gets this long on top of its server-side timeout. Lease calls: what is left of the deadline.
+    kube_request_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _lease_timings(self) -> OperatorSettings:

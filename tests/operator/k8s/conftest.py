@@ -11,6 +11,7 @@ from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.kube import RealKube
 from tests.operator.conftest import fake_azure  # noqa: F401
+from tests.operator.k8s.api_faults import lease_faults, proxied_kubeconfig, proxy  # noqa: F401
 from tests.operator.k8s.operators import OperatorProcess
 
 StartOperator = Callable[..., OperatorProcess]
