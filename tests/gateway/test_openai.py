@@ -138,12 +138,12 @@ def test_the_fake_lists_what_the_claude_adapter_lists(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def usage_gateway() -> Iterator[ThreadedGateway]:
-    """Providers that report usage, as the real CLIs do."""
+    """Providers that report usage, as the real CLIs do; a 16 KiB body limit."""
     providers: list[EchoProvider] = [
         UsageProvider("claude", "claude-sonnet-4-5-20250929"),
         UsageProvider("gemini", "gemini-2.5-pro"),
     ]
-    with ThreadedGateway(Settings(), providers) as gw:
+    with ThreadedGateway(Settings(max_body_bytes=16384), providers) as gw:
         yield gw
 
 
@@ -277,3 +277,16 @@ def test_mid_stream_failure_raises_with_its_code(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError) as info:
         list(stream)
     assert info.value.code == "provider_crashed"
+
+
+def test_a_body_over_the_limit_is_413_in_openai_shape(usage_gateway: ThreadedGateway) -> None:
+    """Refused by the body-limit middleware before any route runs, yet in OpenAI's shape."""
+    client = openai.OpenAI(base_url=f"{usage_gateway.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(
+            model="claude-sonnet-4-5-20250929",
+            messages=[{"role": "user", "content": "x" * 20000}],
+        )
+    assert info.value.status_code == 413
+    assert info.value.code == "payload_too_large"
+    assert set(info.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
