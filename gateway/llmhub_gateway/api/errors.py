@@ -189,7 +189,13 @@ def responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, An
         "Retry-After seconds",
         504: "Provider timed out",
     }
-    if openai:
-        text[400] += "; a body failing validation; a content part other than text"
-    model = OpenAIErrorBody if openai else ErrorBody
-    return {code: {"model": model, "description": text[code]} for code in codes}
+    if not openai:
+        return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+    text[400] += "; a body failing validation; a content part other than text"
+    found: dict[int | str, dict[str, Any]] = {
+        code: {"model": OpenAIErrorBody, "description": text[code]} for code in codes
+    }
+    # Declared so FastAPI does not add its own 422 entry: these routes never answer 422
+    # ("4XX" would do as well, but it changed the contract test's generated cases).
+    found["default"] = {"model": OpenAIErrorBody, "description": "Any other error (never 422)"}
+    return found
