@@ -8,6 +8,7 @@ LangChain's ``usage_metadata`` and litellm's ``usage`` are read from, ``BadReque
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,15 +137,26 @@ def test_the_fake_lists_what_the_claude_adapter_lists(tmp_path: Path) -> None:
     assert set(MODEL_ALIASES.values()) <= set(real.models())
 
 
+KEY = "openai-client-key"
+
+
 @pytest.fixture(scope="module")
-def usage_gateway() -> Iterator[ThreadedGateway]:
-    """Providers that report usage, as the real CLIs do; a 16 KiB body limit."""
+def usage_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedGateway]:
+    """Providers that report usage, as the real CLIs do; a 16 KiB body limit; callers need
+    the static key ``KEY``."""
+    keys = tmp_path_factory.mktemp("openai-keys") / "keys"
+    keys.write_text(f"alice sha256:{hashlib.sha256(KEY.encode()).hexdigest()}\n")
+    settings = Settings(max_body_bytes=16384, auth_modes="static", auth_static_keys_file=keys)
     providers: list[EchoProvider] = [
         UsageProvider("claude", "claude-sonnet-4-5-20250929"),
         UsageProvider("gemini", "gemini-2.5-pro"),
     ]
-    with ThreadedGateway(Settings(max_body_bytes=16384), providers) as gw:
+    with ThreadedGateway(settings, providers) as gw:
         yield gw
+
+
+def keyed(gw: ThreadedGateway, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
 
 
 def test_stream_with_include_usage_ends_with_the_usage_chunk(
@@ -152,7 +164,7 @@ def test_stream_with_include_usage_ends_with_the_usage_chunk(
 ) -> None:
     """As OpenAI: a last chunk with ``choices: []`` and ``usage`` (what LangChain's
     ``usage_metadata`` and litellm's streamed ``usage`` are built from)."""
-    client = openai.OpenAI(base_url=f"{usage_gateway.url}/v1", api_key="unused", max_retries=0)
+    client = keyed(usage_gateway)
     chunks = list(
         client.chat.completions.create(
             model="gemini-2.5-pro",
@@ -183,7 +195,8 @@ def test_include_usage_on_the_wire(usage_gateway: ThreadedGateway) -> None:
         "stream_options": {"include_usage": True},
     }
     url = f"{usage_gateway.url}/v1/chat/completions"
-    with httpx.stream("POST", url, json=body) as response:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with httpx.stream("POST", url, json=body, headers=auth) as response:
         data = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
@@ -281,7 +294,7 @@ def test_mid_stream_failure_raises_with_its_code(client: openai.OpenAI) -> None:
 
 def test_a_body_over_the_limit_is_413_in_openai_shape(usage_gateway: ThreadedGateway) -> None:
     """Refused by the body-limit middleware before any route runs, yet in OpenAI's shape."""
-    client = openai.OpenAI(base_url=f"{usage_gateway.url}/v1", api_key="unused", max_retries=0)
+    client = keyed(usage_gateway)
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(
             model="claude-sonnet-4-5-20250929",
@@ -290,3 +303,16 @@ def test_a_body_over_the_limit_is_413_in_openai_shape(usage_gateway: ThreadedGat
     assert info.value.status_code == 413
     assert info.value.code == "payload_too_large"
     assert set(info.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
+
+
+def test_a_refused_caller_gets_openai_authentication_error(usage_gateway: ThreadedGateway) -> None:
+    for call in (
+        lambda c: c.models.list(),
+        lambda c: c.chat.completions.create(
+            model="gemini-2.5-pro", messages=[{"role": "user", "content": "x"}]
+        ),
+    ):
+        with pytest.raises(openai.AuthenticationError) as info:
+            call(keyed(usage_gateway, "not-the-key"))
+        assert (info.value.status_code, info.value.code) == (401, "unauthorized")
+        assert set(info.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
