@@ -3,7 +3,7 @@
 Stateless HTTP mode, so any replica behind the Service answers any MCP request; conversation
 state lives in our own session store (``session_id``), exactly as for REST clients. It
 advertises what it implements and nothing else: tools, with the package's version in
-``serverInfo``.
+``serverInfo``; a call of a tool it does not have is a protocol error, as the spec has it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from importlib.metadata import version
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -106,7 +109,23 @@ def build_mcp(
         """Credential health per configured provider (valid, warning, expired, unknown)."""
         return {name: h.as_dict() for name, h in chat.registry.token_health().items()}
 
+    _known_tools_only(server)
     return server
+
+
+def _known_tools_only(server: MCPServer) -> None:
+    """``tools/call`` of a tool this server does not have is a JSON-RPC error (-32602), as
+    the MCP spec has it (a protocol error, not a tool result); the SDK would answer an
+    ``isError`` result that a client takes for the tool's own failure."""
+
+    async def check(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params if ctx.method == "tools/call" else None
+        name = params.get("name") if isinstance(params, dict) else None
+        if isinstance(name, str) and name not in {t.name for t in await server.list_tools()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:100]}")
+        return await call_next(ctx)
+
+    server.middleware.append(check)
 
 
 def _tools_only(server: MCPServer) -> None:

@@ -117,7 +117,8 @@ async def test_server_info_and_capabilities_are_honest(gateway: ThreadedGateway)
 async def test_unserved_methods_are_method_not_found_without_tracebacks(
     gateway: ThreadedGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """-32601 for prompts and resources (not the SDK's 0 / -32603), and no ERROR log."""
+    """-32601 for prompts and resources (not the SDK's 0 / -32603), -32602 for an unknown
+    tool, and no ERROR log."""
     caplog.set_level(logging.INFO)
     async with (
         streamable_http_client(f"{gateway.url}/mcp") as (read, write),
@@ -131,7 +132,11 @@ async def test_unserved_methods_are_method_not_found_without_tracebacks(
             await mcp_error(session.list_resource_templates()),
             await mcp_error(session.read_resource("file:///etc/passwd")),
         ]
+        unknown = await mcp_error(session.call_tool("summarise", {"text": "x"}))
     assert [(e.error.code, e.error.message) for e in refused] == [(-32601, "Method not found")] * 5
+    # An unknown tool is a protocol error (the MCP spec), not a result the model reads as the
+    # tool's own failure.
+    assert (unknown.error.code, unknown.error.message) == (-32602, "Unknown tool: summarise")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
