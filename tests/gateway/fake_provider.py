@@ -37,7 +37,7 @@ class EchoProvider:
         self.name = name
         self.default_model = default_model
         self._configured = configured
-        self.aliases = tuple(aliases)  # listed model ids without the provider's prefix
+        self.aliases = tuple(aliases)  # further listed model ids (the real adapter's aliases)
         self.requests: list[ChatRequest] = []
         self.open_streams = 0
         self.closed_streams = 0
@@ -119,7 +119,11 @@ class PoolProvider(GatedProvider):
 
 def echo_providers(*, gemini_configured: bool = True) -> list[EchoProvider]:
     return [
-        EchoProvider("claude", "claude-sonnet-4-5-20250929", aliases=("sonnet", "opus", "haiku")),
+        EchoProvider(  # the real adapter's list (test_openai checks it)
+            "claude",
+            "claude-sonnet-4-5-20250929",
+            aliases=("claude-sonnet", "claude-opus", "claude-haiku"),
+        ),
         EchoProvider("gemini", "gemini-2.5-pro", configured=gemini_configured),
     ]
 

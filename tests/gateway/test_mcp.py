@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -83,12 +85,59 @@ async def test_gemini_chat_with_model(gateway: ThreadedGateway) -> None:
 
 
 async def test_tool_errors_are_reported_not_raised(gateway: ThreadedGateway) -> None:
+    """The text docs/gateway.md promises: the SDK's prefix, then the error type."""
     unknown = await call(gateway, "gemini_chat", {"prompt": "hi", "session_id": str(uuid.uuid4())})
     assert unknown.is_error is True
-    assert "gemini_chat: session_not_found: session" in unknown.content[0].text
+    assert unknown.content[0].text.startswith(
+        "Error executing tool gemini_chat: session_not_found: session"
+    )
     busy = await call(gateway, "claude_chat", {"prompt": "!busy"})
     assert busy.is_error is True
-    assert "provider_busy" in busy.content[0].text
+    assert busy.content[0].text.startswith("Error executing tool claude_chat: provider_busy: ")
+    invalid = await call(gateway, "claude_chat", {"prompt": "hi", "session_id": "nope"})
+    assert invalid.content[0].text.startswith(
+        "Error executing tool claude_chat: invalid_session_id: "
+    )
+
+
+async def test_server_info_and_capabilities_are_honest(gateway: ThreadedGateway) -> None:
+    """The package's version, and only the capability it implements (tools)."""
+    async with (
+        streamable_http_client(f"{gateway.url}/mcp") as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        init = await session.initialize()
+    assert init.server_info.name == "llm-mcp-hub"
+    assert init.server_info.version == version("llm-mcp-hub") != ""
+    assert init.capabilities.tools is not None
+    assert (init.capabilities.prompts, init.capabilities.resources) == (None, None)
+    assert (init.capabilities.completions, init.capabilities.logging) == (None, None)
+
+
+async def test_unserved_methods_are_method_not_found_without_tracebacks(
+    gateway: ThreadedGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """-32601 for prompts and resources (not the SDK's 0 / -32603), -32602 for an unknown
+    tool, and no ERROR log."""
+    caplog.set_level(logging.INFO)
+    async with (
+        streamable_http_client(f"{gateway.url}/mcp") as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        refused = [
+            await mcp_error(session.list_prompts()),
+            await mcp_error(session.get_prompt("summarise")),
+            await mcp_error(session.list_resources()),
+            await mcp_error(session.list_resource_templates()),
+            await mcp_error(session.read_resource("file:///etc/passwd")),
+        ]
+        unknown = await mcp_error(session.call_tool("summarise", {"text": "x"}))
+    assert [(e.error.code, e.error.message) for e in refused] == [(-32601, "Method not found")] * 5
+    # An unknown tool is a protocol error (the MCP spec), not a result the model reads as the
+    # tool's own failure.
+    assert (unknown.error.code, unknown.error.message) == (-32602, "Unknown tool: summarise")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_list_providers_and_token_status(gateway: ThreadedGateway) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -62,3 +63,17 @@ def test_api_matches_its_openapi(api_schema: Any) -> None:
     assert tried == {f"{op.method.upper()} {op.path}" for op in operations}
     assert any(code == 200 for name, code in SEEN if name == "POST /v1/chat")
     assert any(code == 422 for name, code in SEEN if name == "POST /v1/chat")
+
+
+def test_openai_routes_declare_openai_errors_and_no_422(gateway: ThreadedGateway) -> None:
+    """A body failing validation is 400 there (test_openai proves it): FastAPI's own 422
+    entry must not be in the document either."""
+    document = httpx.get(f"{gateway.url}/openapi.json").json()
+    for path in ("/v1/chat/completions", "/v1/models"):
+        for operation in document["paths"][path].values():
+            answers = operation["responses"]
+            assert "422" not in answers, path
+            for status, answer in answers.items():
+                if status != "200":
+                    schema = answer["content"]["application/json"]["schema"]["$ref"]
+                    assert schema.endswith("/OpenAIErrorBody"), (path, status)

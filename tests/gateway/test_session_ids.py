@@ -100,9 +100,11 @@ def test_a_lone_surrogate_is_a_400_on_every_api(gw: ThreadedGateway) -> None:
         f"{gw.url}/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
     )
     assert completion.status_code == 400
-    assert completion.json()["error"] == {
+    assert completion.json()["error"] == {  # in OpenAI's shape on its route
         "type": "bad_request",
         "message": "the request contains invalid Unicode (a lone surrogate)",
+        "param": None,
+        "code": "bad_request",
     }
     rest = httpx.post(
         f"{gw.url}/v1/chat",

@@ -13,7 +13,7 @@ from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmhub_gateway.api.errors import error_payload
+from llmhub_gateway.api.errors import error_payload, is_openai
 from llmhub_gateway.errors import BodyTooLarge
 
 
@@ -28,7 +28,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         # Read (at most the limit) before the app runs: parsers read whole bodies anyway.
         buffered: deque[Message] = deque()
@@ -40,7 +40,7 @@ class BodyLimitMiddleware:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -50,10 +50,11 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         limit = self.max_bytes
         exc = BodyTooLarge(f"request body over {limit} bytes (MAX_BODY_BYTES)")
-        body = json.dumps(error_payload(exc.error_type, str(exc))).encode()
+        payload = error_payload(exc.error_type, str(exc), openai=is_openai(scope["path"]))
+        body = json.dumps(payload).encode()
         await send(
             {
                 "type": "http.response.start",

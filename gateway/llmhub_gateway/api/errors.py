@@ -1,7 +1,11 @@
 """The HTTP edge of ``llmhub_gateway.errors``: the one error shape, ``{"error": {"type",
 "message"}}``, and the handlers that produce it.
 
-Domain errors carry their own status, type and Retry-After; this module only formats them.
+On the OpenAI-compatible routes the shape is OpenAI's, ``{"error": {"message", "type", "param",
+"code"}}`` (``code`` is the same stable type; ``param`` names the field at fault, else null),
+and a body that fails validation is 400 as OpenAI answers (``openai.BadRequestError``), not
+the 422 REST keeps. Domain errors carry their own status, type and Retry-After; this module
+only formats them.
 Anything unexpected is a 500 with a fixed message: no stack trace or exception text ever
 reaches a client.
 """
@@ -9,6 +13,7 @@ reaches a client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,14 +39,55 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_payload(error_type: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": redact(message)}}
+class OpenAIErrorDetail(ErrorDetail):
+    param: str | None
+    code: str
+
+
+class OpenAIErrorBody(BaseModel):
+    error: OpenAIErrorDetail
+
+
+# Routes answering in OpenAI's error shape (the path itself and anything under it).
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+# The request field a domain error is about, for OpenAI's ``param``.
+_PARAMS = {
+    "invalid_model": "model",
+    "model_not_found": "model",
+    "invalid_text": "messages",
+    "prompt_too_large": "messages",
+}
+
+
+def is_openai(path: str) -> bool:
+    return any(path == p or path.startswith(f"{p}/") for p in OPENAI_PATHS)
+
+
+def error_payload(
+    error_type: str, message: str, *, openai: bool = False, param: str | None = None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {"type": error_type, "message": redact(message)}
+    if openai:
+        detail |= {"param": param or _PARAMS.get(error_type), "code": error_type}
+    return {"error": detail}
+
+
+def openai_error(exc: BaseException) -> dict[str, Any]:
+    """The OpenAI-shaped body of any exception (for a stream whose headers are sent)."""
+    _, error_type, message, _ = describe(exc)
+    return error_payload(error_type, message, openai=True, param=getattr(exc, "param", None))
 
 
 def error_response(
-    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    error_type: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_payload(error_type, message), status_code=status, headers=headers)
+    payload = error_payload(error_type, message, openai=is_openai(request.url.path), param=param)
+    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
@@ -75,25 +121,45 @@ async def _known(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
             "%s %s -> %d %s: %s", request.method, request.url.path, status, error_type, message
         )
-    return error_response(status, error_type, message, headers)
+    return error_response(request, status, error_type, message, headers, _param(exc))
+
+
+def _param(exc: Exception) -> str | None:
+    param = getattr(exc, "param", None)
+    return param if isinstance(param, str) else None
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error_type = _HTTP_TYPES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, error_type, str(exc.detail), dict(exc.headers or {}))
+    return error_response(
+        request, exc.status_code, error_type, str(exc.detail), dict(exc.headers or {})
+    )
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if any(err.get("type") == "string_unicode" for err in exc.errors()):
+    found = exc.errors()
+    # The first field at fault; a body that is not JSON has a position there, not a field.
+    param = _field(found[0]["loc"]) if found and found[0]["type"] != "json_invalid" else None
+    if any(err.get("type") == "string_unicode" for err in found):
         # Same answer as the turn runner's own check (chat.check_text), whichever sees it.
-        return error_response(400, "bad_request", INVALID_UNICODE)
+        return error_response(request, 400, "bad_request", INVALID_UNICODE, param=param)
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
-        for err in exc.errors()
+        f"{_field(err.get('loc', ())) or 'body'}: {err.get('msg', 'invalid')}" for err in found
     )
-    return error_response(422, "invalid_request", problems or "invalid request")
+    status = 400 if is_openai(request.url.path) else 422
+    return error_response(
+        request, status, "invalid_request", problems or "invalid request", param=param
+    )
+
+
+def _field(loc: Sequence[Any]) -> str | None:
+    """``("body", "messages", 0, "content")`` as OpenAI names it: ``messages[0].content``."""
+    name = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name or None
 
 
 def install(app: FastAPI) -> None:
@@ -103,8 +169,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
 
 
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for the error codes a route really produces."""
+def responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error codes a route really produces (in
+    OpenAI's error shape with ``openai``, where a body failing validation is a 400)."""
     text = {
         401: "No caller identity, or a token no enabled mode accepts (AUTH_MODES)",
         403: "The caller may not do this",
@@ -122,4 +189,13 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         "Retry-After seconds",
         504: "Provider timed out",
     }
-    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+    if not openai:
+        return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+    text[400] += "; a body failing validation; a content part other than text"
+    found: dict[int | str, dict[str, Any]] = {
+        code: {"model": OpenAIErrorBody, "description": text[code]} for code in codes
+    }
+    # Declared so FastAPI does not add its own 422 entry: these routes never answer 422
+    # ("4XX" would do as well, but it changed the contract test's generated cases).
+    found["default"] = {"model": OpenAIErrorBody, "description": "Any other error (never 422)"}
+    return found
