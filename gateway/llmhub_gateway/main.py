@@ -36,6 +36,7 @@ from llmhub_gateway.providers.base import Provider
 from llmhub_gateway.providers.procs import drain_cleanups
 from llmhub_gateway.registry import Registry, build_providers
 from llmhub_gateway.sessions.base import SessionStore
+from llmhub_gateway.sessions.caps import SessionCaps
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
 from llmhub_gateway.subscription_state import (
@@ -127,6 +128,7 @@ def create_app(
         allow_overage=settings.limit_allow_overage,
         max_prompt_bytes=settings.max_prompt_bytes,
         admins=frozenset(split(settings.auth_admin_callers)),
+        caps=SessionCaps(settings.session_max_bytes, settings.session_max_turns),
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)

@@ -26,7 +26,9 @@ the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children
 latest process, and a sleeping child is spawned so process-tree kills can be checked);
 FAKE_CLI_ARGV_FILE (records argv and cwd of the latest process); FAKE_CLI_SPAWN_LOG (one JSON
 line per process start: pid, argv, cwd, time, environment); FAKE_CLI_TURNS_FILE (one JSON line
-per turn: pid, session, the user text received, the number of transcript entries resumed).
+per turn: pid, session, the user text received, the number of transcript entries resumed, the
+system prompt in effect). ``--system-prompt-file`` is read as the real CLI does (a missing file
+fails the start-up); the assistant message carries the uuid of its transcript entry.
 
 Usage as the CLI reports it: input_tokens = whitespace-separated words of the user text
 received for this turn (a replayed transcript counts all of it, a resumed session only the new
@@ -85,9 +87,22 @@ def load_resumed(session: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def system_prompt() -> str | None:
+    path = option("--system-prompt-file")
+    if path is None:
+        return option("--system-prompt")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        sys.stderr.write(f"Error: system prompt file not found: {path}\n")
+        sys.exit(1)
+
+
 RESUME = option("--resume")
 SESSION = RESUME or str(uuid.uuid4())
 MIRROR = "--session-mirror" in sys.argv
+SYSTEM: str | None = None  # read at start-up, as the real CLI does
 
 
 def record_startup() -> None:
@@ -144,9 +159,10 @@ def delta(text: str) -> None:
     )
 
 
-def assistant(text: str, model: str, error: str | None = None) -> None:
+def assistant(text: str, model: str, error: str | None = None, uuid_: str | None = None) -> None:
     message: dict[str, object] = {
         "type": "assistant",
+        "uuid": uuid_ or str(uuid.uuid4()),
         "session_id": SESSION,
         "parent_tool_use_id": None,
         "message": {
@@ -225,11 +241,11 @@ def init_message(model: str) -> None:
     )
 
 
-def keep_transcript(prompt: str, text: str, parent: str | None) -> str:
+def keep_transcript(prompt: str, text: str, parent: str | None, reply_id: str) -> str:
     """Append this turn to the session's JSONL (and mirror it, as ``--session-mirror`` asks);
-    returns the last entry's uuid."""
+    returns the last entry's uuid (``reply_id``)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    user_id, reply_id = str(uuid.uuid4()), str(uuid.uuid4())
+    user_id = str(uuid.uuid4())
     entries = [
         {
             "type": "user",
@@ -261,7 +277,13 @@ def keep_transcript(prompt: str, text: str, parent: str | None) -> str:
 def record_turn(prompt: str, resumed: int) -> None:
     turns_file = os.environ.get("FAKE_CLI_TURNS_FILE")
     if turns_file:
-        entry = {"pid": os.getpid(), "session": SESSION, "prompt": prompt, "resumed": resumed}
+        entry = {
+            "pid": os.getpid(),
+            "session": SESSION,
+            "prompt": prompt,
+            "resumed": resumed,
+            "system": SYSTEM,
+        }
         with open(turns_file, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
 
@@ -340,8 +362,9 @@ class Cli:
                 delta(chunk)
             if mode == "slow":
                 time.sleep(DELAY)
-        assistant(text, model)
-        self.parent = keep_transcript(prompt, text, self.parent)
+        reply_id = str(uuid.uuid4())
+        assistant(text, model, uuid_=reply_id)
+        self.parent = keep_transcript(prompt, text, self.parent, reply_id)
         result(text, prompt=prompt)
 
 
@@ -350,6 +373,8 @@ def main() -> None:
         print(VERSION)
         return
     record_startup()
+    global SYSTEM
+    SYSTEM = system_prompt()
     if STARTUP_S:
         time.sleep(STARTUP_S)
     cli = Cli()
