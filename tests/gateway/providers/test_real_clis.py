@@ -44,6 +44,7 @@ async def test_bundled_claude_cli_fails_within_the_bound(
     # Offline, the CLI's own start-up waits ~18 s on its policy fetch; the warm pool pays
     # that ahead of the first turn (and a plain SDK client starts alongside, see below).
     await provider.start()
+    await provider.started()
     plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
     await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
     limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
