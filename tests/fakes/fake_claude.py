@@ -241,47 +241,36 @@ def init_message(model: str) -> None:
     )
 
 
-def keep_transcript(prompt: str, text: str, parent: str | None, reply_id: str) -> str:
-    """Append this turn to the session's JSONL (and mirror it, as ``--session-mirror`` asks);
-    returns the last entry's uuid (``reply_id``)."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    user_id = str(uuid.uuid4())
-    entries = [
-        {
-            "type": "user",
-            "uuid": user_id,
-            "parentUuid": parent,
-            "sessionId": SESSION,
-            "timestamp": now,
-            "message": {"role": "user", "content": prompt},
-        },
-        {
-            "type": "assistant",
-            "uuid": reply_id,
-            "parentUuid": user_id,
-            "sessionId": SESSION,
-            "timestamp": now,
-            "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
-        },
-    ]
+def keep_entry(kind: str, content: object, parent: str | None, entry_id: str) -> str:
+    """Append one message to the session's JSONL (and mirror it, as ``--session-mirror``
+    asks), as the real CLI does: the user's message when the turn starts, the answer when it
+    is done (so a turn cut off in between leaves its user message behind); returns its uuid."""
+    entry = {
+        "type": kind,
+        "uuid": entry_id,
+        "parentUuid": parent,
+        "sessionId": SESSION,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "message": {"role": kind, "content": content},
+    }
     path = transcript_path(SESSION)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        for entry in entries:
-            fh.write(json.dumps(entry) + "\n")
+        fh.write(json.dumps(entry) + "\n")
     if MIRROR:
-        emit({"type": "transcript_mirror", "filePath": str(path), "entries": entries})
-    return reply_id
+        emit({"type": "transcript_mirror", "filePath": str(path), "entries": [entry]})
+    return entry_id
 
 
-def record_turn(prompt: str, resumed: int) -> None:
+def record_turn(prompt: str, resumed: list[dict[str, object]]) -> None:
     turns_file = os.environ.get("FAKE_CLI_TURNS_FILE")
     if turns_file:
         entry = {
             "pid": os.getpid(),
             "session": SESSION,
             "prompt": prompt,
-            "resumed": resumed,
+            "resumed": len(resumed),
+            "resumed_text": "\n".join(prompt_text(e.get("message") or {}) for e in resumed),  # type: ignore[arg-type]
             "system": SYSTEM,
         }
         with open(turns_file, "a", encoding="utf-8") as fh:
@@ -326,7 +315,7 @@ class Cli:
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
         echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
         text = f"[fake-claude model={model} token={token}] {echo}"
-        record_turn(prompt, len(self.resumed))
+        record_turn(prompt, self.resumed)
         if REPLY_S:
             time.sleep(REPLY_S)
         init_message(model)
@@ -348,6 +337,7 @@ class Cli:
         if rate_limit_event() == "rejected":
             fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
             return
+        self.parent = keep_entry("user", prompt, self.parent, str(uuid.uuid4()))
         streaming = "--include-partial-messages" in sys.argv
         third = max(1, len(text) // 3)
         chunks = [text[i : i + third] for i in range(0, len(text), third)]
@@ -364,7 +354,9 @@ class Cli:
                 time.sleep(DELAY)
         reply_id = str(uuid.uuid4())
         assistant(text, model, uuid_=reply_id)
-        self.parent = keep_transcript(prompt, text, self.parent, reply_id)
+        self.parent = keep_entry(
+            "assistant", [{"type": "text", "text": text}], self.parent, reply_id
+        )
         result(text, prompt=prompt)
 
 

@@ -1,8 +1,8 @@
 """Claude under hostile callers, through the real claude-agent-sdk and the fake CLI: a burst of
 new sessions above the pool's size is answered or refused before any byte of stream; a turn
-whose commit failed is never resumed (the next turn, on this replica or another, replays the
-committed history); readiness never blocks the event loop, even on a CLI whose ``--version``
-hangs."""
+whose commit failed, or that the client cut off, is never resumed (the next turn, on this
+replica or another, replays the committed history); readiness never blocks the event loop,
+even on a CLI whose ``--version`` hangs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from llmhub_gateway.core.config import Settings
 from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
+from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_store import ClaudeTranscriptStore
 from llmhub_gateway.providers.limits import CappedProvider
 from llmhub_gateway.redis_client import connect
@@ -175,6 +177,46 @@ async def test_a_turn_whose_commit_failed_is_never_resumed(
         "and my age?",
         "who am I?",
     ]
+
+
+async def test_a_cancelled_turn_never_reaches_a_later_one(
+    replicas: tuple[ChatService, ChatService],
+    turns_file: Path,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = replicas
+    a.max_prompt_bytes = b.max_prompt_bytes = 2 * 1024 * 1024
+    mode = tmp_path / "mode"
+    monkeypatch.setenv("FAKE_CLI_MODE_FILE", str(mode))
+    monkeypatch.setenv("FAKE_CLI_DELAY", "2")
+    session = await _turn(a, "my name is Ada")
+    stored = await a.store.get(session)
+    assert stored is not None
+    assert stored.native is not None
+    cli_session = parse_handle(stored.native)[0]
+    mode.write_text("slow")
+    # Over the SDK's 1 MiB batch: the turn's user message is mirrored into Redis at once.
+    cancelled = "CANCELLED: call me Bob " + "pad " * 300_000
+    chat = await a.prepare(provider="claude", prompt=cancelled, session_id=session)
+    redis = connect(redis_server.url)
+    try:
+        async with aclosing(a.run(chat)) as events:
+            async for item in events:
+                if isinstance(item, str):
+                    break  # the client hangs up mid-answer
+        keys = [k for k in await redis.keys(f"*:t:llmhub:{cli_session}")]
+        (key,) = keys
+        assert any("CANCELLED" in line for line in await redis.lrange(key, 0, -1))
+    finally:
+        await redis.aclose()
+    mode.write_text("ok")
+    await _turn(b, "what is my name?", session)
+    later = _lines(turns_file)[-1]
+    assert "CANCELLED" not in later["prompt"]
+    assert "CANCELLED" not in later["resumed_text"]
+    assert "my name is Ada" in later["prompt"] + later["resumed_text"]
 
 
 # -- readiness ------------------------------------------------------------------------------

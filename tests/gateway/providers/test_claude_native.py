@@ -72,6 +72,7 @@ async def test_another_replica_resumes_the_session_natively(
         "session": session,
         "prompt": "what is my name?",
         "resumed": 2,
+        "resumed_text": f"my name is Ada\n{first}",
         "system": "",  # the SDK passes an empty --system-prompt
     }
     assert f"--resume={session}" in fake.spawns()[1]["argv"]
