@@ -26,12 +26,17 @@ class ReadinessCheck:
         self._checked = 0.0
         self._task: asyncio.Task[None] | None = None
 
-    async def problems(self) -> dict[str, str]:
-        """Why configured providers cannot run (by name), as the last check found; while no
-        check has finished yet, every configured provider is reported as being checked."""
+    def start(self) -> None:
+        """Begin a check in the background unless one runs or the last result is fresh (at
+        gateway start, so the first probe already finds a result)."""
         stale = self._result is None or time.monotonic() - self._checked >= self._fresh_s
         if stale and self._task is None:
             self._task = asyncio.create_task(self._refresh())
+
+    async def problems(self) -> dict[str, str]:
+        """Why configured providers cannot run (by name), as the last check found; while no
+        check has finished yet, every configured provider is reported as being checked."""
+        self.start()
         if self._result is None and self._task is not None:
             await asyncio.wait([self._task], timeout=self._first_wait_s)
         if self._result is None:

@@ -102,11 +102,12 @@ class CappedProvider:
                 raise
 
     def withdraw(self, request: ChatRequest) -> None:
-        """Free the slot ``admit`` took if no stream claimed it (a no-op once one did)."""
-        if self._claims.release(request):
-            withdraw = getattr(self.inner, "withdraw", None)  # a pool's place, if it took one
-            if callable(withdraw):
-                withdraw(request)
+        """Free the claim ``admit`` took if no stream used it (a no-op once one did), and the
+        inner pool's too: a stream that failed before it took its process left that one."""
+        self._claims.release(request)
+        withdraw = getattr(self.inner, "withdraw", None)
+        if callable(withdraw):
+            withdraw(request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         claimed = self._claims.release(request)
