@@ -245,12 +245,15 @@ def test_liveness_answers_at_once_while_the_cli_check_runs(
         assert ready.status_code == 503
         assert "still running" in ready.text
         checking = started.stat().st_mtime + 3
-        slowest = 0.0
+        took: list[float] = []
         while time.time() < checking - 0.5:
             began = time.monotonic()
             assert client.get("/health/live").status_code == 200
-            slowest = max(slowest, time.monotonic() - began)
-        assert slowest < 0.1
+            took.append(time.monotonic() - began)
+        # A loop blocked by the check would hold the first probe until the check ends: one
+        # slow probe and no others. (The median: one outlier on a loaded machine is not it.)
+        assert len(took) >= 5
+        assert sorted(took)[len(took) // 2] < 0.1
         wait_until(
             lambda: client.get("/health/ready").status_code == 200,
             timeout=15,
