@@ -10,10 +10,12 @@ very first probe waits (briefly, without blocking the loop) for a result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from llmhub_gateway.registry import Registry
 
+log = logging.getLogger(__name__)
 CHECKING = "the providers' readiness check is still running"
 
 
@@ -47,5 +49,7 @@ class ReadinessCheck:
         try:
             self._result = await asyncio.to_thread(self._registry.problems)
             self._checked = time.monotonic()
+        except Exception:  # a bug in a check: keep the last result, try again next probe
+            log.exception("the readiness check failed")
         finally:
             self._task = None
