@@ -1,8 +1,9 @@
 """The turn runner, shared by REST JSON, REST SSE, OpenAI chunks and MCP.
 
 ``prepare`` does everything that can fail before the first byte (draining, bad ids or text,
-unknown session, store down, wrong provider, session busy, caller and subscription limits, the
-provider's capacity through its optional ``admit``), so streaming endpoints can still answer
+unknown session, store down, wrong provider, session busy, the session's caps on bytes and
+turns, caller and subscription limits, the provider's capacity through its optional ``admit``,
+which claims a slot or process), so streaming endpoints can still answer
 with an honest status code. ``run`` then yields the answer's deltas (``str``),
 ``HEARTBEAT`` while the provider is silent (when asked), and finally the ``ChatResult``; it
 raises only ``errors.GatewayError`` subclasses (or CancelledError). The edges format these.
@@ -66,6 +67,7 @@ from llmhub_gateway.sessions.base import (
     TurnRecord,
     may_access,
 )
+from llmhub_gateway.sessions.caps import SessionCaps
 from llmhub_gateway.sessions.ids import new_session_id, parse_session_id, turn_id
 from llmhub_gateway.subscription_state import (
     MemorySubscriptionState,
@@ -147,8 +149,10 @@ class ChatService:
         allow_overage: bool = False,
         max_prompt_bytes: int = MAX_PROMPT_BYTES,
         admins: frozenset[str] = frozenset(),
+        caps: SessionCaps | None = None,
     ) -> None:
         self.max_prompt_bytes = max_prompt_bytes
+        self.caps = caps or SessionCaps()  # SESSION_MAX_BYTES / SESSION_MAX_TURNS
         self.admins = admins  # callers who may use any caller's session (AUTH_ADMIN_CALLERS)
         self.registry = registry
         self.store = store
@@ -256,6 +260,8 @@ class ChatService:
                 native = session.native
                 if idempotency_key is not None:
                     replay = await self.store.recorded(session_id, tid)
+                if replay is None:  # a retry gets its stored answer even at the cap
+                    self.caps.check(history, prompt, system or "")
             if replay is not None:
                 if replay.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(
@@ -342,6 +348,7 @@ class ChatService:
             *(turn.text for turn in history),
             max_bytes=self.max_prompt_bytes,
         )
+        self.caps.check(history, prompt, system or "")
         await self._check_subscription(caller, provider.name, model, None)
         slot = await self._admit(caller, provider.name, model, None)
         request = ChatRequest(
@@ -573,7 +580,7 @@ class ChatService:
 
 def admit_provider(provider: Provider, request: ChatRequest) -> None:
     """The provider's optional admission before the first byte: ``admit(request)`` takes a
-    concurrency slot (``providers.limits.Limited``) or checks a pool's capacity, raising
+    concurrency slot (``providers.limits.CappedProvider``) or checks a pool's capacity, raising
     ProviderBusy (429 + Retry-After) while the API can still answer with a status. The slot is
     freed when the run ends (``withdraw(request)`` if its stream never started)."""
     admit = getattr(provider, "admit", None)

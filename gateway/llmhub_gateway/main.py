@@ -35,8 +35,10 @@ from llmhub_gateway.mcp_server import MCP_PATH, build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
 from llmhub_gateway.providers.base import Provider
 from llmhub_gateway.providers.procs import drain_cleanups
+from llmhub_gateway.readiness import ReadinessCheck
 from llmhub_gateway.registry import Registry, build_providers
 from llmhub_gateway.sessions.base import SessionStore
+from llmhub_gateway.sessions.caps import SessionCaps
 from llmhub_gateway.sessions.memory import MemorySessionStore
 from llmhub_gateway.sessions.redis import RedisSessionStore
 from llmhub_gateway.subscription_state import (
@@ -128,6 +130,7 @@ def create_app(
         allow_overage=settings.limit_allow_overage,
         max_prompt_bytes=settings.max_prompt_bytes,
         admins=frozenset(split(settings.auth_admin_callers)),
+        caps=SessionCaps(settings.session_max_bytes, settings.session_max_turns),
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
@@ -142,6 +145,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweep_scratch(settings)
         await registry.start()  # pre-start warm CLIs before traffic
+        readiness.start()  # the first probe finds a result (checks run off the loop)
         async with mcp.session_manager.run():
             # Imports leave ~100 MB of long-lived objects; freezing them keeps full GC passes
             # (tail-latency spikes) from walking them on every collection.
@@ -167,6 +171,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.readiness = readiness = ReadinessCheck(registry, fresh_s=settings.ready_check_seconds)
     app.state.metrics = metrics
     app.state.chat = service
     app.state.auth = auth

@@ -1,7 +1,7 @@
 """Which providers this replica serves, and which provider a model id belongs to.
 
 Providers are built from Settings (adapters from ``providers/``) and each is wrapped in
-``Limited`` (per-pod concurrency cap and overall deadline). The HTTP layer only sees this.
+``CappedProvider`` (per-pod concurrency cap and overall deadline). The HTTP layer only sees this.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def build_providers(settings: Settings) -> list[Provider]:
     from llmhub_gateway.providers.claude import ClaudeProvider
     from llmhub_gateway.providers.gemini import GeminiProvider
     from llmhub_gateway.providers.gemini_acp import PoolLimits
-    from llmhub_gateway.providers.limits import Limited
+    from llmhub_gateway.providers.limits import CappedProvider
 
     claude = ClaudeProvider(
         token=settings.claude_token(),
@@ -135,12 +135,12 @@ def build_providers(settings: Settings) -> list[Provider]:
         recordings=gemini_recordings(settings),
     )
     return [
-        Limited(
+        CappedProvider(
             claude,
             max_concurrency=settings.claude_max_concurrency,
             timeout_s=settings.claude_timeout_seconds,
         ),
-        Limited(
+        CappedProvider(
             gemini,
             max_concurrency=settings.gemini_max_concurrency,
             timeout_s=settings.gemini_timeout_seconds,
@@ -167,13 +167,13 @@ def gemini_recordings(settings: Settings) -> Any:
 def claude_runtime(settings: Settings) -> dict[str, Any]:
     """The Claude adapter's runtime settings: pool limits within the memory budget, the native
     session store on the gateway's Redis, the CLI's retries, timeout and env passthrough."""
-    from llmhub_gateway.providers.claude_pool import PoolLimits
-    from llmhub_gateway.providers.claude_store import RedisSessionStore
+    from llmhub_gateway.providers.claude_pool import ClaudePoolLimits
+    from llmhub_gateway.providers.claude_store import ClaudeTranscriptStore
     from llmhub_gateway.redis_client import connect
 
     store = None
     if settings.redis_url is not None and settings.claude_runtime == "warm":
-        store = RedisSessionStore(
+        store = ClaudeTranscriptStore(
             connect(settings.redis_url.get_secret_value()),
             prefix="llmhub:claude:",
             ttl_s=settings.session_ttl_seconds,
@@ -182,7 +182,7 @@ def claude_runtime(settings: Settings) -> dict[str, Any]:
         )
     return {
         "runtime": settings.claude_runtime,
-        "pool": PoolLimits(
+        "pool": ClaudePoolLimits(
             idle=settings.claude_pool_idle,
             max_processes=max(1, settings.provider_memory_mb // settings.claude_pool_max_rss_mb),
             max_turns=settings.claude_pool_max_turns,
@@ -195,4 +195,8 @@ def claude_runtime(settings: Settings) -> dict[str, Any]:
         "max_retries": settings.claude_max_retries,
         "api_timeout_s": settings.claude_api_timeout_s,
         "shutdown_grace_s": settings.shutdown_graceful_seconds,
+        # The longest line the CLI writes: a transcript entry of a replayed prompt (a whole
+        # session and the new text), JSON-escaped (at most doubled), with room to spare.
+        "max_buffer_bytes": 2 * (settings.session_max_bytes + settings.max_prompt_bytes)
+        + 1024 * 1024,
     }

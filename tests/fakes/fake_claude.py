@@ -26,7 +26,9 @@ the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children
 latest process, and a sleeping child is spawned so process-tree kills can be checked);
 FAKE_CLI_ARGV_FILE (records argv and cwd of the latest process); FAKE_CLI_SPAWN_LOG (one JSON
 line per process start: pid, argv, cwd, time, environment); FAKE_CLI_TURNS_FILE (one JSON line
-per turn: pid, session, the user text received, the number of transcript entries resumed).
+per turn: pid, session, the user text received, the number of transcript entries resumed, the
+system prompt in effect). ``--system-prompt-file`` is read as the real CLI does (a missing file
+fails the start-up); the assistant message carries the uuid of its transcript entry.
 
 Usage as the CLI reports it: input_tokens = whitespace-separated words of the user text
 received for this turn (a replayed transcript counts all of it, a resumed session only the new
@@ -85,9 +87,22 @@ def load_resumed(session: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def system_prompt() -> str | None:
+    path = option("--system-prompt-file")
+    if path is None:
+        return option("--system-prompt")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        sys.stderr.write(f"Error: system prompt file not found: {path}\n")
+        sys.exit(1)
+
+
 RESUME = option("--resume")
 SESSION = RESUME or str(uuid.uuid4())
 MIRROR = "--session-mirror" in sys.argv
+SYSTEM: str | None = None  # read at start-up, as the real CLI does
 
 
 def record_startup() -> None:
@@ -144,9 +159,10 @@ def delta(text: str) -> None:
     )
 
 
-def assistant(text: str, model: str, error: str | None = None) -> None:
+def assistant(text: str, model: str, error: str | None = None, uuid_: str | None = None) -> None:
     message: dict[str, object] = {
         "type": "assistant",
+        "uuid": uuid_ or str(uuid.uuid4()),
         "session_id": SESSION,
         "parent_tool_use_id": None,
         "message": {
@@ -225,43 +241,38 @@ def init_message(model: str) -> None:
     )
 
 
-def keep_transcript(prompt: str, text: str, parent: str | None) -> str:
-    """Append this turn to the session's JSONL (and mirror it, as ``--session-mirror`` asks);
-    returns the last entry's uuid."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    user_id, reply_id = str(uuid.uuid4()), str(uuid.uuid4())
-    entries = [
-        {
-            "type": "user",
-            "uuid": user_id,
-            "parentUuid": parent,
-            "sessionId": SESSION,
-            "timestamp": now,
-            "message": {"role": "user", "content": prompt},
-        },
-        {
-            "type": "assistant",
-            "uuid": reply_id,
-            "parentUuid": user_id,
-            "sessionId": SESSION,
-            "timestamp": now,
-            "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
-        },
-    ]
+def keep_entry(kind: str, content: object, parent: str | None, entry_id: str) -> str:
+    """Append one message to the session's JSONL (and mirror it, as ``--session-mirror``
+    asks), as the real CLI does: the user's message when the turn starts, the answer when it
+    is done (so a turn cut off in between leaves its user message behind); returns its uuid."""
+    entry = {
+        "type": kind,
+        "uuid": entry_id,
+        "parentUuid": parent,
+        "sessionId": SESSION,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "message": {"role": kind, "content": content},
+    }
     path = transcript_path(SESSION)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        for entry in entries:
-            fh.write(json.dumps(entry) + "\n")
+        fh.write(json.dumps(entry) + "\n")
     if MIRROR:
-        emit({"type": "transcript_mirror", "filePath": str(path), "entries": entries})
-    return reply_id
+        emit({"type": "transcript_mirror", "filePath": str(path), "entries": [entry]})
+    return entry_id
 
 
-def record_turn(prompt: str, resumed: int) -> None:
+def record_turn(prompt: str, resumed: list[dict[str, object]]) -> None:
     turns_file = os.environ.get("FAKE_CLI_TURNS_FILE")
     if turns_file:
-        entry = {"pid": os.getpid(), "session": SESSION, "prompt": prompt, "resumed": resumed}
+        entry = {
+            "pid": os.getpid(),
+            "session": SESSION,
+            "prompt": prompt,
+            "resumed": len(resumed),
+            "resumed_text": "\n".join(prompt_text(e.get("message") or {}) for e in resumed),  # type: ignore[arg-type]
+            "system": SYSTEM,
+        }
         with open(turns_file, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
 
@@ -304,7 +315,7 @@ class Cli:
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
         echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
         text = f"[fake-claude model={model} token={token}] {echo}"
-        record_turn(prompt, len(self.resumed))
+        record_turn(prompt, self.resumed)
         if REPLY_S:
             time.sleep(REPLY_S)
         init_message(model)
@@ -326,6 +337,7 @@ class Cli:
         if rate_limit_event() == "rejected":
             fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
             return
+        self.parent = keep_entry("user", prompt, self.parent, str(uuid.uuid4()))
         streaming = "--include-partial-messages" in sys.argv
         third = max(1, len(text) // 3)
         chunks = [text[i : i + third] for i in range(0, len(text), third)]
@@ -340,8 +352,11 @@ class Cli:
                 delta(chunk)
             if mode == "slow":
                 time.sleep(DELAY)
-        assistant(text, model)
-        self.parent = keep_transcript(prompt, text, self.parent)
+        reply_id = str(uuid.uuid4())
+        assistant(text, model, uuid_=reply_id)
+        self.parent = keep_entry(
+            "assistant", [{"type": "text", "text": text}], self.parent, reply_id
+        )
         result(text, prompt=prompt)
 
 
@@ -350,6 +365,8 @@ def main() -> None:
         print(VERSION)
         return
     record_startup()
+    global SYSTEM
+    SYSTEM = system_prompt()
     if STARTUP_S:
         time.sleep(STARTUP_S)
     cli = Cli()

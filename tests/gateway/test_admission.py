@@ -1,7 +1,7 @@
 """At capacity the answer is 429 + Retry-After before any stream starts (never a 200 with an
-in-band error): the per-pod cap (``Limited``) takes its slot while the turn is prepared, and a
-provider's own ``admit`` (a pool) is asked there too. REST SSE, OpenAI streaming with the
-official client (which retries on Retry-After), and MCP."""
+in-band error): the per-pod cap (``CappedProvider``) takes its slot while the turn is
+prepared, and a provider's own ``admit`` (a pool) is asked there too. REST SSE, OpenAI
+streaming with the official client (which retries on Retry-After), and MCP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from llmhub_gateway.core.config import Settings
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.gateway.conftest import ThreadedGateway, wait_until
 from tests.gateway.fake_provider import PoolProvider
 
@@ -24,8 +24,10 @@ MODEL = "claude-sonnet-4-5-20250929"
 @pytest.fixture(scope="module")
 def capped() -> Iterator[ThreadedGateway]:
     """Claude behind a cap of one turn; its inner adapter has a pool's ``admit``."""
-    claude = Limited(PoolProvider("claude", MODEL), max_concurrency=1, timeout_s=30)
-    gemini = Limited(PoolProvider("gemini", "gemini-2.5-pro"), max_concurrency=4, timeout_s=30)
+    claude = CappedProvider(PoolProvider("claude", MODEL), max_concurrency=1, timeout_s=30)
+    gemini = CappedProvider(
+        PoolProvider("gemini", "gemini-2.5-pro"), max_concurrency=4, timeout_s=30
+    )
     with ThreadedGateway(Settings(), [claude, gemini]) as gw:
         yield gw
 

@@ -1,5 +1,6 @@
 """The real entry point (``python -m llmhub_gateway``) with the real adapters driving G2's fake
-CLIs: Claude through claude-agent-sdk, Gemini through the PTY runner, limits via ``Limited``."""
+CLIs: Claude through claude-agent-sdk, Gemini through the PTY runner, limits via
+``CappedProvider``."""
 
 from __future__ import annotations
 

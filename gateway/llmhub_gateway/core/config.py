@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     # full) and the prompt text of one turn (prompt, system and history together; 400).
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
     max_prompt_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    # Per-session caps (sessions/caps.py): a turn whose session history and new text together
+    # exceed this many bytes is refused with 413, one beyond this many turns with 400 (start a
+    # new session). They also bound what a replay hands to a CLI and size the Claude SDK's
+    # line buffer.
+    session_max_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    session_max_turns: Count = 200
+    # /health/ready answers from a check at most this old, refreshed off the event loop.
+    ready_check_seconds: Seconds = 10.0
 
     @field_validator("log_level")
     @classmethod

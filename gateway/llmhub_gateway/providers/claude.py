@@ -10,8 +10,17 @@ Two runtimes (``CLAUDE_RUNTIME``):
 
 - ``warm`` (default): a pool of long-lived CLIs (claude_pool.py). A session keeps its CLI on
   this replica; elsewhere it resumes natively from the SDK's session store (Redis,
-  claude_store.py) with ``resume``, so only the new message is sent. Without a native session
-  (first turn, no store, or a failed load) the history is replayed as one prompt.
+  claude_store.py) with ``resume``, so only the new message is sent -- but only when the
+  stored transcript is exactly the committed history (a turn whose commit failed, or that was
+  cancelled, left entries there the history does not have). Otherwise (first turn, no store,
+  a failed load, a transcript that does not match) the history is replayed as one prompt.
+
+No prompt or system text ever goes into the CLI's argv (readable by anyone in
+``/proc/*/cmdline``, and limited to 128 KiB per argument): prompts go over stdin, the system
+prompt through ``--system-prompt-file`` (a 0600 file in the process's own scratch dir). The
+CLI takes its system prompt at start-up only, so a process serves one system prompt; since a
+process serves one conversation at a time anyway, that costs only the pre-started spare, which
+is for conversations without one.
 - ``cold``: one CLI per turn with the history replayed, as before the pool existed (kept for
   the benchmark and as an escape hatch).
 """
@@ -42,20 +51,27 @@ from llmhub_gateway.providers.base import (
     StreamItem,
 )
 from llmhub_gateway.providers.claude_env import (
+    CliCheck,
     bundled_cli,
     cli_env,
-    cli_version,
     write_launcher,
 )
-from llmhub_gateway.providers.claude_items import Done, Item, MirrorLost, usage_of
-from llmhub_gateway.providers.claude_pool import ClaudePool, PoolLimits
+from llmhub_gateway.providers.claude_items import (
+    Done,
+    Item,
+    MirrorLost,
+    native_handle,
+    parse_handle,
+    usage_of,
+)
+from llmhub_gateway.providers.claude_pool import ClaudePool, ClaudePoolLimits
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
-from llmhub_gateway.providers.claude_store import RedisSessionStore
+from llmhub_gateway.providers.claude_store import ClaudeTranscriptStore
 from llmhub_gateway.providers.diagnostics import Tail
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.transcript import render_prompt
 
-__all__ = ["ClaudeProvider", "PoolLimits", "usage_of"]
+__all__ = ["ClaudePoolLimits", "ClaudeProvider", "usage_of"]
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +113,13 @@ class ClaudeProvider:
         cli_path: str | None,
         scratch_root: Path,
         runtime: Runtime = "warm",
-        pool: PoolLimits | None = None,
-        session_store: RedisSessionStore | None = None,
+        pool: ClaudePoolLimits | None = None,
+        session_store: ClaudeTranscriptStore | None = None,
         env_passthrough: Sequence[str] = (),
         max_retries: int = 2,
         api_timeout_s: float = 60.0,
         shutdown_grace_s: float = 10.0,
+        max_buffer_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.default_model = default_model
         self.runtime = runtime
@@ -114,10 +131,12 @@ class ClaudeProvider:
         self._max_retries = max_retries
         self._api_timeout_s = api_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
+        self._max_buffer_bytes = max_buffer_bytes
         self._launcher_dir: Path | None = None
-        self._version: str | None = None
+        self._check = CliCheck(self._real_cli())
+        self._starting: asyncio.Task[None] | None = None
         self._pool = ClaudePool(
-            self._spawn, default_key=(self._cli_model(""), None), limits=pool or PoolLimits()
+            self._spawn, default_key=(self._cli_model(""), None), limits=pool or ClaudePoolLimits()
         )
         secrets.add(self._token)  # the log filter now redacts it wherever it shows up
 
@@ -135,36 +154,42 @@ class ClaudeProvider:
         return (self.default_model, *(m for m in OTHER_MODELS if m != self.default_model))
 
     def problem(self) -> str | None:
-        """Readiness: the CLI (configured, or the SDK's bundled one) must run ``--version``;
-        checked once, then remembered."""
-        real = self._real_cli()
-        if real is None or not (os.path.isfile(real) and os.access(real, os.X_OK)):
-            return "claude: the Claude Code CLI is not installed or not executable"
-        if self._version is None:
-            self._version = cli_version(real)
-            if self._version is None:
-                return "claude: the Claude Code CLI does not run (`claude --version` failed)"
-            log.info("claude: CLI %s at %s", self._version, real)
-        return None
+        """Readiness, never blocking: the last result of the CLI check (claude_version.py),
+        which runs ``--version`` in the background when the result is missing or stale."""
+        return self._check.problem()
 
     async def start(self) -> None:
-        """Check the CLI's version and pre-start the warm pool's idle CLIs (at gateway start,
-        before traffic)."""
-        if self._token is None:
-            return
-        problem = await asyncio.to_thread(self.problem)
+        """At gateway start: check the CLI in the background (a hanging ``--version`` must not
+        hold the start-up), then pre-start the warm pool's idle CLIs."""
+        if self._token is not None and self._starting is None:
+            self._starting = asyncio.create_task(self._start())
+
+    async def started(self) -> None:
+        """Wait until the start-up check (and the spares' start) is done (tests)."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        problem = await self._check.refresh()
         if problem is not None:
             log.warning("%s", problem)
         elif self.runtime == "warm":
             self._pool.start()
 
     def admit(self, request: ChatRequest) -> None:
-        """Before a stream starts: ProviderBusy (with retry_after) when no CLI can be had."""
+        """Before a stream starts: claim a CLI, or ProviderBusy (with retry_after) when none
+        can be had."""
         if self.runtime == "warm" and self._token is not None:
-            self._pool.admit(request, self._key(request))
+            self._pool.admit(request)
+
+    def withdraw(self, request: ChatRequest) -> None:
+        """End the claim of a turn whose stream never started."""
+        self._pool.withdraw(request)
 
     async def aclose(self) -> None:
         """Let turns in flight finish (bounded), stop every CLI, drop the temp dirs."""
+        if self._starting is not None:
+            self._starting.cancel()
         await self._pool.aclose(self._shutdown_grace_s)
         if self._store is not None:
             await self._store.aclose()
@@ -179,6 +204,9 @@ class ClaudeProvider:
             raise ProviderNotConfigured("claude: no OAuth token configured")
         if not self._real_cli_ok():
             raise ProviderNotConfigured("claude: the Claude Code CLI was not found")
+        too_old = self._check.too_old()
+        if too_old is not None:
+            raise ProviderNotConfigured(too_old)
         turn = self._warm(request) if self.runtime == "warm" else self._cold(request)
         async with contextlib.aclosing(turn):  # an early close reaches the turn's cleanup
             async for item in turn:
@@ -210,9 +238,10 @@ class ClaudeProvider:
                         await self._mirror_lost(item.session_id)
                         continue
                     if isinstance(item, NativeSession):
-                        proc.session = item.id
-                        if item.id == request.native_session:
-                            continue
+                        session, tail, _ = parse_handle(item.id)
+                        proc.session = session
+                        turns = len(request.history) + 2  # once this turn is committed
+                        item = NativeSession(native_handle(session, tail, turns))
                     yield item
             answered = True
         finally:
@@ -253,18 +282,26 @@ class ClaudeProvider:
             log.warning("claude: could not mark an incomplete transcript in the session store")
 
     async def _can_resume(self, request: ChatRequest, key: Key) -> bool:
-        """Whether a new CLI can resume this conversation from the store (no live CLI has it
-        here, and the store holds its transcript)."""
+        """Whether a new CLI can resume this conversation from the store: no live CLI has it
+        here, and the stored transcript is the committed history: the handle was made by the
+        last committed turn (its count of turns is the history's) and the transcript ends
+        with that turn's last entry."""
         native = request.native_session
         if native is None or self._store is None:
             return False
         if self._pool.session_process(request, key) is not None:
             return False
+        session, tail, turns = parse_handle(native)
+        if tail is None or turns != len(request.history):
+            return False  # an old handle, or committed turns the CLI never saw
         try:
-            return await self._store.exists(native)
+            same = await self._store.continues(session, tail=tail)
         except StoreUnavailable:
             log.warning("claude: the session store is unreachable; replaying the history")
             return False
+        if not same:
+            log.info("claude: the stored transcript is not the committed history; replaying")
+        return same
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -304,6 +341,11 @@ class ClaudeProvider:
         real = self._real_cli()
         assert real is not None
         model, system = key
+        system_file = None
+        if system:
+            system_file = scratch / "system-prompt.txt"
+            system_file.write_text(system, encoding="utf-8")  # the scratch dir is 0700
+            system_file.chmod(0o600)
         explicit = {TOKEN_ENV: self._token, "CLAUDE_CONFIG_DIR": str(scratch / ".claude")}
         env = cli_env(
             real,
@@ -314,7 +356,8 @@ class ClaudeProvider:
         )
         return ClaudeAgentOptions(
             model=model,
-            system_prompt=system,
+            system_prompt={"type": "file", "path": str(system_file)} if system_file else None,
+            max_buffer_size=self._max_buffer_bytes,
             cli_path=self._launcher(),
             cwd=scratch,
             env=env,

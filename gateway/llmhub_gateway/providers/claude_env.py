@@ -8,11 +8,19 @@ only the allowed names and ``exec``s the real CLI (same PID: process-tree kills 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from claude_agent_sdk._internal.transport.subprocess_cli import (
+    VERBATIM_PROMPTS_MINIMUM_CLAUDE_CODE_VERSION,
+)
 
 # What the CLI needs from the host: where things are, locale, temp dir, proxies and CA bundles.
 BASE_NAMES = (
@@ -109,7 +117,7 @@ def bundled_cli() -> str | None:
     return str(path) if path.is_file() else None
 
 
-def cli_version(real_cli: str, timeout_s: float = 30.0) -> str | None:
+def cli_version(real_cli: str, timeout_s: float = 10.0) -> str | None:
     """``claude --version`` (one line), or None when it cannot run; run with a bare env."""
     try:
         done = subprocess.run(
@@ -124,3 +132,67 @@ def cli_version(real_cli: str, timeout_s: float = 30.0) -> str | None:
         return None
     line = done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
     return line[:80] if done.returncode == 0 and line else None
+
+
+# The oldest CLI that honours ``client_composed`` (the SDK's ``verbatim_prompts``): an older
+# one would run a prompt starting with "/" as a slash command and expand "@path" mentions.
+MIN_VERSION = VERBATIM_PROMPTS_MINIMUM_CLAUDE_CODE_VERSION
+_VERSION = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
+
+
+def _numbers(version: str) -> tuple[int, ...] | None:
+    match = _VERSION.search(version)
+    return tuple(int(x) for x in match.groups()) if match else None
+
+
+class CliCheck:
+    """Whether the CLI can serve: installed, runs ``--version``, at least MIN_VERSION.
+
+    ``problem()`` may run the CLI (seconds), so it is only ever called off the event loop (the
+    readiness route runs it in a worker thread, ``refresh`` in one too). A good result is kept
+    (the file does not change under a running gateway); a failed one is tried again after
+    ``retry_s``. ``too_old()`` only reads what the last check found."""
+
+    def __init__(self, cli: str | None, *, retry_s: float = 10.0) -> None:
+        self._cli = cli
+        self._retry_s = retry_s
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._failed: tuple[str, float] | None = None  # (problem, when)
+        self._too_old: str | None = None
+
+    def problem(self) -> str | None:
+        real = self._cli
+        if real is None or not (os.path.isfile(real) and os.access(real, os.X_OK)):
+            return "claude: the Claude Code CLI is not installed or not executable"
+        with self._lock:
+            if self._version is not None:
+                return self._too_old
+            if self._failed is not None and time.monotonic() - self._failed[1] < self._retry_s:
+                return self._failed[0]
+            version = cli_version(real)
+            if version is None:
+                failed = "claude: the Claude Code CLI does not run (`claude --version` failed)"
+                self._failed = (failed, time.monotonic())
+                return failed
+            self._version, self._failed = version, None
+            self._too_old = _too_old(version)
+            return self._too_old
+
+    async def refresh(self) -> str | None:
+        """``problem()`` in a worker thread (for async callers)."""
+        return await asyncio.to_thread(self.problem)
+
+    def too_old(self) -> str | None:
+        """The refusal of a CLI older than MIN_VERSION, once a check found one."""
+        return self._too_old
+
+
+def _too_old(version: str) -> str | None:
+    found, minimum = _numbers(version), _numbers(MIN_VERSION)
+    if found is not None and minimum is not None and found >= minimum:
+        return None
+    return (
+        f"claude: the Claude Code CLI is version {version or 'unknown'}; at least {MIN_VERSION} "
+        "is required (older CLIs run prompts starting with / as slash commands)"
+    )

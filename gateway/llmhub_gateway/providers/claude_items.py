@@ -65,11 +65,35 @@ class MirrorLost:
 
 
 Item = StreamItem | ProviderError | Done | MirrorLost
+# Between the parts of a native handle (the CLI's session id, the transcript's last entry).
+_HANDLE_SEP = "#"
 
 
-def _items(message: Message, *, streamed: bool) -> list[StreamItem | Done | MirrorLost]:
+def native_handle(session_id: str, tail: str | None, turns: int | None = None) -> str:
+    """What the gateway stores as a turn's native session: the CLI's session id, the uuid of
+    the last transcript entry the turn wrote and the number of history turns (user and
+    assistant) the session held after it, so a later resume can check that the stored
+    transcript ends exactly there and that no committed turn is missing from it."""
+    if not tail:
+        return session_id
+    suffix = f"{_HANDLE_SEP}{turns}" if turns is not None else ""
+    return f"{session_id}{_HANDLE_SEP}{tail}{suffix}"
+
+
+def parse_handle(handle: str) -> tuple[str, str | None, int | None]:
+    """(session id, last entry uuid, history turns); None for parts a handle does not have
+    (stored before handles had them)."""
+    session, _, rest = handle.partition(_HANDLE_SEP)
+    tail, _, turns = rest.partition(_HANDLE_SEP)
+    return session, tail or None, int(turns) if turns.isdigit() else None
+
+
+def _items(
+    message: Message, *, streamed: bool, tail: str | None = None
+) -> list[StreamItem | Done | MirrorLost]:
     """The stream items of one SDK message; ``streamed``: this answer's text already came as
-    deltas (so a whole assistant message would repeat it). Raises the error a failure maps to."""
+    deltas (so a whole assistant message would repeat it); ``tail``: the uuid of the turn's
+    last assistant message. Raises the error a failure maps to."""
     if isinstance(message, StreamEvent):
         text = _delta_text(message.event)
         return [text] if text else []
@@ -94,7 +118,8 @@ def _items(message: Message, *, streamed: bool) -> list[StreamItem | Done | Mirr
     if isinstance(message, ResultMessage):
         if message.is_error:
             raise _result_failure(message.result or " ".join(message.errors or []))
-        found: list[StreamItem | Done | MirrorLost] = [NativeSession(message.session_id)]
+        handle = native_handle(message.session_id, tail)
+        found: list[StreamItem | Done | MirrorLost] = [NativeSession(handle)]
         if message.usage:
             found.append(usage_of(message.usage))
         return [*found, Done()]
@@ -112,8 +137,11 @@ def _mirror_detail(message: SystemMessage) -> str:
 async def relay(client: ClaudeSDKClient, out: asyncio.Queue[Item]) -> None:
     """One turn's messages onto ``out``, ending with ``Done`` (errors raise)."""
     streamed = False
+    tail: str | None = None
     async for message in client.receive_response():
-        for item in _items(message, streamed=streamed):
+        if isinstance(message, AssistantMessage) and message.uuid:
+            tail = message.uuid
+        for item in _items(message, streamed=streamed, tail=tail):
             out.put_nowait(item)
             if isinstance(item, Done):
                 return

@@ -8,6 +8,12 @@ pays no start-up. A process is recycled after ``max_turns`` turns, ``max_age_s``
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
 when every process is busy the caller gets ProviderBusy before anything is spawned.
 
+Admission reserves: ``admit`` takes a claim (admission.Claims) that counts against the
+processes a turn could get (idle ones, which may be evicted, and room to start more), so
+turns admitted together never overfill the pool and fail inside their streams; the turn's
+``take`` turns the claim into a busy process, and ``withdraw`` ends a claim whose turn never
+started (or it expires after ``claim_s``).
+
 Choosing a process never awaits, so two turns can never take the same one.
 """
 
@@ -21,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmhub_gateway.providers import procs
+from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
+from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.procs import background
 
@@ -32,7 +40,7 @@ Spawn = Callable[[Key, str | None, int], ClaudeProcess]
 
 
 @dataclass(frozen=True, slots=True)
-class PoolLimits:
+class ClaudePoolLimits:
     idle: int = 1
     max_processes: int = 4
     max_turns: int = 100
@@ -43,10 +51,11 @@ class PoolLimits:
     memory_mb: float = 0.0
     check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
+    claim_s: float = 30.0  # an admitted turn holds its place this long until its stream starts
 
 
 class ClaudePool:
-    def __init__(self, spawn: Spawn, *, default_key: Key, limits: PoolLimits) -> None:
+    def __init__(self, spawn: Spawn, *, default_key: Key, limits: ClaudePoolLimits) -> None:
         self._spawn = spawn
         self._default_key = default_key
         self.limits = limits
@@ -56,6 +65,7 @@ class ClaudePool:
         self._quiet.set()
         self._watchdog: asyncio.Task[None] | None = None
         self._no_spares_until = 0.0
+        self._claims = Claims(limits.claim_s)  # admitted turns whose streams have not started
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -79,9 +89,9 @@ class ClaudePool:
     def session_process(self, request: ChatRequest, key: Key) -> ClaudeProcess | None:
         """The live process already holding this conversation, if it is current; a process
         that missed turns (they ran on another replica) or lost its CLI is dropped."""
-        native = request.native_session
-        if native is None:
+        if request.native_session is None:
             return None
+        native = parse_handle(request.native_session)[0]
         for proc in self._procs:
             if proc.session != native or proc.busy:
                 continue
@@ -90,26 +100,44 @@ class ClaudePool:
             self._drop(proc, graceful=proc.alive())
         return None
 
-    def admit(self, request: ChatRequest, key: Key) -> None:
-        """Raise ProviderBusy when no process could be had for this request now."""
+    def admit(self, request: ChatRequest) -> None:
+        """Claim a process for this request's turn, or raise ProviderBusy when every one is
+        busy or claimed by turns admitted before."""
         if self._closing:
             raise ProviderBusy("claude: this replica is shutting down", retry_after=1)
         self._sweep()
-        if self.session_process(request, key) or self._idle(key) or self._has_room():
-            return
-        raise ProviderBusy(
+        self._claims.admit(request, self._room(), self._busy)
+
+    def withdraw(self, request: ChatRequest) -> None:
+        """End the claim of a turn whose stream will never start."""
+        self._claims.release(request)
+
+    def _busy(self) -> ProviderBusy:
+        return ProviderBusy(
             f"claude: all {self.limits.max_processes} CLI processes are busy", retry_after=2
         )
 
+    def _room(self) -> int:
+        """Turns that could get a process now: idle ones (reused or evicted) and the ones the
+        pool may still start within its size and memory budget."""
+        idle = sum(1 for p in self._procs if not p.busy)
+        return idle + (self.limits.max_processes - len(self._procs) if self._can_grow() else 0)
+
     def take(self, request: ChatRequest, key: Key, *, resume: bool) -> tuple[ClaudeProcess, bool]:
         """A process for this turn, marked busy, and whether it holds (or will resume) the
-        conversation natively; otherwise the caller replays the history."""
-        self.admit(request, key)
+        conversation natively; otherwise the caller replays the history. A turn admitted
+        before uses its claim; one that was not needs a place no claim holds."""
+        claimed = self._claims.release(request)
+        if self._closing:
+            raise ProviderBusy("claude: this replica is shutting down", retry_after=1)
+        self._sweep()
+        if not claimed and len(self._claims) >= self._room():
+            raise self._busy()
         proc = self.session_process(request, key)
         native = proc is not None
         if proc is None and resume and request.native_session is not None:
             self._make_room()
-            proc = self._add(key, request.native_session, len(request.history))
+            proc = self._add(key, parse_handle(request.native_session)[0], len(request.history))
             native = True
         if proc is None:
             proc = self._idle(key)
@@ -169,9 +197,6 @@ class ClaudePool:
         budget = self.limits.memory_mb
         return budget <= 0 or procs.children_rss_mb() + self.limits.max_rss_mb <= budget
 
-    def _has_room(self) -> bool:
-        return self._can_grow() or self._victim() is not None
-
     def _victim(self) -> ClaudeProcess | None:
         """The idle process to evict first: the least recently used session, then spares."""
         idle = [p for p in self._procs if not p.busy]
@@ -184,9 +209,7 @@ class ClaudePool:
             return
         victim = self._victim()
         if victim is None:
-            raise ProviderBusy(
-                f"claude: all {self.limits.max_processes} CLI processes are busy", retry_after=2
-            )
+            raise self._busy()
         self._drop(victim, graceful=True)
 
     def _add(self, key: Key, session: str | None, context: int) -> ClaudeProcess:

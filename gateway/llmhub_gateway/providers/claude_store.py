@@ -55,7 +55,7 @@ return 1
 _WHAT = "the Claude session store"
 
 
-class RedisSessionStore(SessionStore):
+class ClaudeTranscriptStore(SessionStore):
     """A ``claude_agent_sdk.types.SessionStore`` with every optional method.
 
     ``single_project`` files every key under one project: the SDK derives the project from the
@@ -170,6 +170,25 @@ class RedisSessionStore(SessionStore):
         )
         return bool(stored) and not lost
 
+    async def continues(self, session_id: str, *, tail: str) -> bool:
+        """Whether the stored transcript ends with the committed conversation: complete, and
+        its entry ``tail`` (the last one the last committed turn wrote) followed by no user or
+        assistant entry. A turn that ran but was never committed (its commit failed, or it was
+        cancelled) left such entries: resuming would continue that phantom turn, so the
+        caller replays instead."""
+        if not await self.exists(session_id):
+            return False
+        main = self._entries_key({"project_key": "", "session_id": session_id})
+        raw: Any = await call(self._redis.lrange(main, 0, -1), _WHAT)
+        try:
+            entries = [json.loads(line) for line in raw]
+        except ValueError:  # a damaged transcript cannot be resumed either
+            return False
+        ends = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("uuid") == tail]
+        if not ends:
+            return False
+        return not any(_is_message(e) for e in entries[ends[-1] + 1 :])
+
     async def mark_incomplete(self, session_id: str, project_key: str = "") -> None:
         """Lines of this transcript were lost (a mirror append failed): ``exists`` is False from
         now on, so other replicas replay the gateway's history instead of resuming it."""
@@ -207,3 +226,8 @@ class RedisSessionStore(SessionStore):
                 pipe.zrem(self._sessions_key(project), key["session_id"])
             pipe.delete(*doomed)
             await call(pipe.execute(), _WHAT)
+
+
+def _is_message(entry: Any) -> bool:
+    """A user or assistant message of the conversation (not a CLI note or summary)."""
+    return isinstance(entry, dict) and entry.get("type") in ("user", "assistant")

@@ -31,6 +31,7 @@ from typing import Any
 
 from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError
+from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import (
     ChatRequest,
     NativeSession,
@@ -159,10 +160,9 @@ class AcpPool:
         self._closing = False
         self._quiet = asyncio.Event()  # set when no turn is running (for a graceful shutdown)
         self._work: set[asyncio.Task[None]] = set()  # starts and retirements under way
-        # Turns admitted but not yet placed on a process (request id -> claim deadline): they
-        # count against the room, so turns admitted together never overfill the pool and fail
-        # after their 200 (a turn whose stream never starts gives its claim up after CLAIM_S).
-        self._admitted: dict[int, tuple[ChatRequest, float]] = {}
+        # Turns admitted but not yet placed on a process: they count against the room, so
+        # turns admitted together never overfill the pool and fail after their 200.
+        self._claims = Claims(CLAIM_S)
 
     # -- admission -------------------------------------------------------------------------
 
@@ -173,21 +173,18 @@ class AcpPool:
         if self._closing:
             raise ProviderBusy("gemini: this replica is shutting down", retry_after=2)
         model = request.model or self.default_model
-        now = time.monotonic()
-        self._admitted = {k: v for k, v in self._admitted.items() if v[1] > now}
-        if len(self._admitted) < self._room(model, self._fingerprint()):
-            self._admitted[id(request)] = (request, now + CLAIM_S)
-            return
-        raise ProviderBusy(
+        room = self._room(model, self._fingerprint())
+        self._claims.admit(request, room, self._busy)
+
+    def _busy(self) -> ProviderBusy:
+        return ProviderBusy(
             f"gemini: all {self.limits.max_processes} warm CLI processes are busy, retry later",
             retry_after=2,
         )
 
     def withdraw(self, request: ChatRequest) -> None:
         """Give up the place ``admit`` took for a turn whose stream will never start."""
-        claim = self._admitted.get(id(request))
-        if claim is not None and claim[0] is request:
-            del self._admitted[id(request)]
+        self._claims.release(request)
 
     def _room(self, model: str, fingerprint: str) -> int:
         """Turns of ``model`` that could start now: free places on usable processes, plus

@@ -1,25 +1,26 @@
 """A wrapper Provider adding the per-pod concurrency cap and one deadline over a whole answer.
 
 It never queues: a request beyond the cap fails at once with ProviderBusy (the API turns that
-into 429 + Retry-After). The turn runner takes the slot with ``admit(request)`` while it
-prepares the turn, before a streaming answer's 200 (so the refusal is a status, never an
-in-band error); the stream then runs on that slot, and ``withdraw(request)`` frees a slot whose
-stream never ran. A slot not claimed by a stream within ``claim_s`` (the client left between
-prepare and the first byte) expires by itself. A stream started without ``admit`` takes its
-slot as it starts. It always closes the inner stream -- on success, error, timeout or a
-consumer that stops early (client disconnect) -- which is what makes adapters kill their CLI.
-The cap counts live processes: a slot is freed only when the cleanups the adapter started with
-``procs.finish`` (killing and reaping its CLI) are over, even if the consumer was cancelled and
-left before them. An adapter whose ``stream()`` raises before its first step frees its slot.
+into 429 + Retry-After). The turn runner takes a claim (admission.Claims) with
+``admit(request)`` while it prepares the turn, before a streaming answer's 200 (so the refusal
+is a status, never an in-band error); the stream then runs on that slot, and
+``withdraw(request)`` frees a claim whose stream never ran. A claim not used by a stream within
+``claim_s`` (the client left between prepare and the first byte) expires by itself. A stream
+started without ``admit`` takes its slot as it starts. It always closes the inner stream -- on
+success, error, timeout or a consumer that stops early (client disconnect) -- which is what
+makes adapters kill their CLI. The cap counts live processes: a slot is freed only when the
+cleanups the adapter started with ``procs.finish`` (killing and reaping its CLI) are over, even
+if the consumer was cancelled and left before them. An adapter whose ``stream()`` raises before
+its first step frees its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import (
     ChatRequest,
     Provider,
@@ -30,7 +31,7 @@ from llmhub_gateway.providers.base import (
 from llmhub_gateway.providers.procs import tracking
 
 
-class Limited:
+class CappedProvider:
     """Wraps ``inner``; at most ``max_concurrency`` streams, each within ``timeout_s``."""
 
     def __init__(
@@ -50,10 +51,8 @@ class Limited:
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
         self.retry_after = retry_after
-        self.claim_s = claim_s
         self._active = 0
-        # id(request) -> (the request, kept so the id stays its own; claim deadline)
-        self._admitted: dict[int, tuple[ChatRequest, float]] = {}
+        self._claims = Claims(claim_s)  # admitted requests whose streams have not started
 
     @property
     def active(self) -> int:
@@ -84,12 +83,6 @@ class Limited:
         if callable(start):
             await start()
 
-    def _taken(self) -> int:
-        now = time.monotonic()
-        for key in [k for k, (_, deadline) in self._admitted.items() if deadline <= now]:
-            del self._admitted[key]
-        return self._active + len(self._admitted)
-
     def _busy(self) -> ProviderBusy:
         return ProviderBusy(
             f"{self.name}: all {self.max_concurrency} slots are busy, retry later",
@@ -99,9 +92,7 @@ class Limited:
     def admit(self, request: ChatRequest) -> None:
         """Take a slot for ``request`` now (ProviderBusy when none is free), then ask the
         inner adapter's own ``admit`` (a pool's check), if it has one."""
-        if self._taken() >= self.max_concurrency:
-            raise self._busy()
-        self._admitted[id(request)] = (request, time.monotonic() + self.claim_s)
+        self._claims.admit(request, self.max_concurrency - self._active, self._busy)
         check = getattr(self.inner, "admit", None)
         if callable(check):
             try:
@@ -111,17 +102,16 @@ class Limited:
                 raise
 
     def withdraw(self, request: ChatRequest) -> None:
-        """Free the slot ``admit`` took if no stream claimed it (a no-op once one did)."""
-        entry = self._admitted.get(id(request))
-        if entry is not None and entry[0] is request:
-            del self._admitted[id(request)]
-            withdraw = getattr(self.inner, "withdraw", None)  # a pool's place, if it took one
-            if callable(withdraw):
-                withdraw(request)
+        """Free the claim ``admit`` took if no stream used it (a no-op once one did), and the
+        inner pool's too: a stream that failed before it took its process left that one."""
+        self._claims.release(request)
+        withdraw = getattr(self.inner, "withdraw", None)
+        if callable(withdraw):
+            withdraw(request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        entry = self._admitted.pop(id(request), None)
-        if entry is None and self._taken() >= self.max_concurrency:
+        claimed = self._claims.release(request)
+        if not claimed and self._active + len(self._claims) >= self.max_concurrency:
             raise self._busy()  # not admitted first, and no slot free
         self._active += 1
         cleanups: list[asyncio.Task[Any]] = []  # the inner's CLI kills, started via finish()

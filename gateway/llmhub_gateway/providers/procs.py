@@ -110,7 +110,7 @@ def resolve_executable(path: str) -> str:
 
 T = TypeVar("T")
 _cleanups: set[asyncio.Task[Any]] = set()
-# Limited sets this around every step of an inner stream, to learn which cleanups (CLI kills)
+# CappedProvider sets this around every step of an inner stream, to learn which cleanups (CLI kills)
 # that stream started, and frees its slot only when they are done.
 _tracker: contextvars.ContextVar[list[asyncio.Task[Any]] | None] = contextvars.ContextVar(
     "llmhub_cleanup_tracker", default=None

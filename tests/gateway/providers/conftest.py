@@ -15,8 +15,7 @@ import pytest
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ChatRequest, Provider, StreamItem, Turn
-from llmhub_gateway.providers.claude import ClaudeProvider
-from llmhub_gateway.providers.claude import PoolLimits as ClaudePoolLimits
+from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits as GeminiPoolLimits
 

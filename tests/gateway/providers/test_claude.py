@@ -19,7 +19,7 @@ from llmhub_gateway.providers.base import (
     Usage,
 )
 from llmhub_gateway.providers.claude import ClaudeProvider
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.gateway.providers.conftest import (
     FAKE_TOKEN,
     chat,
@@ -94,7 +94,8 @@ async def test_agent_runs_without_tools_in_a_scratch_dir_that_is_removed(
     assert {"Bash", "Write", "Edit", "WebFetch", "WebSearch"} <= set(denied)
     assert "--allowedTools" not in argv
     assert "--setting-sources=" in argv
-    assert argv[argv.index("--system-prompt") + 1] == "be terse"
+    assert not any("be terse" in arg for arg in argv)  # the system text comes in a file
+    assert Path(argv[argv.index("--system-prompt-file") + 1]).parent == cwd
     assert cwd.parent == tmp_path / "claude-scratch"
     await claude.aclose()  # a warm CLI keeps its dir until it stops
     assert not cwd.exists()
@@ -113,7 +114,7 @@ async def test_hang_times_out_and_the_process_tree_is_killed(
     claude: ClaudeProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path
 ) -> None:
     set_mode(monkeypatch, "hang")  # the fake also ignores SIGTERM: SIGKILL must follow
-    limited = Limited(claude, max_concurrency=1, timeout_s=1.5)
+    limited = CappedProvider(claude, max_concurrency=1, timeout_s=1.5)
     started = time.monotonic()
     with pytest.raises(ProviderTimeout):
         await collect(limited, chat("hello?"))

@@ -20,6 +20,7 @@ from llmhub_gateway.providers.base import (
     RateLimitNotice,
 )
 from llmhub_gateway.providers.claude import ClaudeProvider
+from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.registry import Registry
 from tests.gateway.providers.conftest import (
     FAKE_TOKEN,
@@ -153,7 +154,7 @@ async def test_a_new_session_reports_the_clis_session_id_once(claude: ClaudeProv
         assert natives == []  # nothing survives a cold turn
     else:
         assert len(natives) == 1
-        assert len(natives[0].id) == 36
+        assert len(parse_handle(natives[0].id)[0]) == 36
 
 
 def test_readiness_runs_the_clis_version_once(tmp_path: Path) -> None:

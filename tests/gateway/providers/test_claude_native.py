@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from claude_agent_sdk.types import SessionKey, SessionStoreEntry
 
 from llmhub_gateway.providers.base import Usage
-from llmhub_gateway.providers.claude import ClaudeProvider, PoolLimits
-from llmhub_gateway.providers.claude_store import RedisSessionStore
+from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
+from llmhub_gateway.providers.claude_items import parse_handle
+from llmhub_gateway.providers.claude_store import ClaudeTranscriptStore
 from llmhub_gateway.redis_client import connect
 from tests.gateway.conftest import RedisServer
 from tests.gateway.providers.conftest import chat, claude_provider, collect_all
@@ -41,8 +42,9 @@ async def two_replicas(
     prefix = f"t{uuid.uuid4().hex}:"
     made = []
     for name in ("a", "b"):
-        store = RedisSessionStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub")
-        made.append(claude_provider(tmp_path / name, pool=PoolLimits(idle=0), session_store=store))
+        store = ClaudeTranscriptStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub")
+        limits = ClaudePoolLimits(idle=0)
+        made.append(claude_provider(tmp_path / name, pool=limits, session_store=store))
     yield made[0], made[1]
     for provider in made:
         await provider.aclose()
@@ -58,18 +60,22 @@ async def test_another_replica_resumes_the_session_natively(
         b, follow_up("what is my name?", native, "my name is Ada", first)
     )
     assert items_text.endswith("] what is my name?")
-    assert again is None  # the resumed CLI kept the session id
+    assert again is not None  # the resumed CLI kept the session id
+    session = parse_handle(native)[0]
+    assert parse_handle(again)[0] == session
     one, two = fake.turns()
     assert one["pid"] != two["pid"]
     # B's CLI started with --resume, found the transcript the SDK materialized from Redis
     # (A's turn: 2 entries) and received only the new message.
     assert two == {
         "pid": two["pid"],
-        "session": native,
+        "session": session,
         "prompt": "what is my name?",
         "resumed": 2,
+        "resumed_text": f"my name is Ada\n{first}",
+        "system": "",  # the SDK passes an empty --system-prompt
     }
-    assert f"--resume={native}" in fake.spawns()[1]["argv"]
+    assert f"--resume={session}" in fake.spawns()[1]["argv"]
 
 
 async def test_a_stale_cli_is_not_reused_after_turns_ran_elsewhere(
@@ -121,7 +127,7 @@ async def test_a_failed_resume_falls_back_to_replay(
     first, native = await turn(a, chat("hello"))
     assert native is not None
     # The stored transcript is there but unusable: the SDK cannot materialize it.
-    keys = [k for k in await redis.keys("*") if k.endswith(f":{native}")]
+    keys = [k for k in await redis.keys("*") if k.endswith(f":{parse_handle(native)[0]}")]
     assert keys
     await redis.rpush(keys[0], "not json")
     text, _ = await turn(b, follow_up("next", native, "hello", first))
@@ -130,7 +136,7 @@ async def test_a_failed_resume_falls_back_to_replay(
     assert [t["resumed"] for t in fake.turns()] == [0, 0]
 
 
-class LosingStore(RedisSessionStore):
+class LosingStore(ClaudeTranscriptStore):
     """Mirrors the first batch of each session, then loses every later one (a Redis blip)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -150,13 +156,15 @@ async def test_a_transcript_the_store_lost_lines_of_is_replayed_elsewhere(
     prefix = f"t{uuid.uuid4().hex}:"
     a = claude_provider(
         tmp_path / "a",
-        pool=PoolLimits(idle=0),
+        pool=ClaudePoolLimits(idle=0),
         session_store=LosingStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub"),
     )
     b = claude_provider(
         tmp_path / "b",
-        pool=PoolLimits(idle=0),
-        session_store=RedisSessionStore(redis, prefix=prefix, ttl_s=60, single_project="llmhub"),
+        pool=ClaudePoolLimits(idle=0),
+        session_store=ClaudeTranscriptStore(
+            redis, prefix=prefix, ttl_s=60, single_project="llmhub"
+        ),
     )
     try:
         one, native = await turn(a, chat("one"))

@@ -31,8 +31,9 @@ from llmhub_gateway.providers.base import (
     StreamItem,
     Turn,
 )
-from llmhub_gateway.providers.claude import ClaudeProvider, PoolLimits
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
+from llmhub_gateway.providers.claude_items import parse_handle
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.gateway.providers.conftest import chat, claude_provider, collect, collect_all
 
 
@@ -71,7 +72,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
 @pytest.fixture
 async def pooled(tmp_path: Path) -> AsyncIterator[ClaudeProvider]:
     """A warm pool without a pre-started spare (each test counts only its own turns' CLIs)."""
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=0))
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=0))
     yield provider
     await provider.aclose()
 
@@ -100,7 +101,10 @@ async def test_a_second_turn_of_a_session_reuses_its_cli(
         pooled, follow_up("what is my name?", native, "my name is Ada", first)
     )
     assert second.endswith("] what is my name?")
-    assert again is None  # the session id did not change: nothing new to store
+    # The same CLI session; the handle's tail moved to this turn's last transcript entry.
+    assert again is not None
+    assert again != native
+    assert parse_handle(again)[0] == parse_handle(native)[0]
     assert len(fake.spawns()) == 1
     one, two = fake.turns()
     assert one["pid"] == two["pid"]
@@ -111,9 +115,10 @@ async def test_a_prestarted_cli_serves_a_new_session_without_startup(
     tmp_path: Path, fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_STARTUP_S", "2.0")
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=1))
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=1))
     try:
         await provider.start()
+        await provider.started()
         spare = provider.pool.processes[0]
         await asyncio.wait_for(spare.ready.wait(), 10)
         asked = time.time()
@@ -148,7 +153,7 @@ async def test_a_hung_turn_is_killed_and_the_next_turn_gets_a_fresh_cli(
     pooled: ClaudeProvider, fake: Fake
 ) -> None:
     fake.mode("hang")
-    limited = Limited(pooled, max_concurrency=1, timeout_s=1.0)
+    limited = CappedProvider(pooled, max_concurrency=1, timeout_s=1.0)
     with pytest.raises(ProviderTimeout):
         await collect(limited, chat("hello?"))
     hung = fake.spawns()[0]["pid"]
@@ -170,7 +175,7 @@ async def test_a_crash_mid_turn_fails_that_turn_only(pooled: ClaudeProvider, fak
 
 
 async def test_a_cli_is_recycled_after_its_turn_limit(tmp_path: Path, fake: Fake) -> None:
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=0, max_turns=2))
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=0, max_turns=2))
     try:
         history: list[str] = []
         native: str | None = None
@@ -188,7 +193,7 @@ async def test_a_cli_is_recycled_after_its_turn_limit(tmp_path: Path, fake: Fake
 async def test_a_cli_is_recycled_after_its_age_and_memory_limits(
     tmp_path: Path, fake: Fake
 ) -> None:
-    for limits in (PoolLimits(idle=0, max_age_s=0.5), PoolLimits(idle=0, max_rss_mb=1)):
+    for limits in (ClaudePoolLimits(idle=0, max_age_s=0.5), ClaudePoolLimits(idle=0, max_rss_mb=1)):
         provider = claude_provider(tmp_path, pool=limits)
         try:
             first, native = await turn(provider, chat("one"))
@@ -204,8 +209,9 @@ async def test_shutdown_lets_the_turn_in_flight_finish_then_stops_every_cli(
     tmp_path: Path, fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "1.0")
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=1), shutdown_grace_s=5.0)
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=1), shutdown_grace_s=5.0)
     await provider.start()
+    await provider.started()
     answer = asyncio.create_task(collect(provider, chat("finish me")))
     while not fake.turns():
         await asyncio.sleep(0.02)
@@ -220,7 +226,7 @@ async def test_shutdown_lets_the_turn_in_flight_finish_then_stops_every_cli(
 
 async def test_shutdown_kills_a_turn_that_outlives_the_grace(tmp_path: Path, fake: Fake) -> None:
     fake.mode("hang")
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=0), shutdown_grace_s=0.5)
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=0), shutdown_grace_s=0.5)
     answer = asyncio.create_task(collect(provider, chat("never")))
     while not fake.turns():
         await asyncio.sleep(0.02)
@@ -236,7 +242,7 @@ async def test_at_capacity_admission_refuses_before_anything_starts(
     tmp_path: Path, fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "0.8")
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=0, max_processes=1))
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=0, max_processes=1))
     try:
         busy = asyncio.create_task(collect(provider, chat("first")))
         while not fake.turns():
@@ -245,13 +251,14 @@ async def test_at_capacity_admission_refuses_before_anything_starts(
             provider.admit(chat("second"))
         assert refused.value.retry_after
         with pytest.raises(ProviderBusy):  # the per-pod cap's wrapper passes the hook on
-            Limited(provider, max_concurrency=4, timeout_s=5).admit(chat("second"))
+            CappedProvider(provider, max_concurrency=4, timeout_s=5).admit(chat("second"))
         with pytest.raises(ProviderBusy):
             await collect(provider, chat("second"))
         assert len(fake.spawns()) == 1  # nothing was started for the refused turns
         await busy
-        provider.admit(chat("third"))  # the idle CLI of the first session may be evicted now
-        assert "".join(await collect(provider, chat("third"))).endswith("] third")
+        third = chat("third")
+        provider.admit(third)  # the idle CLI of the first session may be evicted now
+        assert "".join(await collect(provider, third)).endswith("] third")
         assert len(provider.pool.processes) == 1
     finally:
         await provider.aclose()
@@ -265,7 +272,7 @@ async def test_a_turn_with_other_options_never_reuses_a_bound_cli(
     other = ChatRequest(**{**_fields(request), "system": "be terse"})
     await turn(pooled, other)
     assert len(fake.spawns()) == 2
-    assert "--system-prompt" in fake.spawns()[1]["argv"]
+    assert "--system-prompt-file" in fake.spawns()[1]["argv"]
 
 
 def _fields(request: ChatRequest) -> dict[str, Any]:
@@ -280,9 +287,10 @@ async def wait_until_dead(pid: int, timeout: float = 5.0) -> None:
 
 
 async def test_a_spare_that_died_is_replaced_without_traffic(tmp_path: Path, fake: Fake) -> None:
-    provider = claude_provider(tmp_path, pool=PoolLimits(idle=1, check_s=0.1))
+    provider = claude_provider(tmp_path, pool=ClaudePoolLimits(idle=1, check_s=0.1))
     try:
         await provider.start()
+        await provider.started()
         await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 10)
         first = fake.spawns()[0]["pid"]
         os.kill(first, signal.SIGKILL)
@@ -306,7 +314,7 @@ async def test_spares_that_fail_to_start_are_not_restarted_in_a_loop(
     broken.write_text(f"#!/bin/sh\necho start >> {log}\nexit 1\n")
     broken.chmod(0o755)
     provider = claude_provider(
-        tmp_path, cli_path=str(broken), pool=PoolLimits(idle=1, check_s=0.05)
+        tmp_path, cli_path=str(broken), pool=ClaudePoolLimits(idle=1, check_s=0.05)
     )
     try:
         provider.pool.start()
@@ -333,10 +341,11 @@ async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
         assert hog.stdout is not None
         hog.stdout.readline()  # its memory is resident now
         assert procs.children_rss_mb() >= base + 350  # (others may come and go: wide margins)
-        limits = PoolLimits(idle=1, max_processes=4, max_rss_mb=50, memory_mb=base + 300)
+        limits = ClaudePoolLimits(idle=1, max_processes=4, max_rss_mb=50, memory_mb=base + 300)
         provider = claude_provider(tmp_path, pool=limits)
         try:
             await provider.start()
+            await provider.started()
             await asyncio.sleep(0.3)
             assert fake.spawns() == []  # no spare: the budget is taken by the other child
             with pytest.raises(ProviderBusy):

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from claude_agent_sdk.testing import run_session_store_conformance
 from claude_agent_sdk.types import SessionKey
 
-from llmhub_gateway.providers.claude_store import RedisSessionStore
+from llmhub_gateway.providers.claude_store import ClaudeTranscriptStore
 from llmhub_gateway.redis_client import connect
 from tests.gateway.conftest import RedisServer
 
@@ -23,10 +23,10 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_the_sdks_conformance_suite_passes(redis: aioredis.Redis) -> None:
-    made: list[RedisSessionStore] = []
+    made: list[ClaudeTranscriptStore] = []
 
-    def make() -> RedisSessionStore:
-        made.append(RedisSessionStore(redis, prefix=f"t{uuid.uuid4().hex}:", ttl_s=60))
+    def make() -> ClaudeTranscriptStore:
+        made.append(ClaudeTranscriptStore(redis, prefix=f"t{uuid.uuid4().hex}:", ttl_s=60))
         return made[-1]
 
     await run_session_store_conformance(make)
@@ -35,7 +35,7 @@ async def test_the_sdks_conformance_suite_passes(redis: aioredis.Redis) -> None:
 
 async def test_appends_are_idempotent_per_uuid_and_expire(redis: aioredis.Redis) -> None:
     prefix = f"t{uuid.uuid4().hex}:"
-    store = RedisSessionStore(redis, prefix=prefix, ttl_s=30)
+    store = ClaudeTranscriptStore(redis, prefix=prefix, ttl_s=30)
     key: SessionKey = {"project_key": "p", "session_id": "s"}
     await store.append(key, [{"type": "user", "uuid": "a"}, {"type": "mode"}])
     await store.append(key, [{"type": "user", "uuid": "a"}, {"type": "x", "uuid": "b"}])
@@ -52,7 +52,7 @@ async def test_appends_are_idempotent_per_uuid_and_expire(redis: aioredis.Redis)
 async def test_a_single_project_store_finds_a_session_from_any_working_directory(
     redis: aioredis.Redis,
 ) -> None:
-    store = RedisSessionStore(
+    store = ClaudeTranscriptStore(
         redis, prefix=f"t{uuid.uuid4().hex}:", ttl_s=30, single_project="llmhub"
     )
     await store.append({"project_key": "-tmp-a", "session_id": "s"}, [{"type": "u"}])

@@ -25,7 +25,7 @@ from llmhub_gateway.providers.base import (
     Usage,
 )
 from llmhub_gateway.providers.gemini import SETTINGS, GeminiProvider
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.fakes.fake_gemini import THOUGHTS, words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI,
@@ -134,7 +134,7 @@ async def test_hang_times_out_and_the_process_group_is_killed(
     gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch, pidfile: Path
 ) -> None:
     set_mode(monkeypatch, "hang")  # ignores SIGTERM, so SIGKILL must follow
-    limited = Limited(gemini, max_concurrency=1, timeout_s=1.5)
+    limited = CappedProvider(gemini, max_concurrency=1, timeout_s=1.5)
     started = time.monotonic()
     with pytest.raises(ProviderTimeout):
         await collect(limited, chat("hello?"))
@@ -257,7 +257,7 @@ async def test_the_cap_counts_a_cli_in_its_sigterm_grace_until_it_is_gone(
     """A client that disconnects (its task cancelled, as in an SSE disconnect) leaves at once,
     but the CLI ignores SIGTERM for the 2 s grace: its slot stays taken until it is gone."""
     set_mode(monkeypatch, "hang")
-    limited = Limited(gemini, max_concurrency=1, timeout_s=60)
+    limited = CappedProvider(gemini, max_concurrency=1, timeout_s=60)
     await consume_until_anyio_cancels(limited, chat("hello?"), after=1.0)  # as Starlette does
     pid = recorded_pids(pidfile)[0]
     assert procs.running(pid)  # still in its grace

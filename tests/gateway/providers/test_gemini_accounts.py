@@ -15,7 +15,7 @@ from llmhub_gateway.providers.base import (
     ProviderProjectRequired,
 )
 from llmhub_gateway.providers.gemini import GeminiProvider
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI,
     FAKE_GEMINI_CREDS,
@@ -72,7 +72,7 @@ async def test_a_personal_account_is_account_unsupported_and_says_what_to_do(
     mount: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
 ) -> None:
     gemini = provider(mount, tmp_path, runtime)
-    limited = Limited(gemini, max_concurrency=1, timeout_s=30)
+    limited = CappedProvider(gemini, max_concurrency=1, timeout_s=30)
     set_mode(monkeypatch, "unsupported")
     with pytest.raises(ProviderAccountUnsupported) as caught:
         await collect(limited, chat("hi"))

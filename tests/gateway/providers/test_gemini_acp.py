@@ -21,7 +21,7 @@ from llmhub_gateway.providers.base import (
 )
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.fakes.fake_gemini import words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI_CREDS,
@@ -170,7 +170,7 @@ async def test_a_hung_turn_times_out_and_its_process_group_is_killed(
     gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_mode(monkeypatch, "hang")  # never answers, ignores SIGTERM: the cancel goes unheard
-    limited = Limited(gemini_acp, max_concurrency=1, timeout_s=1.0)
+    limited = CappedProvider(gemini_acp, max_concurrency=1, timeout_s=1.0)
     with pytest.raises(ProviderTimeout):
         await collect(limited, turn("hello?"))
     hung = spawns(spawnlog)[0]["pid"]
@@ -370,7 +370,7 @@ async def test_a_cancel_the_cli_acknowledges_keeps_the_process(
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "5")
     with pytest.raises(ProviderTimeout):
-        await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=0.5), turn("slow"))
+        await collect(CappedProvider(gemini_acp, max_concurrency=1, timeout_s=0.5), turn("slow"))
     pool = gemini_acp.pool
     assert pool is not None
     assert [p.active for p in pool.processes] == [0]
@@ -417,7 +417,7 @@ async def test_a_process_that_never_opens_a_session_is_killed(
 ) -> None:
     set_mode(monkeypatch, "hangnew")
     with pytest.raises(ProviderTimeout):
-        await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=1.0), turn("hello?"))
+        await collect(CappedProvider(gemini_acp, max_concurrency=1, timeout_s=1.0), turn("hello?"))
     await wait_dead([spawns(spawnlog)[0]["pid"]])
     pool = gemini_acp.pool
     assert pool is not None

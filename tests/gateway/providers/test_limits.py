@@ -1,4 +1,4 @@
-"""Limited: concurrency cap without a queue, one deadline per stream, inner always closed."""
+"""CappedProvider: concurrency cap without a queue, one deadline per stream, inner always closed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from llmhub_gateway.providers.base import (
     ProviderCrashed,
     ProviderTimeout,
 )
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from llmhub_gateway.providers.procs import finish
 from tests.gateway.providers.conftest import chat, collect, consume_until_anyio_cancels
 
@@ -52,7 +52,7 @@ class Ticker:
 
 def test_a_limited_provider_is_a_provider_and_delegates() -> None:
     inner = Ticker()
-    limited = Limited(inner, max_concurrency=2, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=2, timeout_s=5)
     assert isinstance(limited, Provider)
     assert (limited.name, limited.default_model) == ("ticker", "tick-1")
     assert limited.configured()
@@ -63,7 +63,7 @@ def test_a_limited_provider_is_a_provider_and_delegates() -> None:
 
 async def test_answers_pass_through_and_the_slot_is_released() -> None:
     inner = Ticker()
-    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=5)
     assert await collect(limited, chat("a")) == ["a-0", "a-1", "a-2"]
     assert await collect(limited, chat("b")) == ["b-0", "b-1", "b-2"]
     assert limited.active == 0
@@ -71,7 +71,7 @@ async def test_answers_pass_through_and_the_slot_is_released() -> None:
 
 
 async def test_beyond_the_cap_requests_fail_at_once_and_are_accepted_again_after() -> None:
-    limited = Limited(
+    limited = CappedProvider(
         Ticker(every=0.01, count=1000), max_concurrency=2, timeout_s=30, retry_after=7
     )
     holders = [limited.stream(chat(p)) for p in ("a", "b")]
@@ -92,7 +92,7 @@ async def test_beyond_the_cap_requests_fail_at_once_and_are_accepted_again_after
 
 async def test_the_deadline_covers_the_whole_stream_and_closes_the_inner() -> None:
     inner = Ticker(every=0.2, count=1000)  # every delta is quick, the whole answer is not
-    limited = Limited(inner, max_concurrency=1, timeout_s=0.9)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=0.9)
     got: list[str] = []
 
     async def consume() -> None:
@@ -108,7 +108,7 @@ async def test_the_deadline_covers_the_whole_stream_and_closes_the_inner() -> No
 
 async def test_inner_errors_propagate_and_release_the_slot() -> None:
     inner = Ticker(fail_at=1)
-    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=5)
     with pytest.raises(ProviderCrashed):
         await collect(limited, chat("e"))
     assert inner.closed == ["e"]
@@ -117,7 +117,7 @@ async def test_inner_errors_propagate_and_release_the_slot() -> None:
 
 async def test_consumer_closing_early_closes_the_inner() -> None:
     inner = Ticker(every=0.01, count=1000)
-    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=5)
     stream = limited.stream(chat("x"))
     assert await anext(stream) == "x-0"
     await stream.aclose()
@@ -127,7 +127,7 @@ async def test_consumer_closing_early_closes_the_inner() -> None:
 
 async def test_a_cancelled_consumer_closes_the_inner() -> None:
     inner = Ticker(every=0.05, count=1000)
-    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=5)
     task = asyncio.create_task(collect(limited, chat("k")))
     await asyncio.sleep(0.2)
     task.cancel()
@@ -139,7 +139,7 @@ async def test_a_cancelled_consumer_closes_the_inner() -> None:
 
 def test_nonsense_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
-        Limited(Ticker(), max_concurrency=0, timeout_s=1)
+        CappedProvider(Ticker(), max_concurrency=0, timeout_s=1)
 
 
 class SlowCleanup(Ticker):
@@ -165,7 +165,7 @@ class SlowCleanup(Ticker):
 
 async def test_a_slot_is_freed_only_when_the_cleanup_is_over() -> None:
     inner = SlowCleanup(cleanup_s=0.5)
-    limited = Limited(inner, max_concurrency=1, timeout_s=30)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=30)
     await consume_until_anyio_cancels(limited, chat("k"), after=0.1)  # as Starlette does
     assert not inner.cleaned.is_set()
     assert limited.active == 1
@@ -190,7 +190,7 @@ class NotAGenerator(Ticker):
 
 @pytest.mark.parametrize("inner", [RaisesAtOnce(), NotAGenerator()])
 async def test_a_stream_that_raises_before_its_first_step_leaks_no_slot(inner: Ticker) -> None:
-    limited = Limited(inner, max_concurrency=1, timeout_s=5)
+    limited = CappedProvider(inner, max_concurrency=1, timeout_s=5)
     for _ in range(3):
         with pytest.raises(ProviderCrashed):
             await collect(limited, chat("x"))
@@ -198,7 +198,7 @@ async def test_a_stream_that_raises_before_its_first_step_leaks_no_slot(inner: T
 
 
 async def test_admit_takes_the_slot_before_the_stream_and_an_unclaimed_one_expires() -> None:
-    limited = Limited(Ticker(), max_concurrency=1, timeout_s=5, claim_s=0.2)
+    limited = CappedProvider(Ticker(), max_concurrency=1, timeout_s=5, claim_s=0.2)
     first, second = chat("first"), chat("second")
     limited.admit(first)
     with pytest.raises(ProviderBusy):

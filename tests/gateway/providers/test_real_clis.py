@@ -18,9 +18,9 @@ from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ClaudeSDKClie
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ProviderAuthError, ProviderError
-from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudeProvider, PoolLimits
+from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudePoolLimits, ClaudeProvider
 from llmhub_gateway.providers.gemini import GeminiProvider
-from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.limits import CappedProvider
 from tests.gateway.providers.conftest import FAKE_TOKEN, REAL_GEMINI, chat, collect, our_zombies
 from tests.leaks import assert_no_leak
 
@@ -37,16 +37,17 @@ async def test_bundled_claude_cli_fails_within_the_bound(
         default_model="claude-sonnet-4-5-20250929",
         cli_path=None,  # the CLI bundled in the SDK's wheel
         scratch_root=tmp_path / "scratch",
-        pool=PoolLimits(idle=1),
+        pool=ClaudePoolLimits(idle=1),
         max_retries=0,
     )
     assert provider.problem() is None  # `claude --version` of the bundled CLI runs
     # Offline, the CLI's own start-up waits ~18 s on its policy fetch; the warm pool pays
     # that ahead of the first turn (and a plain SDK client starts alongside, see below).
     await provider.start()
+    await provider.started()
     plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
     await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
-    limited = Limited(provider, max_concurrency=1, timeout_s=BOUND_S)
+    limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         await collect(limited, chat("/cost"))
@@ -75,7 +76,7 @@ async def test_real_gemini_cli_fails_within_the_bound(
         cli_home=tmp_path / "gemini-home",
         runtime=runtime,
     )
-    limited = Limited(provider, max_concurrency=1, timeout_s=BOUND_S)
+    limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
     try:
         with pytest.raises(ProviderError) as caught:

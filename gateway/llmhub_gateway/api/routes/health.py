@@ -4,12 +4,14 @@ per-caller counters and account state are not for whoever reaches the callers' S
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from llmhub_gateway.api.deps import ChatDep, MetricsDep, RegistryDep
+from llmhub_gateway.readiness import ReadinessCheck
+from llmhub_gateway.registry import Registry
 
 router = APIRouter(tags=["health"])
 admin_router = APIRouter(tags=["admin"])
@@ -43,14 +45,15 @@ async def live() -> Live:
 
 
 @router.get("/health/ready", response_model=Ready, responses={503: {"model": Ready}})
-async def ready(chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
+async def ready(request: Request, chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
     """Ready when this replica can serve: not draining, at least one provider configured and
-    its CLI there. Deliberately not the shared Redis: its outage would take every replica out
-    at once, stateless OpenAI traffic included; requests that need it answer 503 instead."""
+    its CLI there (a cached check, refreshed off the event loop: readiness.py). Deliberately
+    not the shared Redis: its outage would take every replica out at once, stateless OpenAI
+    traffic included; requests that need it answer 503 instead."""
     reasons: list[str] = []
     if chat.drain.draining:
         reasons.append("shutting down")
-    problems = registry.problems()
+    problems = await _readiness(request, registry).problems()
     reasons.extend(problems.values())
     providers = [p.name for p in registry.configured() if p.name not in problems]
     if not registry.configured():
@@ -61,6 +64,15 @@ async def ready(chat: ChatDep, registry: RegistryDep) -> Ready | JSONResponse:
     if reasons:
         return JSONResponse(body.model_dump(), status_code=503)
     return body
+
+
+def _readiness(request: Request, registry: Registry) -> ReadinessCheck:
+    """The app's readiness cache, made on the first probe."""
+    check: ReadinessCheck | None = getattr(request.app.state, "readiness", None)
+    if check is None:
+        fresh_s = request.app.state.settings.ready_check_seconds
+        check = request.app.state.readiness = ReadinessCheck(registry, fresh_s=fresh_s)
+    return check
 
 
 @admin_router.get(
