@@ -24,13 +24,17 @@ Handler = Callable[[str, Mapping[str, Any]], None]
 WATCH_TIMEOUT_S = 300
 
 
-def owner_key(secret: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The (namespace, name) of the LLMProvider that controls this Secret, if any."""
+def owner_of(secret: Mapping[str, Any]) -> tuple[tuple[str, str], str] | None:
+    """The (namespace, name) and uid of the LLMProvider that controls this Secret, if any.
+
+    The uid matters: a Secret left by a deleted LLMProvider of the same name (its garbage
+    collection under way) must never be "repaired" for the live one.
+    """
     meta = secret.get("metadata") or {}
     for ref in meta.get("ownerReferences") or []:
         api_version = str(ref.get("apiVersion", ""))
         if ref.get("controller") and ref.get("kind") == KIND and api_version.startswith(API_GROUP):
-            return meta.get("namespace") or "", str(ref.get("name"))
+            return (meta.get("namespace") or "", str(ref.get("name"))), str(ref.get("uid"))
     return None
 
 
