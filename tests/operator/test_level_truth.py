@@ -11,7 +11,7 @@ import pytest
 
 from llmhub_operator.handlers import _secret_event
 from llmhub_operator.leader import Leadership
-from llmhub_operator.reconcile import Outcome
+from llmhub_operator.reconcile import Outcome, reconcile
 from llmhub_operator.resync import interval_from_env
 from llmhub_operator.scheduler import Key, Scheduler
 from tests.operator.kopf_harness import FakeSource, Kube, _const, provider_body
@@ -149,3 +149,26 @@ async def test_the_periodic_list_drops_the_unreported_and_adds_the_missed(
         memo.leadership.gained()
 
     assert phantom not in written  # forgotten in Deps too (and so in the metrics)
+
+
+async def test_a_pass_for_an_object_re_created_under_its_name_writes_nothing(
+    kube: Kube, source: FakeSource
+) -> None:
+    """The pass scheduled for the deleted object meets its successor: another uid, so no
+    Secret, no status, no rollout for either; it only forgets (the successor syncs on its own)."""
+    source.set_secret("claude-token", "sk-ant-oat01-recreated-token-0017")
+    async with kube.operator(source) as memo:
+        old = await kube.create_provider("claude", gateway={}, refreshInterval="1h")
+        await eventually(lambda: kube.provider("claude"), lambda b: "phase" in b.get("status", {}))
+        memo.leadership.lost()  # nothing else acts meanwhile
+        await kube.delete_provider("claude")
+        await eventually(kube.secrets, lambda names: "claude-credentials" not in names, timeout=30)
+        await kube.create_provider("claude", gateway={}, refreshInterval="1h")
+
+        outcome = await reconcile((kube.namespace, "claude"), old, memo.deps)
+        secrets, successor = await kube.secrets(), await kube.provider("claude")
+        memo.leadership.gained()
+
+    assert outcome.gone
+    assert "claude-credentials" not in secrets
+    assert "status" not in successor
