@@ -73,7 +73,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     resync = memo.resync = Resync(api, namespaces, scheduler, lambda k: deps.forget(*k), interval)
     tasks = [
         asyncio.create_task(scheduler.run(), name="scheduler"),
-        asyncio.create_task(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets"),
+        asyncio.create_task(
+            watch_secrets(api, namespaces, _secret_event(memo), resync.soon), name="secrets"
+        ),
         asyncio.create_task(resync.run(), name="resync"),
     ]
     if accounts is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -172,3 +173,20 @@ async def test_a_pass_for_an_object_re_created_under_its_name_writes_nothing(
     assert outcome.gone
     assert "claude-credentials" not in secrets
     assert "status" not in successor
+
+
+async def test_a_broken_watch_lists_again_even_with_no_llmprovider_left_to_re_list(
+    kube: Kube, source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kopf's re-list of an empty namespace shows nothing; the managed-Secret watch breaking
+    (here: a real API-server restart) is what asks for the LIST that drops the missed one."""
+    monkeypatch.setenv("LLMHUB_RESYNC_SECONDS", "3600")  # no periodic LIST in this test
+    async with kube.operator(source) as memo:
+        memo.leadership.lost()  # no pass runs: only the LIST can drop it
+        phantom = (kube.namespace, "phantom")
+        memo.scheduler.observe(
+            {"metadata": {"namespace": kube.namespace, "name": "phantom", "uid": "dead"}}
+        )
+        await asyncio.to_thread(kube.real.plane.restart_apiserver)
+        await eventually(_const(memo.scheduler), lambda s: phantom not in s, timeout=30)
+        memo.leadership.gained()
