@@ -23,8 +23,9 @@ from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.kube import DEFAULT_REQUEST_TIMEOUT_S, make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
+from llmhub_operator.resync import Resync, interval_from_env
 from llmhub_operator.scheduler import Scheduler
-from llmhub_operator.secret_watch import owner_key, watch_secrets
+from llmhub_operator.secret_watch import owner_of, watch_secrets
 from llmhub_operator.status import ACCOUNT_USABLE, find_condition
 from llmhub_operator.supervisor import Supervisor
 
@@ -66,10 +67,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     scheduler = memo.scheduler = Scheduler(sync, leadership)
     leadership.on_lost(scheduler.cancel_inflight)  # a lost lead stops every sync in flight
     namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
+    try:
+        interval = getattr(memo, "resync_interval", None) or interval_from_env()
+    except ValueError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    resync = memo.resync = Resync(api, namespaces, scheduler, lambda k: deps.forget(*k), interval)
     # Each of these must live as long as the operator: one that ends stops it (exit non-zero).
     supervisor = memo.supervisor = getattr(memo, "supervisor", None) or Supervisor()
     supervisor.spawn(scheduler.run(), name="scheduler")
-    supervisor.spawn(watch_secrets(api, namespaces, _secret_event(memo)), name="secrets")
+    supervisor.spawn(
+        watch_secrets(api, namespaces, _secret_event(memo), resync.soon), name="secrets"
+    )
+    supervisor.spawn(resync.run(), name="resync")
     if accounts is not None:
         refresh = _refresh_accounts(scheduler, accounts)
         supervisor.spawn(accounts.run(leadership, refresh), name="gateway")
@@ -106,19 +115,23 @@ async def observed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *
     key: Key = (meta.get("namespace") or "", meta.get("name") or "")
     if OLD_FINALIZER in (meta.get("finalizers") or []):
         await _release_old_finalizer(memo.deps.api, key, list(meta["finalizers"]))
+    if event.get("type") is None:  # kopf (re-)listed: its watch restarted, maybe after a 410
+        memo.resync.soon()
     if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
-        memo.scheduler.forget(key)
-        memo.deps.forget(*key)
+        if memo.scheduler.forget(key, meta.get("uid")) or key not in memo.scheduler:
+            memo.deps.forget(*key)  # (a DELETED of an earlier object keeps the current one)
         return
     memo.scheduler.observe(dict(body))
 
 
 def _secret_event(memo: kopf.Memo) -> Any:
     def on_secret(kind: str, secret: Mapping[str, Any]) -> None:
-        """A managed Secret deleted, or changed to other data than we wrote: repair it now."""
-        key = owner_key(secret)
-        if key is None or key not in memo.scheduler:
+        """A managed Secret deleted, or changed to other data than we wrote: repair it now,
+        but only for the LLMProvider scheduled now (same uid), never for a deleted one."""
+        owner = owner_of(secret)
+        if owner is None or memo.scheduler.uid(owner[0]) != owner[1]:
             return
+        key = owner[0]
         if kind == "DELETED" or secret.get("data") != memo.deps.written.get(key):
             log.info("Secret of %s/%s was %s; restoring it", *key, kind.lower())
             memo.scheduler.repair(key)

@@ -25,7 +25,7 @@ from llmhub_operator.credential import (
 )
 from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.identity import Identities, IdentityError
-from llmhub_operator.kube import api_failure
+from llmhub_operator.kube import api_failure, is_not_found, raw_json
 from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec, refresh_seconds
 from llmhub_operator.rollout import Roller, RollRequest
 from llmhub_operator.secret_writer import (
@@ -102,6 +102,7 @@ class Outcome:
     transient: bool = False  # a failure worth retrying soon (throttling, 5xx, API errors)
     retry_after: float | None = None  # the source asked us to wait at least this long
     body: Mapping[str, Any] | None = None  # the object as our last status write left it
+    gone: bool = False  # deleted, or re-created under its name: the scheduler drops this one
 
 
 async def reconcile(
@@ -118,18 +119,47 @@ async def reconcile(
     wait = deps.not_before.get(key, 0.0) - time.monotonic()
     if wait > 0 and not (reuse_fetch and key in deps.fetched):
         return Outcome(None, "Key Vault asked us to wait", transient=True, retry_after=wait)
-    sync = _Pass(body, deps, reuse_fetch=reuse_fetch)
+    live = await _still_there(key, body, deps)  # the watch can miss a deletion (410, re-list)
+    if live is None:
+        return _gone(key, deps)
+    sync = _Pass(live, deps, reuse_fetch=reuse_fetch)
     try:
         if not sync.previous.get("phase"):
             await sync.pending()
         outcome = await sync.run()
     except client.ApiException as exc:
-        if exc.status == 404:  # deleted under us; the watch will say so
-            return Outcome(None, "LLMProvider is gone")
+        if exc.status == 404:  # deleted since the check
+            return _gone(key, deps)
         raise
     if outcome.retry_after:
         deps.not_before[key] = time.monotonic() + outcome.retry_after
     return outcome
+
+
+async def _still_there(key: Key, body: Mapping[str, Any], deps: Deps) -> Mapping[str, Any] | None:
+    """The object as the API server has it now, if it is still the one scheduled (same uid)
+    and not being deleted; nothing is written for an object that is not."""
+    api = client.CustomObjectsApi(deps.api)
+    try:
+        live = await raw_json(
+            api.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, key[0], PLURAL, key[1], _preload_content=False
+            )
+        )
+    except client.ApiException as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    meta = live.get("metadata") or {}
+    if meta.get("uid") != body["metadata"].get("uid") or meta.get("deletionTimestamp"):
+        return None
+    return live
+
+
+def _gone(key: Key, deps: Deps) -> Outcome:
+    deps.forget(*key)
+    log.info("LLMProvider %s/%s no longer exists (or was re-created); forgot it", *key)
+    return Outcome(None, "LLMProvider is gone", gone=True)
 
 
 class _Pass:

@@ -14,7 +14,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,11 @@ class Scheduler:
             self._entries[key] = _Entry(body=body, due=0.0, generation=meta.get("generation"))
             self._push(key, time.monotonic())
             return
+        if _uid(body) != _uid(entry.body):  # deleted and re-created under the same name
+            entry.body, entry.generation = body, meta.get("generation")
+            entry.failures, entry.reuse_fetch = 0, False
+            self._run_soon(key, entry)
+            return
         if _newer(body, entry.body):
             entry.body = body
         if meta.get("generation") != entry.generation:
@@ -95,10 +100,52 @@ class Scheduler:
         """The latest object of every LLMProvider known (a snapshot, safe to act on)."""
         return [(key, entry.body) for key, entry in self._entries.items()]
 
-    def forget(self, key: Key) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            entry.forgotten = True
+    def uid(self, key: Key) -> str | None:
+        """The uid of the object scheduled under ``key`` (None: not scheduled)."""
+        entry = self._entries.get(key)
+        return None if entry is None else _uid(entry.body)
+
+    def forget(self, key: Key, uid: str | None = None) -> bool:
+        """Stop syncing ``key``; with ``uid``, only if that object is still the one scheduled
+        (a re-created object of the same name is kept). True when something was dropped."""
+        entry = self._entries.get(key)
+        if entry is None or (uid is not None and _uid(entry.body) != uid):
+            return False
+        del self._entries[key]
+        entry.forgotten = True
+        return True
+
+    def resync(
+        self, namespace: str | None, listed: Iterable[Mapping[str, Any]], version: str
+    ) -> list[Key]:
+        """Make the set match a fresh LIST (of ``namespace``, or of all): returns the keys dropped.
+
+        uid-keyed: an object that is gone, or was re-created under its name, is dropped; an
+        object the watch never delivered is added. An entry the watch showed at a newer
+        resourceVersion than the list's is kept (it was created after the list was taken).
+        """
+        live: dict[Key, Mapping[str, Any]] = {}
+        for item in listed:
+            meta = item.get("metadata") or {}
+            if not meta.get("deletionTimestamp"):
+                live[(meta.get("namespace") or "", meta.get("name") or "")] = item
+        dropped = []
+        taken = {"metadata": {"resourceVersion": version}}
+        for key, entry in list(self._entries.items()):
+            if namespace is not None and key[0] != namespace:
+                continue
+            listed_body = live.get(key)
+            if listed_body is not None and _uid(listed_body) == _uid(entry.body):
+                continue
+            if _newer(entry.body, taken, strict=True):
+                continue
+            self.forget(key)
+            dropped.append(key)
+        for key, body in live.items():
+            kept = self._entries.get(key)
+            if kept is None or _uid(kept.body) == _uid(body):  # else: a newer one is kept
+                self.observe(body)
+        return dropped
 
     async def run(self) -> None:
         """Run due syncs while leading; on gaining the lead, everything is due at once."""
@@ -169,6 +216,7 @@ class Scheduler:
             return
         entry.running, reuse = True, entry.reuse_fetch
         entry.reuse_fetch = entry.again = False
+        uid, started = _uid(entry.body), time.monotonic()
         try:
             outcome = await self.sync(key, entry.body, reuse)
         except asyncio.CancelledError:
@@ -178,6 +226,8 @@ class Scheduler:
             outcome = Outcome(None, "sync crashed", transient=True)
         finally:
             entry.running = False
+        if outcome.gone:  # the pass found it deleted (or re-created): not this object's key anymore
+            self.forget(key, uid)
         if entry.forgotten:
             return
         entry.failures = entry.failures + 1 if outcome.transient else 0
@@ -187,7 +237,11 @@ class Scheduler:
             self._push(key, time.monotonic())
             return
         interval = jittered(entry.body.get("spec", {}).get("refreshInterval"))
-        self._push(key, time.monotonic() + next_wait(outcome, entry.failures, interval))
+        # An interval counts from the pass's start (its own API calls do not stretch it); a
+        # retry's backoff from its end.
+        now = time.monotonic()
+        since = now if outcome.transient else started
+        self._push(key, max(now, since + next_wait(outcome, entry.failures, interval)))
 
     def _run_soon(self, key: Key, entry: _Entry) -> None:
         if entry.running:
@@ -223,11 +277,19 @@ def jittered(interval: object) -> float:
     return refresh_seconds(interval) * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (not security)
 
 
-def _newer(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """resourceVersion is opaque, but etcd's are integers; when not, trust arrival order."""
+def _newer(
+    candidate: Mapping[str, Any], current: Mapping[str, Any], *, strict: bool = False
+) -> bool:
+    """resourceVersion is opaque, but etcd's are integers; when not, trust arrival order
+    (and, when ``strict``, the other side)."""
     new = (candidate.get("metadata") or {}).get("resourceVersion")
     old = (current.get("metadata") or {}).get("resourceVersion")
     try:
-        return int(str(new)) >= int(str(old))
+        return int(str(new)) > int(str(old)) if strict else int(str(new)) >= int(str(old))
     except (TypeError, ValueError):
-        return True
+        return not strict
+
+
+def _uid(body: Mapping[str, Any]) -> str | None:
+    uid = (body.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None

@@ -24,41 +24,60 @@ Handler = Callable[[str, Mapping[str, Any]], None]
 WATCH_TIMEOUT_S = 300
 
 
-def owner_key(secret: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The (namespace, name) of the LLMProvider that controls this Secret, if any."""
+def owner_of(secret: Mapping[str, Any]) -> tuple[tuple[str, str], str] | None:
+    """The (namespace, name) and uid of the LLMProvider that controls this Secret, if any.
+
+    The uid matters: a Secret left by a deleted LLMProvider of the same name (its garbage
+    collection under way) must never be "repaired" for the live one.
+    """
     meta = secret.get("metadata") or {}
     for ref in meta.get("ownerReferences") or []:
         api_version = str(ref.get("apiVersion", ""))
         if ref.get("controller") and ref.get("kind") == KIND and api_version.startswith(API_GROUP):
-            return meta.get("namespace") or "", str(ref.get("name"))
+            return (meta.get("namespace") or "", str(ref.get("name"))), str(ref.get("uid"))
     return None
 
 
 async def watch_secrets(
-    api: client.ApiClient, namespaces: Sequence[str], on_event: Handler
+    api: client.ApiClient,
+    namespaces: Sequence[str],
+    on_event: Handler,
+    on_broken: Callable[[], None] = lambda: None,
 ) -> None:
-    """Run until cancelled: one watch per namespace, or one for all when none are named."""
+    """Run until cancelled: one watch per namespace, or one for all when none are named.
+
+    ``on_broken`` is called after each re-list that follows a broken watch (410 Gone, an API
+    server restart, a cut): the LLMProvider watch has most likely missed events too, even in a
+    namespace where kopf's re-list has no object left to show it.
+    """
     scopes: Sequence[str | None] = list(namespaces) or [None]
-    await asyncio.gather(*(_watch_scope(api, ns, on_event) for ns in scopes))
+    await asyncio.gather(*(_watch_scope(api, ns, on_event, on_broken) for ns in scopes))
 
 
-async def _watch_scope(api: client.ApiClient, namespace: str | None, on_event: Handler) -> None:
+async def _watch_scope(
+    api: client.ApiClient, namespace: str | None, on_event: Handler, on_broken: Callable[[], None]
+) -> None:
     core = client.CoreV1Api(api)
-    backoff = 1.0
+    backoff, broken = 1.0, False
     while True:
         try:
             listed = await _list(core, namespace)
             version = listed["metadata"]["resourceVersion"]
             backoff = 1.0
-            await _stream(core, namespace, version, on_event)
+            if broken:
+                on_broken()
+            broken = False
+            await _stream(core, namespace, version, on_event)  # ends by the server's timeout
         except asyncio.CancelledError:
             raise
         except client.ApiException as exc:
+            broken = True
             if exc.status != 410:  # 410 Gone: our resourceVersion expired; simply re-list
                 log.warning("watching managed Secrets failed (HTTP %s); re-listing", exc.status)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         except Exception as exc:
+            broken = True
             log.warning("watching managed Secrets broke (%s); re-listing", type(exc).__name__)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)

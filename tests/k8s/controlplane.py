@@ -76,6 +76,7 @@ class ControlPlane:
     workdir: Path
     binaries: dict[str, Path] = field(default_factory=find_binaries)
     apiserver_port: int = 0
+    etcd_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -134,7 +135,7 @@ class ControlPlane:
             admin.private_key_pem.bytes(),
         )
         deadline = time.monotonic() + timeout
-        etcd_port = self._start_etcd()
+        etcd_port = self.etcd_port = self._start_etcd()
         self._wait(f"http://127.0.0.1:{etcd_port}/health", deadline, "etcd")
         self._start_apiserver(pki, etcd_port)
         self._wait(f"{self.url}/readyz", deadline, "kube-apiserver", admin_tls=True)
@@ -219,6 +220,35 @@ class ControlPlane:
             ],
         )
         return client_port
+
+    def compact_etcd(self) -> int:
+        """Compact etcd to its current revision (etcdctl from Debian's etcd-client): a watch
+        resumed from any earlier resourceVersion then gets 410 Gone. Returns the revision."""
+        endpoint = f"--endpoints=http://127.0.0.1:{self.etcd_port}"
+        status = subprocess.run(
+            ["etcdctl", endpoint, "endpoint", "status", "--write-out=json"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )
+        revision = int(json.loads(status.stdout)[0]["Status"]["header"]["revision"])
+        subprocess.run(
+            ["etcdctl", endpoint, "compact", str(revision)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )
+        return revision
+
+    def kubeconfig_via(self, port: int) -> Path:
+        """The admin kubeconfig, but reaching the API server through 127.0.0.1:``port`` (a
+        TCP proxy the test controls; the serving certificate names 127.0.0.1, not a port)."""
+        config = json.loads(self.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+        path = self.workdir / f"admin-via-{port}.kubeconfig"
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
 
     def restart_apiserver(self, timeout: float = 60.0) -> None:
         """Kill the API server (a crash: a graceful stop waits out open watches for a minute) and
