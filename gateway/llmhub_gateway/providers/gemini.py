@@ -51,7 +51,13 @@ from llmhub_gateway.providers.diagnostics import (
     safe_detail,
 )
 from llmhub_gateway.providers.gemini_accounts import account_refusal
-from llmhub_gateway.providers.gemini_acp import AcpPool, AcpUnsupported, PoolLimits, argv_for
+from llmhub_gateway.providers.gemini_acp import (
+    AcpPool,
+    AcpUnsupported,
+    PoolLimits,
+    acp_flag,
+    argv_for,
+)
 from llmhub_gateway.providers.gemini_recordings import RecordingStore
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.prompt_text import command_safe
@@ -153,6 +159,8 @@ class GeminiProvider:
         self._recordings = recordings  # the CLI's chat recordings on Redis, for session/load
         self._version: str | None = None
         self._version_problem: str | None = None
+        self._acp_flag: str | None = None  # --acp, or --experimental-acp for older CLIs
+        self._flag_lock = asyncio.Lock()
         self._free_slots: list[int] = []  # one-shot homes not in use
         self._slots = 0
         # The last account refusal (type, message), until a call succeeds: /health/tokens shows it.
@@ -271,9 +279,19 @@ class GeminiProvider:
             digest.update(f"\0{key}={env[key]}".encode())
         return digest.hexdigest()
 
-    def _launch(self, model: str, home: Path) -> tuple[list[str], dict[str, str]]:
+    async def _launch(self, model: str, home: Path) -> tuple[list[str], dict[str, str]]:
         self.prepare_home(home)
-        return argv_for(self._cli_path, model), self.cli_env(home)
+        env = self.cli_env(home)
+        async with self._flag_lock:
+            if self._acp_flag is None:
+                self._acp_flag = await acp_flag(self._cli_path, env)
+                log.info("gemini CLI: ACP mode through %s", self._acp_flag)
+        return argv_for(self._cli_path, model, self._acp_flag), env
+
+    @property
+    def acp_flag(self) -> str | None:
+        """The CLI's ACP flag, once a process was started (None before)."""
+        return self._acp_flag
 
     async def aclose(self) -> None:
         if self._pool is not None:

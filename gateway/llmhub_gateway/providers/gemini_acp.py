@@ -1,4 +1,4 @@
-"""Warm ``gemini --experimental-acp`` processes, several conversations each.
+"""Warm ``gemini --acp`` processes, several conversations each.
 
 A process costs seconds to start and hundreds of MB, so the pool keeps up to ``max_processes``
 of them alive and runs up to ``sessions_per_process`` turns in each at once. It keeps one spare
@@ -9,11 +9,14 @@ store (Redis), each turn's CLI recording is kept there, and a turn whose session
 (another replica, a recycled process) puts it into a process's home and ``session/load``s it,
 again sending only the new message; without one, or when the recording is missing, too big,
 behind the conversation or refused, it starts a new session with the transcript replayed.
-Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle), replaced
-when they die, killed (group) when a cancelled turn is not acknowledged in time, and
-the pool never grows past ``memory_mb`` of CLI memory on this replica (all CLI children, both
-providers, measured from /proc). Each process has its own home, hence its own copy of the
-credentials: two processes never refresh one file.
+Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle) and
+replaced when they die. A caller's cancellation never ends a process that serves anyone else:
+a process is killed only for its own hang -- a ``session/new``/``session/load`` or a cancelled
+prompt left unanswered for ``hang_s``, or a stdin it stopped reading (``acp_client``) -- or
+when the cancelled turn that ignores its cancel was the only one on it. The pool never grows
+past ``memory_mb`` of CLI memory on this replica (all CLI children, both providers, measured
+from /proc). Each process has its own home, hence its own copy of the credentials: two
+processes never refresh one file.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmhub_gateway.errors import StoreUnavailable
-from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError
+from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError, AcpStalled
 from llmhub_gateway.providers.base import (
     ChatRequest,
     NativeSession,
@@ -40,6 +44,7 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderRateLimited,
+    ProviderTimeout,
     StreamItem,
     Usage,
 )
@@ -53,7 +58,13 @@ from llmhub_gateway.providers.gemini_recordings import (
     history_answers,
     restore,
 )
-from llmhub_gateway.providers.procs import background, children_rss_mb, finish
+from llmhub_gateway.providers.procs import (
+    background,
+    children_rss_mb,
+    detached,
+    finish,
+    kill_tree,
+)
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -65,7 +76,6 @@ ACP_PROTOCOL_VERSION = 1
 # The CLI's interactive login (refused cached credentials) writes this on stdout and then
 # reads the "code" from stdin, i.e. from our JSON-RPC channel: never let it wait there.
 LOGIN_PROMPT = "authorize the application"
-_CANCEL_GRACE_S = 2.0
 _LOAD_HISTORY_S = 5.0  # for a loaded session's history updates to have come through
 
 
@@ -83,6 +93,11 @@ class PoolLimits:
     process_mb: int = 300  # what one more process is expected to cost before it runs
     start_timeout_s: float = 60.0
     shutdown_grace_s: float = 10.0
+    # A process that leaves session/new, session/load or a cancelled prompt unanswered this
+    # long is hung (for everyone on it) and is killed; a caller's cancel alone never kills.
+    hang_s: float = 60.0
+    cancel_grace_s: float = 2.0  # for a cancelled prompt to be acknowledged
+    write_timeout_s: float = 30.0  # for a CLI to take a message from its stdin
 
 
 @dataclass
@@ -108,6 +123,7 @@ class AcpProcess:
         self.active = 0  # turns reserved or running here
         self.sessions: dict[str, HeldSession] = {}
         self.retiring = False
+        self.hung = False  # killed by a hang timer: its turns' errors say so
 
     @property
     def alive(self) -> bool:
@@ -124,7 +140,7 @@ class AcpProcess:
         )
 
 
-Launch = Callable[[str, Path], tuple[list[str], dict[str, str]]]
+Launch = Callable[[str, Path], Awaitable[tuple[list[str], dict[str, str]]]]
 Fingerprint = Callable[[], str]
 
 
@@ -251,10 +267,12 @@ class AcpPool:
     async def _start(self, proc: AcpProcess) -> None:
         try:
             proc.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            argv, env = self._launch(proc.model, proc.home)
+            argv, env = await self._launch(proc.model, proc.home)
             claim_project(proc.home, proc.workdir)
             try:
-                proc.conn = await AcpConnection.start(argv, env=env, cwd=proc.workdir)
+                proc.conn = await AcpConnection.start(
+                    argv, env=env, cwd=proc.workdir, write_timeout_s=self.limits.write_timeout_s
+                )
             except (FileNotFoundError, PermissionError) as exc:
                 raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
             except OSError as exc:
@@ -400,7 +418,7 @@ class AcpPool:
         answered = False
         self.warm()
         session_id: str | None = None
-        ok = stuck = False
+        ok = False
         prompt_call: asyncio.Future[Any] | None = None
         try:
             await asyncio.shield(proc.ready)
@@ -408,19 +426,13 @@ class AcpPool:
             assert conn is not None
             queue: asyncio.Queue[dict[str, Any] | None] | None = None
             if held is None:
-                stuck = True  # cancelled while waiting for session/new|load: a hung process
-                try:
-                    queue = await self._load_session(conn, proc, request)
-                    if queue is not None:
-                        session_id = request.native_session
-                        text = request.prompt
-                    else:
-                        session_id = await self._new_session(conn, proc)
-                        text = render_prompt(request, include_system=True)
-                except (AcpError, AcpClosed, ProviderError):
-                    stuck = False  # an answer, or a death: nothing hangs
-                    raise
-                stuck = False
+                queue = await self._load_session(conn, proc, request)
+                if queue is not None:
+                    session_id = request.native_session
+                    text = request.prompt
+                else:
+                    session_id = await self._new_session(conn, proc)
+                    text = render_prompt(request, include_system=True)
             else:
                 session_id = held.id
                 text = request.prompt
@@ -442,18 +454,50 @@ class AcpPool:
             ok = True
         except AcpError as exc:
             raise _turn_failure(exc) from exc
+        except AcpStalled as exc:
+            raise ProviderTimeout("gemini: the CLI stopped reading its input") from exc
         except AcpClosed as exc:
+            if proc.hung:
+                raise ProviderCrashed(
+                    f"gemini: the CLI stopped answering for {self.limits.hang_s:g} s; "
+                    "it was restarted"
+                ) from exc
             error = _crash(exc.status, proc)
             if reused and not answered:
                 raise _DiedBeforeAnswer(error, proc.conn.pid if proc.conn else None) from exc
             raise error from exc
         finally:
-            await finish(
-                self._end_turn(proc, held, session_id, request, ok, prompt_call, stuck=stuck)
+            await finish(self._end_turn(proc, held, session_id, request, ok, prompt_call))
+
+    async def _timed(self, proc: AcpProcess, call: asyncio.Future[Any], what: str) -> Any:
+        """Await ``call`` (a session/new or session/load) under the hang timer. A caller that
+        leaves does not take the call with it: it runs on (other turns share the process), and
+        only the timer, never a cancel, decides that the process hangs."""
+        detached(self._watch(proc, call, what))
+        return await asyncio.shield(call)
+
+    async def _watch(self, proc: AcpProcess, call: asyncio.Future[Any], what: str) -> None:
+        """Kill ``proc`` if ``call`` is still unanswered after ``hang_s``."""
+        done, _ = await asyncio.wait([call], timeout=self.limits.hang_s)
+        if not done and proc.alive:
+            log.warning(
+                "gemini ACP process %s left %s unanswered for %g s; killing it",
+                proc.conn.pid if proc.conn else None,
+                what,
+                self.limits.hang_s,
             )
+            proc.hung = True
+            await self._retire_now(proc)
+            await asyncio.wait([call], timeout=self.limits.cancel_grace_s)
+        if call.done() and not call.cancelled():
+            call.exception()  # retrieved: its turn may be gone
+        else:
+            call.cancel()
 
     async def _new_session(self, conn: AcpConnection, proc: AcpProcess) -> str:
-        result = await conn.request("session/new", {"cwd": str(proc.workdir), "mcpServers": []})
+        params = {"cwd": str(proc.workdir), "mcpServers": []}
+        call = asyncio.ensure_future(conn.request("session/new", params))
+        result = await self._timed(proc, call, "session/new")
         session_id = result.get("sessionId") if isinstance(result, dict) else None
         if not isinstance(session_id, str) or not session_id:
             raise ProviderCrashed("gemini: the CLI answered session/new without a session id")
@@ -483,7 +527,8 @@ class AcpPool:
         queue = conn.subscribe(native)
         params = {"sessionId": native, "cwd": str(proc.workdir), "mcpServers": []}
         try:
-            await conn.request("session/load", params)
+            call = asyncio.ensure_future(conn.request("session/load", params))
+            await self._timed(proc, call, "session/load")
             if await _skip_history(queue, expected):
                 return queue
             log.warning("gemini: a loaded session's history did not come through; replaying")
@@ -525,22 +570,23 @@ class AcpPool:
         request: ChatRequest,
         ok: bool,
         prompt_call: asyncio.Future[Any] | None,
-        *,
-        stuck: bool = False,
     ) -> None:
         """Account the turn; on failure forget the session (its context may hold the failed
-        message) and, if the prompt is still running, cancel it or kill the process. A process
-        that never answered session/new is killed too."""
+        message) and, if the prompt is still running, cancel it. Bounded by about twice
+        ``cancel_grace_s`` plus a kill, whatever the CLI does. A prompt that ignores its cancel
+        gets the process killed at once when it was the only turn there; with other turns on
+        the process it gets ``hang_s`` to end first (their answers are not the caller's to
+        end)."""
         conn = proc.conn
+        grace = self.limits.cancel_grace_s
         try:
-            if stuck and conn is not None:
-                log.warning("gemini ACP process %s did not open a session; killing it", conn.pid)
-                await self._retire_now(proc)
             if prompt_call is not None and not prompt_call.done() and conn is not None:
-                with contextlib.suppress(AcpClosed):
-                    await conn.notify("session/cancel", {"sessionId": session_id})
-                done, _ = await asyncio.wait([prompt_call], timeout=_CANCEL_GRACE_S)
-                if not done:  # hung: nothing else can be trusted in this process
+                with contextlib.suppress(AcpClosed):  # AcpStalled: it killed itself
+                    await conn.notify("session/cancel", {"sessionId": session_id}, timeout_s=grace)
+                done, _ = await asyncio.wait([prompt_call], timeout=grace)
+                if not done and proc.active > 1:
+                    detached(self._watch(proc, prompt_call, "a cancelled prompt"))
+                elif not done:  # only this turn was here: recycle the process now
                     log.warning("gemini ACP process %s ignored a cancel; killing it", conn.pid)
                     prompt_call.cancel()
                     await self._retire_now(proc)
@@ -703,5 +749,39 @@ def _start_failure(status: int | None, noise: str) -> Exception:
     return ProviderCrashed(f"gemini: the CLI exited with status {status}")
 
 
-def argv_for(cli: str, model: str) -> list[str]:
-    return [cli, "--experimental-acp", "-m", model, "--approval-mode", "default"]
+ACP_FLAG = "--acp"
+OLD_ACP_FLAG = "--experimental-acp"  # deprecated since the CLI gained --acp (0.61 has both)
+_HELP_TIMEOUT_S = 30.0
+
+
+def argv_for(cli: str, model: str, flag: str = ACP_FLAG) -> list[str]:
+    return [cli, flag, "-m", model, "--approval-mode", "default"]
+
+
+async def acp_flag(cli: str, env: Mapping[str, str]) -> str:
+    """``--acp`` when the CLI's ``--help`` lists it, else the deprecated
+    ``--experimental-acp`` (older CLIs; one without either fails at start and the provider
+    falls back to one process per turn). Asked once per provider, before its first process."""
+    try:
+        child = await asyncio.create_subprocess_exec(
+            cli,
+            "--help",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except OSError:
+        return OLD_ACP_FLAG  # the start of the process itself will say what is wrong
+    try:
+        out, _ = await asyncio.wait_for(child.communicate(), _HELP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("gemini --help did not answer within %g s", _HELP_TIMEOUT_S)
+        out = b""
+    finally:
+        if child.returncode is None:
+            await kill_tree(child.pid, pgid=child.pid, grace_s=0.0)
+            await asyncio.wait_for(child.wait(), _HELP_TIMEOUT_S)
+    listed = re.search(rb"^\s*--acp\b", out, re.MULTILINE) is not None
+    return ACP_FLAG if listed else OLD_ACP_FLAG

@@ -139,6 +139,15 @@ def background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     return task
 
 
+def detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Like ``background``, but never one of the running stream's cleanups: a watch that may
+    outlast the turn (a shared process's timer) must not hold the turn's slot."""
+    task = asyncio.create_task(work, context=contextvars.Context())
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    return task
+
+
 @contextlib.contextmanager
 def tracking(tasks: list[asyncio.Task[Any]]) -> Iterator[None]:
     """Collect into ``tasks`` the cleanups that ``finish`` starts inside this block."""

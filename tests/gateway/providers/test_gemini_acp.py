@@ -1,8 +1,9 @@
-"""The warm ACP runtime: the real pool and ACP client driving fake_gemini --experimental-acp."""
+"""The warm ACP runtime: the real pool and ACP client driving fake_gemini --acp."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -369,6 +370,8 @@ async def test_a_cancel_the_cli_acknowledges_keeps_the_process(
     gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "5")
+    assert gemini_acp.problem() is None  # the spare starts: the deadline is the prompt's only
+    await wait_ready(gemini_acp)
     with pytest.raises(ProviderTimeout):
         await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=0.5), turn("slow"))
     pool = gemini_acp.pool
@@ -412,13 +415,25 @@ async def test_leftover_homes_of_a_killed_gateway_are_removed(
         await provider.aclose()
 
 
-async def test_a_process_that_never_opens_a_session_is_killed(
-    gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
+async def test_the_cli_is_run_with_acp_and_an_older_one_with_experimental_acp(
+    tmp_path: Path, gemini_creds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_mode(monkeypatch, "hangnew")
-    with pytest.raises(ProviderTimeout):
-        await collect(Limited(gemini_acp, max_concurrency=1, timeout_s=1.0), turn("hello?"))
-    await wait_dead([spawns(spawnlog)[0]["pid"]])
-    pool = gemini_acp.pool
-    assert pool is not None
-    assert pool.processes == []
+    """Asked once from --help; the fake refuses a flag its CLI version does not have, like the
+    real one (yargs strict), so the answer proves which flag ran."""
+    set_mode(monkeypatch, "settings")
+    current = make_gemini(tmp_path / "new", gemini_creds, "acp")
+    set_mode(monkeypatch, "oldacp")
+    old = make_gemini(tmp_path / "old", gemini_creds, "acp")
+    try:
+        monkeypatch.setenv("FAKE_CLI_MODE", "settings")
+        report = json.loads("".join(await collect(current, turn("which flag?"))))
+        assert report["argv"][0] == "--acp"
+        assert current.acp_flag == "--acp"
+        monkeypatch.setenv("FAKE_CLI_MODE", "oldacp")
+        answer = "".join(await collect(old, turn("old cli")))
+        assert answer.startswith("[fake-gemini model=gemini-2.5-pro acp=yes turn=1]")
+        assert old.acp_flag == "--experimental-acp"
+        assert old.runtime == "acp"
+    finally:
+        await current.aclose()
+        await old.aclose()
