@@ -24,11 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,12 @@ from llmhub_gateway.providers.gemini_recordings import (
     history_answers,
     restore,
 )
+from llmhub_gateway.providers.owners import owned, sweep
 from llmhub_gateway.providers.procs import (
     background,
     children_rss_mb,
     detached,
     finish,
-    kill_tree,
 )
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
@@ -140,15 +139,16 @@ class AcpProcess:
         )
 
 
-Launch = Callable[[str, Path], Awaitable[tuple[list[str], dict[str, str]]]]
+Launch = Callable[[str, Path, str], tuple[list[str], dict[str, str]]]
 Fingerprint = Callable[[], str]
 
 
 class AcpPool:
-    """The warm processes of one provider. ``launch(model, home)`` prepares ``home`` (creds,
-    settings) and gives argv and env; ``default_model`` is what the spare runs. ``fingerprint()``
-    digests what a process is started with (mounted creds, env): a process started with other
-    values (a rotated Secret, a new project) takes no new turn and is recycled once idle."""
+    """The warm processes of one provider. ``launch(model, home, flag)`` prepares ``home``
+    (creds, settings) and gives argv (ACP through ``flag``) and env; ``default_model`` is what
+    the spare runs. ``fingerprint()`` digests what a process is started with (mounted creds,
+    env): a process started with other values (a rotated Secret, a new project) takes no new
+    turn and is recycled once idle."""
 
     def __init__(
         self,
@@ -160,11 +160,11 @@ class AcpPool:
         limits: PoolLimits,
         recordings: RecordingStore | None = None,
     ) -> None:
-        self.root = root
         self.recordings = recordings
-        # Homes a killed gateway left behind (the emptyDir outlives a container restart); the
-        # root belongs to this gateway process alone and no process of this pool exists yet.
-        shutil.rmtree(root, ignore_errors=True)
+        # Homes a killed gateway left behind (the emptyDir outlives a container restart); a
+        # live gateway on this machine may share ``root``: only dead owners' homes go.
+        sweep(root)
+        self.root = owned(root)
         self._fingerprint = fingerprint
         self.limits = limits
         self.default_model = default_model
@@ -172,6 +172,7 @@ class AcpPool:
         self.processes: list[AcpProcess] = []
         self.spawned = 0  # processes ever started (tests, metrics)
         self.unsupported = False
+        self.flag = ACP_FLAG  # OLD_ACP_FLAG once the CLI refused --acp
         self._closing = False
         self._quiet = asyncio.Event()  # set when no turn is running (for a graceful shutdown)
         self._work: set[asyncio.Task[None]] = set()  # starts and retirements under way
@@ -267,18 +268,15 @@ class AcpPool:
     async def _start(self, proc: AcpProcess) -> None:
         try:
             proc.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            argv, env = await self._launch(proc.model, proc.home)
-            claim_project(proc.home, proc.workdir)
             try:
-                proc.conn = await AcpConnection.start(
-                    argv, env=env, cwd=proc.workdir, write_timeout_s=self.limits.write_timeout_s
-                )
-            except (FileNotFoundError, PermissionError) as exc:
-                raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
-            except OSError as exc:
-                log.warning("gemini CLI did not start: %s", safe_detail(str(exc)))
-                raise ProviderError("gemini: the CLI could not be started") from exc
-            await self._initialize(proc.conn)
+                await self._open(proc, self.flag)
+            except AcpUnsupported:
+                if self.flag != ACP_FLAG:
+                    raise
+                # A CLI from before --acp refuses it as an unknown argument (yargs strict).
+                log.info("the gemini CLI has no %s; using %s", ACP_FLAG, OLD_ACP_FLAG)
+                self.flag = OLD_ACP_FLAG
+                await self._open(proc, self.flag)
         except BaseException as exc:
             if isinstance(exc, AcpUnsupported):
                 self.unsupported = True
@@ -295,6 +293,23 @@ class AcpPool:
                 raise
             return
         proc.ready.set_result(None)
+
+    async def _open(self, proc: AcpProcess, flag: str) -> None:
+        """Start the CLI with ``flag`` and do the handshake (a failed attempt is closed)."""
+        if proc.conn is not None:
+            await proc.conn.close(grace_s=0.5)
+        argv, env = self._launch(proc.model, proc.home, flag)
+        claim_project(proc.home, proc.workdir)
+        try:
+            proc.conn = await AcpConnection.start(
+                argv, env=env, cwd=proc.workdir, write_timeout_s=self.limits.write_timeout_s
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
+        except OSError as exc:
+            log.warning("gemini CLI did not start: %s", safe_detail(str(exc)))
+            raise ProviderError("gemini: the CLI could not be started") from exc
+        await self._initialize(proc.conn)
 
     async def _initialize(self, conn: AcpConnection) -> None:
         params = {
@@ -632,6 +647,8 @@ class AcpPool:
             await asyncio.wait(set(self._work), timeout=self.limits.shutdown_grace_s)
         for proc in list(self.processes):
             await self._retire_now(proc)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # empty now: every home went with its process
 
 
 async def _deltas(
@@ -751,37 +768,7 @@ def _start_failure(status: int | None, noise: str) -> Exception:
 
 ACP_FLAG = "--acp"
 OLD_ACP_FLAG = "--experimental-acp"  # deprecated since the CLI gained --acp (0.61 has both)
-_HELP_TIMEOUT_S = 30.0
 
 
 def argv_for(cli: str, model: str, flag: str = ACP_FLAG) -> list[str]:
     return [cli, flag, "-m", model, "--approval-mode", "default"]
-
-
-async def acp_flag(cli: str, env: Mapping[str, str]) -> str:
-    """``--acp`` when the CLI's ``--help`` lists it, else the deprecated
-    ``--experimental-acp`` (older CLIs; one without either fails at start and the provider
-    falls back to one process per turn). Asked once per provider, before its first process."""
-    try:
-        child = await asyncio.create_subprocess_exec(
-            cli,
-            "--help",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=dict(env),
-            start_new_session=True,
-        )
-    except OSError:
-        return OLD_ACP_FLAG  # the start of the process itself will say what is wrong
-    try:
-        out, _ = await asyncio.wait_for(child.communicate(), _HELP_TIMEOUT_S)
-    except TimeoutError:
-        log.warning("gemini --help did not answer within %g s", _HELP_TIMEOUT_S)
-        out = b""
-    finally:
-        if child.returncode is None:
-            await kill_tree(child.pid, pgid=child.pid, grace_s=0.0)
-            await asyncio.wait_for(child.wait(), _HELP_TIMEOUT_S)
-    listed = re.search(rb"^\s*--acp\b", out, re.MULTILINE) is not None
-    return ACP_FLAG if listed else OLD_ACP_FLAG

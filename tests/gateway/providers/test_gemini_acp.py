@@ -23,12 +23,15 @@ from llmhub_gateway.providers.base import (
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
 from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.owners import owned, owner_name
 from tests.fakes.fake_gemini import words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI_CREDS,
     chat,
     collect,
     collect_all,
+    dead_pid,
+    live_pid,
     make_gemini,
     our_zombies,
     set_mode,
@@ -399,20 +402,29 @@ async def test_another_model_takes_the_place_of_an_idle_process_at_the_limit(
         await provider.aclose()
 
 
-async def test_leftover_homes_of_a_killed_gateway_are_removed(
+async def test_only_homes_of_gateways_that_are_gone_are_removed(
     tmp_path: Path, gemini_creds: Path
 ) -> None:
-    stale = tmp_path / "gemini-home" / "acp" / "proc-deadbeef" / ".gemini"
-    stale.mkdir(parents=True)
-    (stale / "oauth_creds.json").write_text("{}")
-    provider = make_gemini(tmp_path, gemini_creds, "acp")
-    try:
-        await collect(provider, turn("hi"))
-        homes = list((tmp_path / "gemini-home" / "acp").iterdir())
-        assert len(homes) == 1
-        assert homes[0].name != "proc-deadbeef"
-    finally:
-        await provider.aclose()
+    """Another live gateway process may share GEMINI_CLI_HOME: its homes stay; a dead one's
+    go; this pool's own live under its own owner directory."""
+    root = tmp_path / "gemini-home" / "acp"
+    with live_pid() as other:
+        live = root / owner_name(other) / "proc-live" / ".gemini"
+        dead = root / owner_name(dead_pid()) / "proc-dead" / ".gemini"
+        for home in (live, dead):
+            home.mkdir(parents=True)
+            (home / "oauth_creds.json").write_text("{}")
+        provider = make_gemini(tmp_path, gemini_creds, "acp")
+        try:
+            await collect(provider, turn("hi"))
+            assert (live / "oauth_creds.json").exists()
+            assert not dead.parent.parent.exists()
+            mine = list(owned(root).iterdir())
+            assert len(mine) == 1
+            assert mine[0].name.startswith("proc-")
+        finally:
+            await provider.aclose()
+        assert not owned(root).exists()  # its homes went with its processes
 
 
 async def test_the_cli_is_run_with_acp_and_an_older_one_with_experimental_acp(

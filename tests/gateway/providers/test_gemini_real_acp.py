@@ -21,7 +21,7 @@ import pytest
 
 from llmhub_gateway.providers.acp_client import AcpConnection, AcpError
 from llmhub_gateway.providers.gemini import GeminiProvider
-from llmhub_gateway.providers.gemini_acp import ACP_PROTOCOL_VERSION, acp_flag, argv_for
+from llmhub_gateway.providers.gemini_acp import ACP_PROTOCOL_VERSION, argv_for
 from llmhub_gateway.providers.gemini_recordings import (
     Recording,
     claim_project,
@@ -226,16 +226,15 @@ def _drain(queue: asyncio.Queue[dict[str, Any] | None]) -> list[str]:
 
 
 async def test_the_real_cli_has_acp_and_lists_its_flags_as_the_fake_does(tmp_path: Path) -> None:
-    """0.61 has ``--acp`` (``--experimental-acp`` deprecated): the pool uses ``--acp``, and the
-    fake's --help lines for both are the real CLI's."""
+    """0.61 has ``--acp`` (``--experimental-acp`` deprecated): the pool starts it with ``--acp``
+    (the ``real`` fixture's handshakes run that way), and the fake's --help lines for both
+    flags are the real CLI's."""
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "NO_COLOR": "1"}
     proc = await asyncio.create_subprocess_exec(
         str(REAL_GEMINI), "--help", env=env, stdout=asyncio.subprocess.PIPE
     )
-    flag, (out, _) = await asyncio.wait_for(
-        asyncio.gather(acp_flag(str(REAL_GEMINI), env), proc.communicate()), 60
-    )
-    assert flag == "--acp"
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert argv_for(str(REAL_GEMINI), MODEL)[1] == "--acp"
     lines = out.decode().splitlines(keepends=True)
     assert HELP_ACP in lines
     assert HELP_EXPERIMENTAL_ACP in lines

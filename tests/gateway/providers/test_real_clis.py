@@ -21,6 +21,7 @@ from llmhub_gateway.providers.base import ProviderAuthError, ProviderError
 from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudeProvider, PoolLimits
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.limits import Limited
+from llmhub_gateway.providers.owners import owned
 from tests.gateway.providers.conftest import FAKE_TOKEN, REAL_GEMINI, chat, collect, our_zombies
 from tests.leaks import assert_no_leak
 
@@ -80,6 +81,11 @@ async def test_real_gemini_cli_fails_within_the_bound(
     try:
         with pytest.raises(ProviderError) as caught:
             await collect(limited, chat("hello"))
+        if runtime == "pty":  # its home, until the provider closes
+            home = owned(tmp_path / "gemini-home" / "pty") / "0" / ".gemini"
+            assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
+                "selectedType": "oauth-personal"
+            }
     finally:
         await provider.aclose()
     assert time.monotonic() - started < BOUND_S + 5
@@ -89,13 +95,8 @@ async def test_real_gemini_cli_fails_within_the_bound(
     assert "1//" not in str(caught.value)
     assert our_zombies() == []
     assert not any(_runs("gemini", p) for p in procs.descendants(os.getpid()))
-    if runtime == "pty":
-        home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
-        assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
-            "selectedType": "oauth-personal"
-        }
-    else:  # a warm process's home goes with the process
-        assert list((tmp_path / "gemini-home" / "acp").iterdir()) == []
+    # A warm process's home goes with the process; this process's one-shot homes at close.
+    assert list((tmp_path / "gemini-home").glob("*/*/*")) == []
 
 
 async def _plain_sdk_answer(prompt: str, tmp_path: Path) -> str:
