@@ -2,9 +2,9 @@
 
 The CLIs' scratch directories and homes live in an emptyDir (or /tmp) that outlives a killed
 gateway, and that two gateway processes on one machine may share. Each process puts its
-directories under ``<root>/gw-<pid>-<start>-<boot>``: its pid, its start time (clock ticks
-since boot, field 22 of /proc/<pid>/stat, so a recycled pid is another owner) and the first 8
-hex digits of /proc/sys/kernel/random/boot_id (so a pid from before a reboot is another owner).
+directories under ``<root>/gw-<pid>-<start>-<boot>``: its pid, its start time (psutil's, in
+hundredths of a second, so a recycled pid is another owner) and the first 8 hex digits of
+/proc/sys/kernel/random/boot_id (so a pid from before a reboot is another owner).
 At start a gateway sweeps, under each root, the owner directories whose process is gone, and
 nothing else: a live gateway's directories, and entries it cannot read as an owner, stay.
 Owners are told apart through /proc, so gateways sharing a root must share a pid namespace (one
@@ -20,6 +20,10 @@ import re
 import shutil
 from pathlib import Path
 
+import psutil
+
+from llmhub_gateway.providers.procs import running
+
 log = logging.getLogger(__name__)
 
 _PREFIX = "gw-"
@@ -34,23 +38,20 @@ def _boot_id() -> str:
         return "00000000"
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time since boot (clock ticks), None when it is gone."""
+def _started(pid: int) -> int | None:
+    """When the process started (hundredths of a second), None when it is gone."""
+    if not running(pid):
+        return None
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            raw = fh.read()
-    except OSError:
+        return int(psutil.Process(pid).create_time() * 100)
+    except psutil.Error:
         return None
-    fields = raw[raw.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
-    if len(fields) < 20 or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 def owner_name(pid: int | None = None) -> str:
     """The owner directory's name for ``pid`` (this process by default)."""
     pid = os.getpid() if pid is None else pid
-    return f"{_PREFIX}{pid}-{_start_ticks(pid) or 0}-{_boot_id()}"
+    return f"{_PREFIX}{pid}-{_started(pid) or 0}-{_boot_id()}"
 
 
 @functools.cache
@@ -69,7 +70,7 @@ def alive(name: str) -> bool:
     if match is None:
         return True  # not an owner's: never ours to remove
     pid, start, boot = int(match[1]), int(match[2]), match[3]
-    return boot == _boot_id() and _start_ticks(pid) == start
+    return boot == _boot_id() and _started(pid) == start
 
 
 def sweep(root: Path) -> int:
