@@ -122,12 +122,16 @@ def background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     return task
 
 
+_detached: set[asyncio.Task[Any]] = set()
+
+
 def detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Like ``background``, but never one of the running stream's cleanups: a watch that may
-    outlast the turn (a shared process's timer) must not hold the turn's slot."""
+    """A task nobody's cancellation reaches that is neither a stream's cleanup nor waited for
+    at shutdown: a watch that may outlast its turn (a shared process's hang timer) must not
+    hold the turn's slot, nor delay shutdown, which kills the processes it watches anyway."""
     task = asyncio.create_task(work, context=contextvars.Context())
-    _cleanups.add(task)
-    task.add_done_callback(_cleanups.discard)
+    _detached.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_detached.discard)
     return task
 
 

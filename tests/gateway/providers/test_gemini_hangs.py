@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from llmhub_gateway.providers.base import ProviderCrashed, ProviderTimeout
+from llmhub_gateway.providers.base import ChatRequest, ProviderCrashed, ProviderTimeout, Turn
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
 from llmhub_gateway.providers.limits import Limited
+from tests.gateway.conftest import RedisServer
 from tests.gateway.providers.conftest import (
     collect,
     make_gemini,
@@ -25,6 +27,7 @@ from tests.gateway.providers.conftest import (
     wait_dead,
 )
 from tests.gateway.providers.test_gemini_acp import turn, wait_ready
+from tests.gateway.providers.test_gemini_load import ask, converse, replica, store
 
 BIG = "x" * (1024 * 1024)  # 16 times a pipe buffer
 DEADLINE_S = 2.0
@@ -66,28 +69,63 @@ async def test_a_caller_hanging_up_during_session_new_leaves_the_other_callers_a
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "0.5")
     shared = one_process(tmp_path, gemini_creds, hang_s=10)
     try:
-        await hang_up_during_open(shared, spawnlog)
+        await hang_up_during_open(shared, turn("caller A"), spawnlog)
+        # The process still serves: A's next attempt gets its answer there.
+        again = "".join(await collect(shared, turn("caller A again")))
+        assert again.endswith("] caller A again")
+        assert len(spawns(spawnlog)) == 1
     finally:
         await shared.aclose()
 
 
-async def hang_up_during_open(shared: GeminiProvider, spawnlog: Path) -> None:
-    assert shared.problem() is None
-    await wait_ready(shared)
-    b = asyncio.create_task(collect(shared, turn("caller B")))
-    a = asyncio.create_task(collect(shared, turn("caller A")))
-    await wait_active(shared, 2)  # both opening their sessions now
-    a.cancel()  # A hangs up
+async def hang_up_during_open(provider: GeminiProvider, a: ChatRequest, spawnlog: Path) -> None:
+    """B's new conversation and A's turn start together on the one process, and A hangs up
+    while its session opens: B's answer completes, nothing is killed or replaced."""
+    assert provider.problem() is None
+    await wait_ready(provider)
+    spawned = len(spawns(spawnlog))
+    b_turn = asyncio.create_task(collect(provider, turn("caller B")))
+    a_turn = asyncio.create_task(collect(provider, a))
+    await wait_active(provider, 2)  # both opening their sessions now
+    a_turn.cancel()  # A hangs up (for a load, often while its recording is read from Redis)
     with pytest.raises(asyncio.CancelledError):
-        await a
-    assert "".join(await b).endswith("] caller B")
-    pool = shared.pool
+        await a_turn
+    assert "".join(await b_turn).endswith("] caller B")
+    pool = provider.pool
     assert pool is not None
     assert [p.alive for p in pool.processes] == [True]
-    assert len(spawns(spawnlog)) == 1  # nothing was killed or replaced
-    # The process still serves: A's next attempt gets its answer there.
-    assert "".join(await collect(shared, turn("caller A again"))).endswith("] caller A again")
-    assert len(spawns(spawnlog)) == 1
+    assert len(spawns(spawnlog)) == spawned
+
+
+async def test_a_caller_hanging_up_during_session_load_leaves_the_other_callers_answer(
+    tmp_path: Path,
+    gemini_creds: Path,
+    redis_server: RedisServer,
+    spawnlog: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A's conversation moves here from another replica (session/load), B's is new; A hangs
+    up during its load: B's answer completes on the same process."""
+    prefix = f"llmhub:gemini:{uuid.uuid4().hex[:8]}:"
+    elsewhere = replica(tmp_path, gemini_creds, "elsewhere", store(redis_server, prefix))
+    history: list[Turn] = []
+    try:
+        _, native, _ = await converse(elsewhere, "remember me", None, history)
+    finally:
+        await elsewhere.aclose()
+    monkeypatch.setenv("FAKE_CLI_OPEN_S", "1.0")  # session/load and session/new take a second
+    monkeypatch.setenv("FAKE_CLI_REPLY_S", "0.5")
+    here = make_gemini(
+        tmp_path / "here",
+        gemini_creds,
+        "acp",
+        limits=PoolLimits(max_processes=1, sessions_per_process=2, hang_s=10),
+        recordings=store(redis_server, prefix),
+    )
+    try:
+        await hang_up_during_open(here, ask("caller A", native, history), spawnlog)
+    finally:
+        await here.aclose()
 
 
 async def test_a_real_hang_past_the_timer_kills_the_process_and_both_get_a_clean_error(
