@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -88,21 +87,14 @@ def issuer_url(settings: Settings) -> str:
 
 
 def sweep_scratch(settings: Settings) -> int:
-    """Remove per-call working directories a killed process left behind (they live in the
-    pod's emptyDir, which survives a container restart). These roots belong to this gateway
-    process alone: nothing else may be running in them at start."""
-    swept = 0
-    for root in (settings.scratch_dir, settings.gemini_cli_home / "work"):
-        try:
-            leftovers = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
-        except OSError:
-            continue
-        for path in leftovers:
-            shutil.rmtree(path, ignore_errors=True)
-        swept += len(leftovers)
-    if swept:
-        log.info("swept %d scratch directories left by an earlier process", swept)
-    return swept
+    """Remove the scratch directories and CLI homes that gateway processes now gone left
+    behind (the pod's emptyDir survives a container restart). Another gateway on this machine
+    may be using the same roots: only dead owners' directories go (``providers/owners.py``;
+    the warm Gemini pool sweeps its own root the same way)."""
+    from llmhub_gateway.providers.owners import sweep
+
+    home = settings.gemini_cli_home
+    return sum(sweep(root) for root in (settings.scratch_dir, home / "work", home / "pty"))
 
 
 def create_app(

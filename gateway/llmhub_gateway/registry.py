@@ -108,12 +108,13 @@ def build_providers(settings: Settings) -> list[Provider]:
     from llmhub_gateway.providers.gemini import GeminiProvider
     from llmhub_gateway.providers.gemini_acp import PoolLimits
     from llmhub_gateway.providers.limits import CappedProvider
+    from llmhub_gateway.providers.owners import owned
 
     claude = ClaudeProvider(
         token=settings.claude_token(),
         default_model=settings.claude_model,
         cli_path=settings.claude_cli_path,
-        scratch_root=settings.scratch_dir,
+        scratch_root=owned(settings.scratch_dir),  # swept only once this process is gone
         **claude_runtime(settings),
     )
     gemini = GeminiProvider(

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the gemini CLI 0.61 (stdlib only): headless ``gemini -p ... -m ... -o
-stream-json|json`` and ``gemini --experimental-acp`` (Agent Client Protocol on stdio).
+stream-json|json`` and ``gemini --acp`` (Agent Client Protocol on stdio; 0.61 still takes the
+deprecated ``--experimental-acp``, and its ``--help`` lists both, as the real one does).
 
 As strict as the real one where the gateway could go wrong: argv is parsed like yargs does
 (``-p -x`` is "Not enough arguments following: p", an unknown option ends the run with exit 1,
@@ -26,9 +27,15 @@ unsupported (a personal / Google AI Pro account, refused since 2026-06-18: exit 
 project (a Code Assist Standard/Enterprise account: like the real CLI it fails with exit 41
 unless GOOGLE_CLOUD_PROJECT or GOOGLE_CLOUD_PROJECT_ID is set, and the answer names the project) |
 settings (the answer is JSON: the settings.json, argv and cwd the CLI got, and the cwd's files) |
-noacp (a CLI without ACP: --experimental-acp is an unknown argument) |
+noacp (a CLI without ACP: --experimental-acp and --acp are unknown arguments) |
+oldacp (a CLI from before --acp: only --experimental-acp, and --help lists only that) |
 hangnew (ACP: session/new is never answered) |
+deaf (the CLI stops reading its stdin: headless, at once; ACP, once it has read session/new and
+answered FAKE_CLI_GOOD_TURNS prompts) |
 bigline (headless: one huge output line of FAKE_CLI_BIGLINE characters);
+FAKE_CLI_GOOD_TURNS (ACP: prompts a process answers normally before hang or deaf set in, so a
+session can exist first; hang counts prompts received, deaf prompts answered);
+FAKE_CLI_OPEN_S (ACP: session/new and session/load take this long);
 FAKE_CLI_DELAY; FAKE_CLI_STARTUP_S (sleep before answering anything); FAKE_CLI_REPLY_S (sleep
 before each answer); FAKE_CLI_SPAWNLOG (one JSON line per process: pid, mode, home, env);
 FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the same process
@@ -146,6 +153,14 @@ EXIT_USAGE = 1
 VERSION = os.environ.get("FAKE_CLI_VERSION", "0.61.0")
 STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0"))
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0"))
+OPEN_S = float(os.environ.get("FAKE_CLI_OPEN_S", "0"))
+GOOD_TURNS = int(os.environ.get("FAKE_CLI_GOOD_TURNS", "0") or 0)
+# 0.61's --help lines for its ACP flags (checked against the real CLI in test_gemini_real_acp.py).
+HELP_ACP = "      --acp                       Starts the agent in ACP mode  [boolean]\n"
+HELP_EXPERIMENTAL_ACP = (
+    "      --experimental-acp          Starts the agent in ACP mode (deprecated, use --acp "
+    "instead)  [boolean]\n"
+)
 # Echo at most this many characters of what was received (0: all): replayed transcripts then
 # grow linearly, for the benchmark.
 ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)
@@ -168,8 +183,8 @@ def usage_error(message: str) -> None:
 def parse_args(argv: list[str]) -> dict[str, object]:
     """yargs as the real CLI configures it, for the options above: ``--opt=value`` takes the
     value verbatim, ``--opt value`` refuses a value that looks like an option."""
-    if MODE == "noacp":  # a CLI from before ACP
-        for name in ("--experimental-acp", "--acp"):
+    if MODE in ("noacp", "oldacp"):  # a CLI from before ACP, or before --acp
+        for name in ("--experimental-acp", "--acp") if MODE == "noacp" else ("--acp",):
             FLAG_OPTIONS.pop(name, None)
     args: dict[str, object] = {"query": []}
     i = 0
@@ -222,7 +237,11 @@ def reported(answer: str) -> tuple[int, int]:
 def main() -> None:
     args = parse_args(sys.argv[1:])
     if args.get("help"):
-        write("Usage: gemini [options] [command]\n\nGemini CLI (fake)\n")
+        write("Usage: gemini [options] [command]\n\nGemini CLI (fake)\n\nOptions:\n")
+        if "--acp" in FLAG_OPTIONS:
+            write(HELP_ACP)
+        if "--experimental-acp" in FLAG_OPTIONS:
+            write(HELP_EXPERIMENTAL_ACP)
         return
     if args.get("version"):
         write(VERSION + "\n")
@@ -251,6 +270,9 @@ def headless(args: dict[str, object]) -> None:
     account_checks()
     model = str(args.get("model") or "gemini-default")
     prompt = str(args.get("prompt") or " ".join(args["query"]))  # type: ignore[arg-type]
+    if MODE == "deaf":  # never reads the prompt piped to it, never answers
+        while True:
+            time.sleep(60)
     if not sys.stdin.isatty():
         piped = sys.stdin.read()
         prompt = f"{piped}\n\n{prompt}" if prompt else piped
@@ -362,6 +384,8 @@ class AcpAgent:
         self.lock = threading.Lock()
         self.sessions: dict[str, dict[str, object]] = {}
         self.home = ""
+        self.answered = 0  # prompts answered normally (FAKE_CLI_GOOD_TURNS, deaf)
+        self.prompts = 0  # prompts received (FAKE_CLI_GOOD_TURNS, hang)
 
     def run(self) -> None:
         record_pids()
@@ -383,6 +407,12 @@ class AcpAgent:
             try:
                 message = json.loads(line)
             except ValueError:
+                continue
+            if MODE == "deaf":  # one at a time, so it knows when to stop reading
+                self.handle(message)
+                if self.sessions and self.answered >= GOOD_TURNS:
+                    while True:  # stdin stays open, and nothing more is ever read from it
+                        time.sleep(60)
                 continue
             threading.Thread(target=self.handle, args=(message,), daemon=True).start()
 
@@ -511,6 +541,7 @@ class AcpAgent:
         self._auth_step()
         while MODE == "hangnew":  # a wedged agent: never opens the session
             time.sleep(60)
+        time.sleep(OPEN_S)
         session_id = str(uuid.uuid4())
         path = Recordings(self.home, str(params["cwd"])).create(session_id)
         self.sessions[session_id] = {"messages": [], "cancelled": False, "path": path}
@@ -526,6 +557,7 @@ class AcpAgent:
     def load_session(self, params: dict[str, object]) -> dict[str, object]:
         self._session_params(params)
         self._auth_step()
+        time.sleep(OPEN_S)
         session_id = str(params.get("sessionId"))
         path, messages = Recordings(self.home, str(params["cwd"])).resolve(session_id)
         if path.endswith(".json"):  # 0.61 carries a legacy recording on as JSONL
@@ -566,6 +598,9 @@ class AcpAgent:
         ):
             raise AcpFailure(-32602, "Invalid params")
         session["cancelled"] = False
+        with self.lock:
+            self.prompts += 1
+            hang = MODE == "hang" and self.prompts > GOOD_TURNS
         received = "".join(b["text"] for b in blocks)
         zero = {
             "quota": {"token_count": {"input_tokens": 0, "output_tokens": 0}, "model_usage": []}
@@ -598,7 +633,7 @@ class AcpAgent:
         if MODE == "garbage":
             write("\x1b[31mError\x1b[0m: \x00\x07 not json\r\n{broken json\r\n")
             os._exit(0)
-        if MODE == "hang":
+        if hang:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             while True:
                 time.sleep(60)
@@ -663,6 +698,7 @@ class AcpAgent:
             "token_count": counts,
             "model_usage": [{"model": self.model, "token_count": counts}],
         }
+        self.answered += 1
         return {"stopReason": "end_turn", "_meta": {"quota": usage}}
 
 

@@ -13,10 +13,12 @@ from pydantic import SecretStr
 
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.main import create_app
+from llmhub_gateway.providers.owners import owner_name
 from llmhub_gateway.providers.procs import finish
 from llmhub_gateway.registry import build_providers
 from tests.gateway.conftest import ThreadedGateway
 from tests.gateway.fake_provider import echo_providers
+from tests.gateway.providers.conftest import dead_pid, live_pid
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
@@ -47,20 +49,26 @@ def test_readiness_fails_when_a_configured_cli_is_missing(tmp_path: Path) -> Non
 
 
 def test_scratch_dirs_left_by_a_killed_process_are_swept_at_start(tmp_path: Path) -> None:
+    """Only what gateway processes now gone left: a live one's dirs (another gateway on this
+    machine) and entries no gateway owns stay."""
     settings = _settings(tmp_path)
-    leftovers = [  # a per-call dir with content, under each scratch root
-        settings.scratch_dir / "3f0c" / ".claude",
-        settings.gemini_cli_home / "work" / "9a1b" / "tmp",
-    ]
-    for path in leftovers:
-        path.mkdir(parents=True)
-        (path / "transcript.jsonl").write_text("{}")
-    creds = settings.gemini_cli_home / ".gemini"
-    creds.mkdir(parents=True)
-    (creds / "oauth_creds.json").write_text("{}")  # the home itself is kept
-    with ThreadedGateway(settings, echo_providers()):
-        assert [path.parent for path in leftovers if path.parent.exists()] == []
-    assert (creds / "oauth_creds.json").exists()
+    gone = owner_name(dead_pid())
+    roots = [settings.scratch_dir, settings.gemini_cli_home / "work"]
+    roots.append(settings.gemini_cli_home / "pty")
+    leftovers = [root / gone / "3f0c" / ".claude" for root in roots]  # content, in each root
+    with live_pid() as other:
+        kept = [root / owner_name(other) / "9a1b" for root in roots]
+        kept += [settings.scratch_dir / "not-an-owner"]
+        for path in leftovers + kept:
+            path.mkdir(parents=True)
+            (path / "transcript.jsonl").write_text("{}")
+        creds = settings.gemini_cli_home / ".gemini"
+        creds.mkdir(parents=True)
+        (creds / "oauth_creds.json").write_text("{}")  # the home itself is kept
+        with ThreadedGateway(settings, echo_providers()):
+            assert [p.parent.parent for p in leftovers if p.parent.parent.exists()] == []
+            assert all((path / "transcript.jsonl").exists() for path in kept)
+        assert (creds / "oauth_creds.json").exists()
 
 
 async def test_cleanups_finish_before_the_session_store_closes() -> None:

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # writes into the Gemini Secret (spec.gemini.projectId), if any.
     google_cloud_project: str | None = None
 
-    # Gemini runtime (gemini-acp): warm `gemini --experimental-acp` processes, several sessions
+    # Gemini runtime (gemini-acp): warm `gemini --acp` processes, several sessions
     # each ("acp"; falls back to "pty" by itself when the CLI has no ACP), or one PTY process
     # per turn ("pty").
     gemini_runtime: Literal["acp", "pty"] = "acp"

@@ -7,6 +7,14 @@ makes of us (permission prompts, file reads) are refused, since the gateway gran
 When the child dies, every pending call fails with ``AcpClosed`` and every session queue gets
 ``None``, so nobody waits forever. Lines are read with ``StreamReader.readuntil``, which scans
 each byte once: a 10 MB line costs linear time, and lines above ``MAX_LINE`` end the connection.
+
+Every write is bounded. A message is handed to the pipe whole in one synchronous ``write`` (so
+messages never interleave and no lock is needed); only the wait for the pipe to take it
+(``drain``) can block, and it is bounded: an agent that stops reading its stdin for
+``write_timeout_s`` (or the shorter bound a caller gives, e.g. for ``session/cancel``) is
+wedged for every session it serves, so its process group is killed and every call fails with
+``AcpStalled``. ``close`` is bounded too. The ACP Python SDK was evaluated for this job and not
+adopted; docs/gateway.md ("Gemini runtime") says why.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from llmhub_gateway.providers.procs import kill_tree
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024 * 1024
+WRITE_TIMEOUT_S = 30.0  # an agent that takes nothing from its stdin this long is wedged
+_CLOSE_WAIT_S = 5.0  # for the killed process to be reaped and its pipes to end
 # JSON-RPC's "method not found": what we answer to any request the agent sends us.
 METHOD_NOT_FOUND = -32601
 
@@ -47,14 +57,25 @@ class AcpClosed(Exception):
         self.status = status
 
 
+class AcpStalled(AcpClosed):
+    """The agent stopped reading its stdin: it was killed, and nothing it had is answered."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.args = ("the agent stopped reading its input",)
+
+
 Update = dict[str, Any]
 
 
 class AcpConnection:
     """One agent process and its JSON-RPC channel; ``start``, then ``request``/``notify``."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, *, write_timeout_s: float = WRITE_TIMEOUT_S
+    ) -> None:
         self.proc = proc
+        self.write_timeout_s = write_timeout_s
         self.pid: int = proc.pid
         self.noise = Tail()  # non-JSON stdout/stderr lines, for the log when it fails
         self._next_id = 0
@@ -62,7 +83,7 @@ class AcpConnection:
         self._sessions: dict[str, asyncio.Queue[Update | None]] = {}
         self._closed: AcpClosed | None = None
         self.eof = False  # stdout ended: the agent is gone even before it is reaped
-        self._write_lock = asyncio.Lock()
+        self._killing: asyncio.Task[int | None] | None = None  # once it was found wedged
         self._tasks = [
             asyncio.create_task(self._read_stdout()),
             asyncio.create_task(self._read_stderr()),
@@ -70,7 +91,12 @@ class AcpConnection:
 
     @classmethod
     async def start(
-        cls, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> AcpConnection:
         """Spawn ``argv`` in its own session (so its whole group can be killed)."""
         proc = await asyncio.create_subprocess_exec(
@@ -83,7 +109,7 @@ class AcpConnection:
             start_new_session=True,
             limit=MAX_LINE,
         )
-        return cls(proc)
+        return cls(proc, write_timeout_s=write_timeout_s)
 
     @property
     def closed(self) -> AcpClosed | None:
@@ -99,14 +125,24 @@ class AcpConnection:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
-            await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            try:
+                await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    future.exception()  # failed with the connection: retrieved
+                raise
             return await future
         finally:
             self._pending.pop(rid, None)
 
-    async def notify(self, method: str, params: Mapping[str, Any]) -> None:
+    async def notify(
+        self, method: str, params: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> None:
+        """Send a notification; ``timeout_s`` bounds the wait for the pipe to take it (at most
+        ``write_timeout_s``), past which the agent counts as wedged (AcpStalled)."""
         if self._closed is None:
-            await self._send({"jsonrpc": "2.0", "method": method, "params": params})
+            message = {"jsonrpc": "2.0", "method": method, "params": params}
+            await self._send(message, timeout_s=timeout_s)
 
     def subscribe(self, session_id: str) -> asyncio.Queue[Update | None]:
         """The queue of ``session/update`` payloads of one session (None: the agent died)."""
@@ -120,29 +156,50 @@ class AcpConnection:
         self._sessions.pop(session_id, None)
 
     async def close(self, grace_s: float = 2.0) -> int | None:
-        """Kill the process group (TERM, then KILL) and reap; the exit status."""
+        """Kill the process group (TERM, then KILL) and reap; the exit status. Bounded: what
+        is still unwritten is dropped, and a child that cannot be reaped is left to init."""
         if self.proc.returncode is None:
             await kill_tree(self.pid, pgid=self.pid, grace_s=grace_s)
-        with contextlib.suppress(ProcessLookupError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        status = await self.proc.wait()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, AcpClosed, OSError):
-                await task
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.transport.is_closing():
+            stdin.transport.abort()  # close() would wait to flush to a deaf reader
+        status: int | None = None
+        with contextlib.suppress(TimeoutError):
+            status = await asyncio.wait_for(self.proc.wait(), _CLOSE_WAIT_S)
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+            for task in stuck:
+                task.cancel()
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved
         self._fail_all(status)
         return status
 
-    async def _send(self, message: Mapping[str, Any]) -> None:
+    async def _send(self, message: Mapping[str, Any], *, timeout_s: float | None = None) -> None:
+        if self._closed is not None:
+            raise self._closed
         stdin = self.proc.stdin
         assert stdin is not None
         line = json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n"
-        async with self._write_lock:
-            try:
-                stdin.write(line.encode())
-                await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                raise AcpClosed(self.proc.returncode) from exc
+        bound = self.write_timeout_s if timeout_s is None else min(timeout_s, self.write_timeout_s)
+        try:
+            stdin.write(line.encode())  # whole, at once: messages never interleave
+            await asyncio.wait_for(stdin.drain(), bound)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise AcpClosed(self.proc.returncode) from exc
+        except TimeoutError:
+            self._stalled()
+            raise AcpStalled() from None
+
+    def _stalled(self) -> None:
+        """The agent took nothing from its stdin within the bound: wedged for every session,
+        so fail everything now and kill its group (in the background: callers do not wait)."""
+        if self._killing is None:
+            log.warning("ACP agent %s stopped reading its input; killing it", self.pid)
+            self._fail_all(None, AcpStalled())
+            self._killing = asyncio.create_task(self.close(grace_s=0.0))
 
     async def _read_stdout(self) -> None:
         stdout = self.proc.stdout
@@ -220,9 +277,9 @@ class AcpConnection:
             task = asyncio.create_task(self._send(reply))
             self._tasks.append(task)
 
-    def _fail_all(self, status: int | None) -> None:
+    def _fail_all(self, status: int | None, reason: AcpClosed | None = None) -> None:
         if self._closed is None:
-            self._closed = AcpClosed(status)
+            self._closed = reason or AcpClosed(status)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(self._closed)

@@ -51,8 +51,14 @@ from llmhub_gateway.providers.diagnostics import (
     safe_detail,
 )
 from llmhub_gateway.providers.gemini_accounts import account_refusal
-from llmhub_gateway.providers.gemini_acp import AcpPool, AcpUnsupported, PoolLimits, argv_for
+from llmhub_gateway.providers.gemini_acp import (
+    AcpPool,
+    AcpUnsupported,
+    PoolLimits,
+    argv_for,
+)
 from llmhub_gateway.providers.gemini_recordings import RecordingStore
+from llmhub_gateway.providers.owners import owned
 from llmhub_gateway.providers.procs import finish, resolve_executable
 from llmhub_gateway.providers.prompt_text import command_safe
 from llmhub_gateway.providers.pty_runner import PtyRun
@@ -271,16 +277,24 @@ class GeminiProvider:
             digest.update(f"\0{key}={env[key]}".encode())
         return digest.hexdigest()
 
-    def _launch(self, model: str, home: Path) -> tuple[list[str], dict[str, str]]:
+    def _launch(self, model: str, home: Path, flag: str) -> tuple[list[str], dict[str, str]]:
         self.prepare_home(home)
-        return argv_for(self._cli_path, model), self.cli_env(home)
+        return argv_for(self._cli_path, model, flag), self.cli_env(home)
+
+    @property
+    def acp_flag(self) -> str | None:
+        """The flag the warm processes run with: ``--acp``, or ``--experimental-acp`` once the
+        CLI refused ``--acp`` (older CLIs); None without the ACP runtime."""
+        return self._pool.flag if self._pool is not None else None
 
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
         if self._recordings is not None:
             await self._recordings.aclose()
-        shutil.rmtree(self._cli_home / "work", ignore_errors=True)
+        # This process's own scratch dirs and one-shot homes; another gateway's stay.
+        shutil.rmtree(owned(self._cli_home / "work"), ignore_errors=True)
+        shutil.rmtree(owned(self._cli_home / "pty"), ignore_errors=True)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         model = request.model or self.default_model
@@ -312,8 +326,8 @@ class GeminiProvider:
     ) -> AsyncGenerator[str | Usage, None]:
         """One headless ``gemini`` under a PTY; the prompt goes through stdin, never argv."""
         slot = self._free_slots.pop() if self._free_slots else self._new_slot()
-        home = self._cli_home / f"pty-{slot}"
-        workdir = self._cli_home / "work" / uuid.uuid4().hex
+        home = owned(self._cli_home / "pty") / str(slot)
+        workdir = owned(self._cli_home / "work") / uuid.uuid4().hex
         run: PtyRun | None = None
         try:
             self.prepare_home(home)

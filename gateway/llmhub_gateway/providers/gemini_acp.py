@@ -1,4 +1,4 @@
-"""Warm ``gemini --experimental-acp`` processes, several conversations each.
+"""Warm ``gemini --acp`` processes, several conversations each.
 
 A process costs seconds to start and hundreds of MB, so the pool keeps up to ``max_processes``
 of them alive and runs up to ``sessions_per_process`` turns in each at once. It keeps one spare
@@ -9,11 +9,14 @@ store (Redis), each turn's CLI recording is kept there, and a turn whose session
 (another replica, a recycled process) puts it into a process's home and ``session/load``s it,
 again sending only the new message; without one, or when the recording is missing, too big,
 behind the conversation or refused, it starts a new session with the transcript replayed.
-Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle), replaced
-when they die, killed (group) when a cancelled turn is not acknowledged in time, and
-the pool never grows past ``memory_mb`` of CLI memory on this replica (all CLI children, both
-providers, measured from /proc). Each process has its own home, hence its own copy of the
-credentials: two processes never refresh one file.
+Processes are recycled after ``max_turns`` turns or ``max_age_s`` seconds (once idle) and
+replaced when they die. A caller's cancellation never ends a process that serves anyone else:
+a process is killed only for its own hang -- a ``session/new``/``session/load`` or a cancelled
+prompt left unanswered for ``hang_s``, or a stdin it stopped reading (``acp_client``) -- or
+when the cancelled turn that ignores its cancel was the only one on it. The pool never grows
+past ``memory_mb`` of CLI memory on this replica (all CLI children, both providers, measured
+from /proc). Each process has its own home, hence its own copy of the credentials: two
+processes never refresh one file.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from llmhub_gateway.errors import StoreUnavailable
-from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError
+from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError, AcpStalled
 from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import (
     ChatRequest,
@@ -41,6 +44,7 @@ from llmhub_gateway.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderRateLimited,
+    ProviderTimeout,
     StreamItem,
     Usage,
 )
@@ -54,7 +58,13 @@ from llmhub_gateway.providers.gemini_recordings import (
     history_answers,
     restore,
 )
-from llmhub_gateway.providers.procs import background, children_rss_mb, finish
+from llmhub_gateway.providers.owners import owned, sweep
+from llmhub_gateway.providers.procs import (
+    background,
+    children_rss_mb,
+    detached,
+    finish,
+)
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
 from llmhub_gateway.providers.transcript import render_prompt
 
@@ -66,7 +76,6 @@ ACP_PROTOCOL_VERSION = 1
 # The CLI's interactive login (refused cached credentials) writes this on stdout and then
 # reads the "code" from stdin, i.e. from our JSON-RPC channel: never let it wait there.
 LOGIN_PROMPT = "authorize the application"
-_CANCEL_GRACE_S = 2.0
 _LOAD_HISTORY_S = 5.0  # for a loaded session's history updates to have come through
 
 
@@ -84,6 +93,11 @@ class PoolLimits:
     process_mb: int = 300  # what one more process is expected to cost before it runs
     start_timeout_s: float = 60.0
     shutdown_grace_s: float = 10.0
+    # A process that leaves session/new, session/load or a cancelled prompt unanswered this
+    # long is hung (for everyone on it) and is killed; a caller's cancel alone never kills.
+    hang_s: float = 60.0
+    cancel_grace_s: float = 2.0  # for a cancelled prompt to be acknowledged
+    write_timeout_s: float = 30.0  # for a CLI to take a message from its stdin
 
 
 @dataclass
@@ -109,6 +123,7 @@ class AcpProcess:
         self.active = 0  # turns reserved or running here
         self.sessions: dict[str, HeldSession] = {}
         self.retiring = False
+        self.hung = False  # killed by a hang timer: its turns' errors say so
 
     @property
     def alive(self) -> bool:
@@ -125,15 +140,16 @@ class AcpProcess:
         )
 
 
-Launch = Callable[[str, Path], tuple[list[str], dict[str, str]]]
+Launch = Callable[[str, Path, str], tuple[list[str], dict[str, str]]]
 Fingerprint = Callable[[], str]
 
 
 class AcpPool:
-    """The warm processes of one provider. ``launch(model, home)`` prepares ``home`` (creds,
-    settings) and gives argv and env; ``default_model`` is what the spare runs. ``fingerprint()``
-    digests what a process is started with (mounted creds, env): a process started with other
-    values (a rotated Secret, a new project) takes no new turn and is recycled once idle."""
+    """The warm processes of one provider. ``launch(model, home, flag)`` prepares ``home``
+    (creds, settings) and gives argv (ACP through ``flag``) and env; ``default_model`` is what
+    the spare runs. ``fingerprint()`` digests what a process is started with (mounted creds,
+    env): a process started with other values (a rotated Secret, a new project) takes no new
+    turn and is recycled once idle."""
 
     def __init__(
         self,
@@ -145,11 +161,11 @@ class AcpPool:
         limits: PoolLimits,
         recordings: RecordingStore | None = None,
     ) -> None:
-        self.root = root
         self.recordings = recordings
-        # Homes a killed gateway left behind (the emptyDir outlives a container restart); the
-        # root belongs to this gateway process alone and no process of this pool exists yet.
-        shutil.rmtree(root, ignore_errors=True)
+        # Homes a killed gateway left behind (the emptyDir outlives a container restart); a
+        # live gateway on this machine may share ``root``: only dead owners' homes go.
+        sweep(root)
+        self.root = owned(root)
         self._fingerprint = fingerprint
         self.limits = limits
         self.default_model = default_model
@@ -157,6 +173,7 @@ class AcpPool:
         self.processes: list[AcpProcess] = []
         self.spawned = 0  # processes ever started (tests, metrics)
         self.unsupported = False
+        self.flag = ACP_FLAG  # OLD_ACP_FLAG once the CLI refused --acp
         self._closing = False
         self._quiet = asyncio.Event()  # set when no turn is running (for a graceful shutdown)
         self._work: set[asyncio.Task[None]] = set()  # starts and retirements under way
@@ -248,16 +265,15 @@ class AcpPool:
     async def _start(self, proc: AcpProcess) -> None:
         try:
             proc.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            argv, env = self._launch(proc.model, proc.home)
-            claim_project(proc.home, proc.workdir)
             try:
-                proc.conn = await AcpConnection.start(argv, env=env, cwd=proc.workdir)
-            except (FileNotFoundError, PermissionError) as exc:
-                raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
-            except OSError as exc:
-                log.warning("gemini CLI did not start: %s", safe_detail(str(exc)))
-                raise ProviderError("gemini: the CLI could not be started") from exc
-            await self._initialize(proc.conn)
+                await self._open(proc, self.flag)
+            except AcpUnsupported:
+                if self.flag != ACP_FLAG:
+                    raise
+                # A CLI from before --acp refuses it as an unknown argument (yargs strict).
+                log.info("the gemini CLI has no %s; using %s", ACP_FLAG, OLD_ACP_FLAG)
+                self.flag = OLD_ACP_FLAG
+                await self._open(proc, self.flag)
         except BaseException as exc:
             if isinstance(exc, AcpUnsupported):
                 self.unsupported = True
@@ -274,6 +290,23 @@ class AcpPool:
                 raise
             return
         proc.ready.set_result(None)
+
+    async def _open(self, proc: AcpProcess, flag: str) -> None:
+        """Start the CLI with ``flag`` and do the handshake (a failed attempt is closed)."""
+        if proc.conn is not None:
+            await proc.conn.close(grace_s=0.5)
+        argv, env = self._launch(proc.model, proc.home, flag)
+        claim_project(proc.home, proc.workdir)
+        try:
+            proc.conn = await AcpConnection.start(
+                argv, env=env, cwd=proc.workdir, write_timeout_s=self.limits.write_timeout_s
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise ProviderNotConfigured("gemini: the gemini CLI was not found") from exc
+        except OSError as exc:
+            log.warning("gemini CLI did not start: %s", safe_detail(str(exc)))
+            raise ProviderError("gemini: the CLI could not be started") from exc
+        await self._initialize(proc.conn)
 
     async def _initialize(self, conn: AcpConnection) -> None:
         params = {
@@ -397,7 +430,7 @@ class AcpPool:
         answered = False
         self.warm()
         session_id: str | None = None
-        ok = stuck = False
+        ok = False
         prompt_call: asyncio.Future[Any] | None = None
         try:
             await asyncio.shield(proc.ready)
@@ -405,19 +438,13 @@ class AcpPool:
             assert conn is not None
             queue: asyncio.Queue[dict[str, Any] | None] | None = None
             if held is None:
-                stuck = True  # cancelled while waiting for session/new|load: a hung process
-                try:
-                    queue = await self._load_session(conn, proc, request)
-                    if queue is not None:
-                        session_id = request.native_session
-                        text = request.prompt
-                    else:
-                        session_id = await self._new_session(conn, proc)
-                        text = render_prompt(request, include_system=True)
-                except (AcpError, AcpClosed, ProviderError):
-                    stuck = False  # an answer, or a death: nothing hangs
-                    raise
-                stuck = False
+                queue = await self._load_session(conn, proc, request)
+                if queue is not None:
+                    session_id = request.native_session
+                    text = request.prompt
+                else:
+                    session_id = await self._new_session(conn, proc)
+                    text = render_prompt(request, include_system=True)
             else:
                 session_id = held.id
                 text = request.prompt
@@ -439,18 +466,50 @@ class AcpPool:
             ok = True
         except AcpError as exc:
             raise _turn_failure(exc) from exc
+        except AcpStalled as exc:
+            raise ProviderTimeout("gemini: the CLI stopped reading its input") from exc
         except AcpClosed as exc:
+            if proc.hung:
+                raise ProviderCrashed(
+                    f"gemini: the CLI stopped answering for {self.limits.hang_s:g} s; "
+                    "it was restarted"
+                ) from exc
             error = _crash(exc.status, proc)
             if reused and not answered:
                 raise _DiedBeforeAnswer(error, proc.conn.pid if proc.conn else None) from exc
             raise error from exc
         finally:
-            await finish(
-                self._end_turn(proc, held, session_id, request, ok, prompt_call, stuck=stuck)
+            await finish(self._end_turn(proc, held, session_id, request, ok, prompt_call))
+
+    async def _timed(self, proc: AcpProcess, call: asyncio.Future[Any], what: str) -> Any:
+        """Await ``call`` (a session/new or session/load) under the hang timer. A caller that
+        leaves does not take the call with it: it runs on (other turns share the process), and
+        only the timer, never a cancel, decides that the process hangs."""
+        detached(self._watch(proc, call, what))
+        return await asyncio.shield(call)
+
+    async def _watch(self, proc: AcpProcess, call: asyncio.Future[Any], what: str) -> None:
+        """Kill ``proc`` if ``call`` is still unanswered after ``hang_s``."""
+        done, _ = await asyncio.wait([call], timeout=self.limits.hang_s)
+        if not done and proc.alive:
+            log.warning(
+                "gemini ACP process %s left %s unanswered for %g s; killing it",
+                proc.conn.pid if proc.conn else None,
+                what,
+                self.limits.hang_s,
             )
+            proc.hung = True
+            await self._retire_now(proc)
+            await asyncio.wait([call], timeout=self.limits.cancel_grace_s)
+        if call.done() and not call.cancelled():
+            call.exception()  # retrieved: its turn may be gone
+        else:
+            call.cancel()
 
     async def _new_session(self, conn: AcpConnection, proc: AcpProcess) -> str:
-        result = await conn.request("session/new", {"cwd": str(proc.workdir), "mcpServers": []})
+        params = {"cwd": str(proc.workdir), "mcpServers": []}
+        call = asyncio.ensure_future(conn.request("session/new", params))
+        result = await self._timed(proc, call, "session/new")
         session_id = result.get("sessionId") if isinstance(result, dict) else None
         if not isinstance(session_id, str) or not session_id:
             raise ProviderCrashed("gemini: the CLI answered session/new without a session id")
@@ -480,7 +539,8 @@ class AcpPool:
         queue = conn.subscribe(native)
         params = {"sessionId": native, "cwd": str(proc.workdir), "mcpServers": []}
         try:
-            await conn.request("session/load", params)
+            call = asyncio.ensure_future(conn.request("session/load", params))
+            await self._timed(proc, call, "session/load")
             if await _skip_history(queue, expected):
                 return queue
             log.warning("gemini: a loaded session's history did not come through; replaying")
@@ -522,22 +582,23 @@ class AcpPool:
         request: ChatRequest,
         ok: bool,
         prompt_call: asyncio.Future[Any] | None,
-        *,
-        stuck: bool = False,
     ) -> None:
         """Account the turn; on failure forget the session (its context may hold the failed
-        message) and, if the prompt is still running, cancel it or kill the process. A process
-        that never answered session/new is killed too."""
+        message) and, if the prompt is still running, cancel it. Bounded by about twice
+        ``cancel_grace_s`` plus a kill, whatever the CLI does. A prompt that ignores its cancel
+        gets the process killed at once when it was the only turn there; with other turns on
+        the process it gets ``hang_s`` to end first (their answers are not the caller's to
+        end)."""
         conn = proc.conn
+        grace = self.limits.cancel_grace_s
         try:
-            if stuck and conn is not None:
-                log.warning("gemini ACP process %s did not open a session; killing it", conn.pid)
-                await self._retire_now(proc)
             if prompt_call is not None and not prompt_call.done() and conn is not None:
-                with contextlib.suppress(AcpClosed):
-                    await conn.notify("session/cancel", {"sessionId": session_id})
-                done, _ = await asyncio.wait([prompt_call], timeout=_CANCEL_GRACE_S)
-                if not done:  # hung: nothing else can be trusted in this process
+                with contextlib.suppress(AcpClosed):  # AcpStalled: it killed itself
+                    await conn.notify("session/cancel", {"sessionId": session_id}, timeout_s=grace)
+                done, _ = await asyncio.wait([prompt_call], timeout=grace)
+                if not done and proc.active > 1:
+                    detached(self._watch(proc, prompt_call, "a cancelled prompt"))
+                elif not done:  # only this turn was here: recycle the process now
                     log.warning("gemini ACP process %s ignored a cancel; killing it", conn.pid)
                     prompt_call.cancel()
                     await self._retire_now(proc)
@@ -583,6 +644,8 @@ class AcpPool:
             await asyncio.wait(set(self._work), timeout=self.limits.shutdown_grace_s)
         for proc in list(self.processes):
             await self._retire_now(proc)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # empty now: every home went with its process
 
 
 async def _deltas(
@@ -700,5 +763,9 @@ def _start_failure(status: int | None, noise: str) -> Exception:
     return ProviderCrashed(f"gemini: the CLI exited with status {status}")
 
 
-def argv_for(cli: str, model: str) -> list[str]:
-    return [cli, "--experimental-acp", "-m", model, "--approval-mode", "default"]
+ACP_FLAG = "--acp"
+OLD_ACP_FLAG = "--experimental-acp"  # deprecated since the CLI gained --acp (0.61 has both)
+
+
+def argv_for(cli: str, model: str, flag: str = ACP_FLAG) -> list[str]:
+    return [cli, flag, "-m", model, "--approval-mode", "default"]

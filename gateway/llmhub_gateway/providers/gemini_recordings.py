@@ -19,6 +19,7 @@ from the answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -195,6 +196,11 @@ class RecordingStore:
 
     async def load(self, session_id: str) -> Recording | None:
         raw = await call(self._redis.get(self._key(session_id)), _WHAT)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # redis-py (8.1) finishes a command its caller cancelled and returns the reply,
+            # dropping the cancel: a caller that hung up would go on to load the session.
+            raise asyncio.CancelledError
         try:
             fields = json.loads(raw if raw is not None else "null")
             return Recording(str(fields["name"]), str(fields["data"]), int(fields["history_len"]))

@@ -1,7 +1,8 @@
 """Killing a CLI's whole process tree (TERM, then KILL) without leaving anything running.
 
-Linux only: descendants are found through /proc, because the Claude SDK starts its CLI in the
-gateway's own process group, so a group kill alone cannot reach it.
+Descendants are found with psutil (it reads /proc on Linux), because the Claude SDK starts its
+CLI in the gateway's own process group, so a group kill alone cannot reach it. psutil's own
+``wait_procs`` sleeps, so the wait for the tree to go stays an async poll here.
 """
 
 from __future__ import annotations
@@ -16,53 +17,35 @@ import time
 from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
+import psutil
+
 _POLL_S = 0.02
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    # The command name sits in parentheses and may contain spaces: split after the last ')'.
-    return raw[raw.rfind(")") + 2 :].split()
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def running(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    try:
+        return psutil.Process(pid).status() not in _GONE
+    except psutil.Error:
+        return False
 
 
 def descendants(pid: int) -> list[int]:
-    """All live descendants of ``pid`` (children first), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _stat_fields(int(entry))
-        if fields is not None and len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
+    """All descendants of ``pid`` (zombies included, for the reaping checks)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def children_rss_mb() -> int:
     """Resident memory of every descendant of this gateway (both providers' CLIs), in MB."""
-    total_kb = 0
-    for pid in descendants(os.getpid()):
-        with (
-            contextlib.suppress(OSError, ValueError, IndexError),
-            open(f"/proc/{pid}/statm", encoding="ascii") as fh,
-        ):
-            total_kb += int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    return total_kb // 1024
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += child.memory_info().rss
+    return total // (1024 * 1024)
 
 
 def _signal(pids: Iterable[int], pgid: int | None, sig: signal.Signals) -> None:
@@ -136,6 +119,19 @@ def background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     tracked = _tracker.get()
     if tracked is not None:
         tracked.append(task)
+    return task
+
+
+_detached: set[asyncio.Task[Any]] = set()
+
+
+def detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task nobody's cancellation reaches that is neither a stream's cleanup nor waited for
+    at shutdown: a watch that may outlast its turn (a shared process's hang timer) must not
+    hold the turn's slot, nor delay shutdown, which kills the processes it watches anyway."""
+    task = asyncio.create_task(work, context=contextvars.Context())
+    _detached.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_detached.discard)
     return task
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +185,21 @@ async def wait_dead(pids: Iterable[int], timeout: float = 8.0) -> None:
     while any(procs.running(p) for p in pids):
         assert time.monotonic() < deadline, f"still running: {pids}"
         await asyncio.sleep(0.05)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and was reaped (an owner that is gone)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@contextlib.contextmanager
+def live_pid() -> Iterator[int]:
+    """The pid of a running process (another gateway that is alive), for the block."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError
+from llmhub_gateway.providers import procs
+from llmhub_gateway.providers.acp_client import AcpClosed, AcpConnection, AcpError, AcpStalled
 from tests.gateway.providers.conftest import our_zombies
 
 # Answers requests out of order, sends an update for session "s" before each answer, refuses
@@ -82,4 +83,32 @@ async def test_death_fails_every_pending_call_and_ends_every_session(tmp_path: P
     with pytest.raises(AcpClosed):
         await conn.request("x", {"n": 2})  # and nothing new is sent
     assert await conn.close() == 3
+    assert our_zombies() == []
+
+
+async def test_an_agent_that_stops_reading_is_killed_and_every_call_fails_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    """No write waits longer than its bound: a 1 MiB request to an agent that reads nothing
+    fails with AcpStalled, and so does every other call, the notification included."""
+    conn = await AcpConnection.start(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        write_timeout_s=0.5,
+    )
+    try:
+        updates = conn.subscribe("s")
+        big = asyncio.ensure_future(conn.request("session/prompt", {"text": "x" * 2**20}))
+        with pytest.raises(AcpStalled):
+            await asyncio.wait_for(conn.notify("session/cancel", {"sessionId": "s"}), 5)
+        with pytest.raises(AcpStalled):
+            await asyncio.wait_for(big, 5)
+        assert await asyncio.wait_for(updates.get(), 5) is None
+        with pytest.raises(AcpStalled):
+            await conn.request("x", {})
+        await asyncio.wait_for(conn.close(), 10)
+        assert not procs.running(conn.pid)
+    finally:
+        await conn.close()
     assert our_zombies() == []

@@ -26,6 +26,7 @@ from llmhub_gateway.providers.base import (
 )
 from llmhub_gateway.providers.gemini import SETTINGS, GeminiProvider
 from llmhub_gateway.providers.limits import CappedProvider
+from llmhub_gateway.providers.owners import owned
 from tests.fakes.fake_gemini import THOUGHTS, words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI,
@@ -92,7 +93,7 @@ async def test_creds_are_copied_private_with_settings_and_refreshes_survive(
     gemini: GeminiProvider, gemini_creds: Path, tmp_path: Path
 ) -> None:
     await collect(gemini, chat("hi"))
-    home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
+    home = owned(tmp_path / "gemini-home" / "pty") / "0" / ".gemini"
     copy = home / "oauth_creds.json"
     assert json.loads(copy.read_text()) == FAKE_GEMINI_CREDS
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
@@ -103,8 +104,8 @@ async def test_creds_are_copied_private_with_settings_and_refreshes_survive(
     copy.write_text(json.dumps(refreshed))  # what the CLI does after a token refresh
     await collect(gemini, chat("hi"))
     assert json.loads(copy.read_text()) == refreshed
-    restarted = make_gemini(tmp_path, gemini_creds, "pty")  # a restarted gateway keeps it too
-    await collect(restarted, chat("hi"))
+    again = make_gemini(tmp_path, gemini_creds, "pty")  # another provider of this process too
+    await collect(again, chat("hi"))
     assert json.loads(copy.read_text()) == refreshed
 
     rotated = {**FAKE_GEMINI_CREDS, "refresh_token": "1//rotated-by-the-operator"}
@@ -118,7 +119,7 @@ async def test_creds_are_copied_private_with_settings_and_refreshes_survive(
 
 async def test_workdirs_are_removed_after_each_call(gemini: GeminiProvider, tmp_path: Path) -> None:
     await collect(gemini, chat("hi"))
-    assert list((tmp_path / "gemini-home" / "work").iterdir()) == []
+    assert list(owned(tmp_path / "gemini-home" / "work").iterdir()) == []
 
 
 async def test_slow_answer_is_streamed_as_it_comes(
@@ -195,7 +196,7 @@ async def test_claude_token_is_not_passed_to_the_gemini_cli(
     environ = Path(f"/proc/{recorded_pids(pidfile)[0]}/environ").read_bytes().split(b"\0")
     await stream.aclose()
     assert not any(v.startswith(b"CLAUDE_CODE_OAUTH_TOKEN=") for v in environ)
-    assert f"GEMINI_CLI_HOME={tmp_path / 'gemini-home' / 'pty-0'}".encode() in environ
+    assert f"GEMINI_CLI_HOME={owned(tmp_path / 'gemini-home' / 'pty') / '0'}".encode() in environ
 
 
 async def test_missing_creds_file_is_not_configured(tmp_path: Path) -> None:

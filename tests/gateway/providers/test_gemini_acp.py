@@ -1,8 +1,9 @@
-"""The warm ACP runtime: the real pool and ACP client driving fake_gemini --experimental-acp."""
+"""The warm ACP runtime: the real pool and ACP client driving fake_gemini --acp."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -22,12 +23,15 @@ from llmhub_gateway.providers.base import (
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
 from llmhub_gateway.providers.limits import CappedProvider
+from llmhub_gateway.providers.owners import owned, owner_name
 from tests.fakes.fake_gemini import words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI_CREDS,
     chat,
     collect,
     collect_all,
+    dead_pid,
+    live_pid,
     make_gemini,
     our_zombies,
     set_mode,
@@ -369,6 +373,8 @@ async def test_a_cancel_the_cli_acknowledges_keeps_the_process(
     gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLI_REPLY_S", "5")
+    assert gemini_acp.problem() is None  # the spare starts: the deadline is the prompt's only
+    await wait_ready(gemini_acp)
     with pytest.raises(ProviderTimeout):
         await collect(CappedProvider(gemini_acp, max_concurrency=1, timeout_s=0.5), turn("slow"))
     pool = gemini_acp.pool
@@ -396,29 +402,50 @@ async def test_another_model_takes_the_place_of_an_idle_process_at_the_limit(
         await provider.aclose()
 
 
-async def test_leftover_homes_of_a_killed_gateway_are_removed(
+async def test_only_homes_of_gateways_that_are_gone_are_removed(
     tmp_path: Path, gemini_creds: Path
 ) -> None:
-    stale = tmp_path / "gemini-home" / "acp" / "proc-deadbeef" / ".gemini"
-    stale.mkdir(parents=True)
-    (stale / "oauth_creds.json").write_text("{}")
-    provider = make_gemini(tmp_path, gemini_creds, "acp")
-    try:
-        await collect(provider, turn("hi"))
-        homes = list((tmp_path / "gemini-home" / "acp").iterdir())
-        assert len(homes) == 1
-        assert homes[0].name != "proc-deadbeef"
-    finally:
-        await provider.aclose()
+    """Another live gateway process may share GEMINI_CLI_HOME: its homes stay; a dead one's
+    go; this pool's own live under its own owner directory."""
+    root = tmp_path / "gemini-home" / "acp"
+    with live_pid() as other:
+        live = root / owner_name(other) / "proc-live" / ".gemini"
+        dead = root / owner_name(dead_pid()) / "proc-dead" / ".gemini"
+        for home in (live, dead):
+            home.mkdir(parents=True)
+            (home / "oauth_creds.json").write_text("{}")
+        provider = make_gemini(tmp_path, gemini_creds, "acp")
+        try:
+            await collect(provider, turn("hi"))
+            assert (live / "oauth_creds.json").exists()
+            assert not dead.parent.parent.exists()
+            mine = list(owned(root).iterdir())
+            assert len(mine) == 1
+            assert mine[0].name.startswith("proc-")
+        finally:
+            await provider.aclose()
+        assert not owned(root).exists()  # its homes went with its processes
 
 
-async def test_a_process_that_never_opens_a_session_is_killed(
-    gemini_acp: GeminiProvider, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
+async def test_the_cli_is_run_with_acp_and_an_older_one_with_experimental_acp(
+    tmp_path: Path, gemini_creds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_mode(monkeypatch, "hangnew")
-    with pytest.raises(ProviderTimeout):
-        await collect(CappedProvider(gemini_acp, max_concurrency=1, timeout_s=1.0), turn("hello?"))
-    await wait_dead([spawns(spawnlog)[0]["pid"]])
-    pool = gemini_acp.pool
-    assert pool is not None
-    assert pool.processes == []
+    """Asked once from --help; the fake refuses a flag its CLI version does not have, like the
+    real one (yargs strict), so the answer proves which flag ran."""
+    set_mode(monkeypatch, "settings")
+    current = make_gemini(tmp_path / "new", gemini_creds, "acp")
+    set_mode(monkeypatch, "oldacp")
+    old = make_gemini(tmp_path / "old", gemini_creds, "acp")
+    try:
+        monkeypatch.setenv("FAKE_CLI_MODE", "settings")
+        report = json.loads("".join(await collect(current, turn("which flag?"))))
+        assert report["argv"][0] == "--acp"
+        assert current.acp_flag == "--acp"
+        monkeypatch.setenv("FAKE_CLI_MODE", "oldacp")
+        answer = "".join(await collect(old, turn("old cli")))
+        assert answer.startswith("[fake-gemini model=gemini-2.5-pro acp=yes turn=1]")
+        assert old.acp_flag == "--experimental-acp"
+        assert old.runtime == "acp"
+    finally:
+        await current.aclose()
+        await old.aclose()

@@ -1,5 +1,5 @@
 """Gemini sessions continued natively elsewhere: two GeminiProvider instances (two replicas)
-on one real Redis, each with its own warm fake_gemini --experimental-acp processes. The fake
+on one real Redis, each with its own warm fake_gemini --acp processes. The fake
 records chats like the 0.61 CLI and refuses ``session/load`` of a chat it cannot find."""
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from llmhub_gateway.providers.gemini_recordings import (
     restore,
 )
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
+from tests.fakes.fake_gemini import HELP_ACP, HELP_EXPERIMENTAL_ACP
 from tests.gateway.providers.conftest import FAKE_GEMINI, REAL_GEMINI
 
 pytestmark = pytest.mark.slow
@@ -222,3 +223,18 @@ def _drain(queue: asyncio.Queue[dict[str, Any] | None]) -> list[str]:
         if update and update.get("sessionUpdate") == "agent_message_chunk":
             texts.append(str(update["content"]["text"]))
     return texts
+
+
+async def test_the_real_cli_has_acp_and_lists_its_flags_as_the_fake_does(tmp_path: Path) -> None:
+    """0.61 has ``--acp`` (``--experimental-acp`` deprecated): the pool starts it with ``--acp``
+    (the ``real`` fixture's handshakes run that way), and the fake's --help lines for both
+    flags are the real CLI's."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "NO_COLOR": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        str(REAL_GEMINI), "--help", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert argv_for(str(REAL_GEMINI), MODEL)[1] == "--acp"
+    lines = out.decode().splitlines(keepends=True)
+    assert HELP_ACP in lines
+    assert HELP_EXPERIMENTAL_ACP in lines

@@ -18,9 +18,10 @@ from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ClaudeSDKClie
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ProviderAuthError, ProviderError
-from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudePoolLimits, ClaudeProvider
+from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudeProvider, PoolLimits
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.limits import CappedProvider
+from llmhub_gateway.providers.owners import owned
 from tests.gateway.providers.conftest import FAKE_TOKEN, REAL_GEMINI, chat, collect, our_zombies
 from tests.leaks import assert_no_leak
 
@@ -37,14 +38,13 @@ async def test_bundled_claude_cli_fails_within_the_bound(
         default_model="claude-sonnet-4-5-20250929",
         cli_path=None,  # the CLI bundled in the SDK's wheel
         scratch_root=tmp_path / "scratch",
-        pool=ClaudePoolLimits(idle=1),
+        pool=PoolLimits(idle=1),
         max_retries=0,
     )
     assert provider.problem() is None  # `claude --version` of the bundled CLI runs
     # Offline, the CLI's own start-up waits ~18 s on its policy fetch; the warm pool pays
     # that ahead of the first turn (and a plain SDK client starts alongside, see below).
     await provider.start()
-    await provider.started()
     plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
     await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
     limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
@@ -81,6 +81,11 @@ async def test_real_gemini_cli_fails_within_the_bound(
     try:
         with pytest.raises(ProviderError) as caught:
             await collect(limited, chat("hello"))
+        if runtime == "pty":  # its home, until the provider closes
+            home = owned(tmp_path / "gemini-home" / "pty") / "0" / ".gemini"
+            assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
+                "selectedType": "oauth-personal"
+            }
     finally:
         await provider.aclose()
     assert time.monotonic() - started < BOUND_S + 5
@@ -90,13 +95,8 @@ async def test_real_gemini_cli_fails_within_the_bound(
     assert "1//" not in str(caught.value)
     assert our_zombies() == []
     assert not any(_runs("gemini", p) for p in procs.descendants(os.getpid()))
-    if runtime == "pty":
-        home = tmp_path / "gemini-home" / "pty-0" / ".gemini"
-        assert json.loads((home / "settings.json").read_text())["security"]["auth"] == {
-            "selectedType": "oauth-personal"
-        }
-    else:  # a warm process's home goes with the process
-        assert list((tmp_path / "gemini-home" / "acp").iterdir()) == []
+    # A warm process's home goes with the process; this process's one-shot homes at close.
+    assert list((tmp_path / "gemini-home").glob("*/*/*")) == []
 
 
 async def _plain_sdk_answer(prompt: str, tmp_path: Path) -> str:

@@ -19,6 +19,7 @@ import pytest
 from llmhub_gateway.providers import gemini as gemini_module
 from llmhub_gateway.providers.claude import ClaudeProvider
 from llmhub_gateway.providers.gemini import GeminiProvider
+from llmhub_gateway.providers.owners import owned
 from tests.gateway.providers.conftest import REAL_GEMINI, chat, collect, set_mode
 
 HOST_TOOLS = {"run_shell_command", "write_file", "replace", "web_fetch", "google_web_search"}
@@ -42,7 +43,7 @@ async def test_gemini_gets_no_tools_mcp_skills_or_agents_in_an_empty_scratch_dir
     assert argv[argv.index("--approval-mode") + 1] == "default"
     assert not {"-y", "--yolo", "--allowed-tools", "--allowed-mcp-server-names"} & set(argv)
     cwd = Path(seen["cwd"])
-    assert cwd.parent == tmp_path / "gemini-home" / "work"
+    assert cwd.parent == owned(tmp_path / "gemini-home" / "work")
     assert seen["cwd_files"] == []
     assert not cwd.exists()
 
