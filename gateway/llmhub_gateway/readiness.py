@@ -49,6 +49,7 @@ class ReadinessCheck:
         try:
             self._result = await asyncio.to_thread(self._registry.problems)
             self._checked = time.monotonic()
+            self._registry.warm()  # spares start on the loop, once their CLI checked out
         except Exception:  # a bug in a check: keep the last result, try again next probe
             log.exception("the readiness check failed")
         finally:

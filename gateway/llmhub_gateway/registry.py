@@ -47,6 +47,13 @@ class Registry:
                 found[provider.name] = problem
         return found
 
+    def warm(self) -> None:
+        """On the loop, after a passed check: adapters that keep warm CLIs start their spares."""
+        for provider in self.configured():
+            warm = getattr(provider, "warm", None)
+            if callable(warm):
+                warm()
+
     @staticmethod
     def canonical(model: str) -> str:
         """The listed id a model id stands for (``sonnet`` → ``claude-sonnet``), else itself."""

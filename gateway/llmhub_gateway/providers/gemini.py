@@ -257,6 +257,12 @@ class GeminiProvider:
             )
         return None if self._pool.unsupported else self._pool
 
+    def warm(self) -> None:
+        """On the loop, after a readiness check in a worker thread passed: pre-start the spare
+        (``problem()`` cannot there: a thread has no loop to start it on)."""
+        if self._version is not None and self._version_problem is None:
+            self._warm()
+
     def _warm(self) -> None:
         """Pre-start the spare process (needs a running loop and the credentials)."""
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llmhub_gateway.core.config import Settings
 from llmhub_gateway.providers.base import (
     ChatRequest,
     NativeSession,
@@ -24,6 +25,8 @@ from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
 from llmhub_gateway.providers.limits import CappedProvider
 from llmhub_gateway.providers.owners import owned, owner_name
+from llmhub_gateway.readiness import ReadinessCheck
+from llmhub_gateway.registry import Registry
 from tests.fakes.fake_gemini import words
 from tests.gateway.providers.conftest import (
     FAKE_GEMINI_CREDS,
@@ -122,6 +125,17 @@ async def test_a_prestarted_process_serves_the_first_session(
     answer = "".join(await collect(gemini_acp, turn("hello")))
     assert answer.startswith("[fake-gemini model=gemini-2.5-pro acp=yes turn=1]")
     assert len(spawns(spawnlog)) == 1
+
+
+async def test_the_readiness_check_in_its_thread_still_prestarts_the_spare(
+    gemini_acp: GeminiProvider, spawnlog: Path
+) -> None:
+    """The check runs off the loop, where no process can be started: the spare starts on the
+    loop once the check passed, before any turn."""
+    check = ReadinessCheck(Registry([gemini_acp], Settings()), fresh_s=60, first_wait_s=30)
+    assert await check.problems() == {}
+    await wait_ready(gemini_acp)
+    assert [s["acp"] for s in spawns(spawnlog)] == [True]
 
 
 async def test_a_killed_process_is_replaced(gemini_acp: GeminiProvider, spawnlog: Path) -> None:
