@@ -21,13 +21,14 @@ from kubernetes_asyncio import client
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
+from llmhub_operator.deployment_watch import DeploymentWatch
 from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.kube import make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
 from llmhub_operator.scheduler import Scheduler
 from llmhub_operator.secret_watch import owner_key, watch_secrets
-from llmhub_operator.status import ACCOUNT_USABLE, find_condition
+from llmhub_operator.status import ACCOUNT_USABLE, GATEWAY_ROLLED, find_condition
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         return await reconcile(key, body, deps, reuse_fetch)
 
     scheduler = memo.scheduler = Scheduler(sync, leadership)
+    assert deps.roller is not None
+    deps.roller.known = scheduler.__contains__  # owners it knows need no existence check
+    memo.deployments = DeploymentWatch(api, _deployment_appeared(memo))
     namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
     tasks = [
         asyncio.create_task(scheduler.run(), name="scheduler"),
@@ -83,6 +87,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     tasks: list[asyncio.Task[None]] = getattr(memo, "tasks", [])
+    deployments: DeploymentWatch | None = getattr(memo, "deployments", None)
+    if deployments is not None:
+        await deployments.close()
     for task in tasks:
         task.cancel()
     # The elector hands the Lease back while cancelled: let it, but never hang shutdown.
@@ -110,11 +117,16 @@ async def observed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *
     key: Key = (meta.get("namespace") or "", meta.get("name") or "")
     if OLD_FINALIZER in (meta.get("finalizers") or []):
         await _release_old_finalizer(memo.deps.api, key, list(meta["finalizers"]))
+    deployment = ((body.get("spec") or {}).get("gateway") or {}).get("deploymentName")
     if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
         memo.scheduler.forget(key)
         memo.deps.forget(*key)
+        memo.deployments.track(key, None)
+        if event.get("type") == "DELETED" and deployment and memo.leadership.leading.is_set():
+            memo.deps.roller.prune(key[0], deployment)  # its pod-template annotations go
         return
     memo.scheduler.observe(dict(body))
+    memo.deployments.track(key, deployment)
 
 
 def _secret_event(memo: kopf.Memo) -> Any:
@@ -128,6 +140,20 @@ def _secret_event(memo: kopf.Memo) -> Any:
             memo.scheduler.repair(key)
 
     return on_secret
+
+
+def _deployment_appeared(memo: kopf.Memo) -> Any:
+    def appeared(namespace: str, deployment: str, first_sight: bool) -> None:
+        """A gateway Deployment appeared: roll its LLMProviders now, not at their next interval
+        (on first sight only those not shown rolled: a start must not re-run every pass)."""
+        bodies = dict(memo.scheduler.bodies())
+        for key in memo.deployments.providers_of(namespace, deployment):
+            conditions = (bodies.get(key, {}).get("status") or {}).get("conditions")
+            rolled = find_condition(conditions, GATEWAY_ROLLED) or {}
+            if not first_sight or rolled.get("status") != "True":
+                memo.scheduler.repair(key)
+
+    return appeared
 
 
 def _refresh_accounts(scheduler: Scheduler, accounts: GatewayAccounts) -> Any:

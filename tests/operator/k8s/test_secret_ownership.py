@@ -195,7 +195,7 @@ async def test_a_renamed_target_deletes_our_old_secret_but_never_a_foreign_one(
     k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator
 ) -> None:
     fake_azure.set_secret("claude-token", CLAUDE)
-    await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="1h")
+    await k8s.create_provider("claude", fake_azure.base_url, gateway={}, refreshInterval="1h")
     start_operator()
     await k8s.wait_phase("claude", "Ready")
     assert await k8s.secret_or_none("claude-credentials") is not None
