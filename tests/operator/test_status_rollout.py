@@ -8,11 +8,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
+from tests.operator.identity import operator_kubeconfig
 from tests.operator.kopf_harness import FakeSource, GatedSource, Kube, condition, eventually
 from tests.operator.kstatus import kstatus, kubectl_wait_ready, ready
 
@@ -32,11 +34,15 @@ def _keys(name: str) -> tuple[str, str]:
 
 
 async def test_status_is_in_progress_until_the_gateway_carries_it_and_a_late_deployment_rolls(
-    kube: Kube,
+    kube: Kube, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     source = GatedSource()
     source.set_secret("claude-token", TOKEN)
-    kubeconfig = str(kube.real.plane.kubeconfig)
+    kubeconfig = str(kube.real.plane.kubeconfig)  # the test's (admin) view, for kubectl
+    # The operator runs with the chart's rights on Deployments: its gateway only, by name.
+    chart_rule = {"resourceNames": ["gateway"], "verbs": ["get", "list", "watch", "patch"]}
+    operator = await operator_kubeconfig(kube.real, tmp_path / "op.kubeconfig", chart_rule)
+    monkeypatch.setenv("KUBECONFIG", str(operator))
     async with kube.operator(source):
         await kube.create_provider("claude", refreshInterval="1h")
         pending = await eventually(
