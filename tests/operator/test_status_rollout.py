@@ -225,11 +225,19 @@ async def test_annotations_of_deleted_providers_go_and_nothing_else_rolls(
     assert {k: v for k, v in before.items() if k not in _keys("b")} == after
 
     await kube.delete_provider("c")  # while no operator runs: found by the next pass
-    async with kube.operator(source):
+    async with kube.operator(source) as memo:
         final = await eventually(
             lambda: kube.template_annotations("gateway"),
             lambda a: not set(_keys("c")) & set(a),
         )
-    assert await kube.rollouts("gateway") == rolls + 2  # one patch each time, nothing else
+        assert await kube.rollouts("gateway") == rolls + 2  # one patch each time, nothing else
+        assert memo.deployments.watched() == {(kube.namespace, "gateway")}
+        await kube.delete_provider("a")  # the last one: its annotations and the watch go
+        empty = await eventually(
+            lambda: kube.template_annotations("gateway"),
+            lambda a: not set(_keys("a")) & set(a),
+        )
+        assert memo.deployments.watched() == set()
     assert final == {k: v for k, v in after.items() if k not in _keys("c")}
     assert set(_keys("a")) <= set(final)
+    assert not [k for k in empty if k.startswith("llm-mcp-hub.io/")]
