@@ -120,12 +120,16 @@ def _account(status: Mapping[str, Any]) -> str | None:
 
 
 def _message(status: Mapping[str, Any]) -> str:
-    """The Synced condition's message when syncing fails, then a refused account's, else the
+    """The Synced condition's message when syncing fails, then Ready's when it is False for
+    another reason (the gateway could not be rolled), then a refused account's, else the
     TokenValid one."""
     conditions = _conditions(status)
     synced = conditions.get("Synced") or {}
     if synced.get("status") == "False":
         return f"{synced.get('reason', '')}: {synced.get('message', '')}".strip(": ")
+    ready = conditions.get("Ready") or {}
+    if ready.get("status") == "False" and ready.get("reason") != "Expired":
+        return f"{ready.get('reason', '')}: {ready.get('message', '')}".strip(": ")
     account = conditions.get(ACCOUNT_USABLE) or {}
     if account.get("status") == "False":
         return f"{account.get('reason', '')}: {account.get('message', '')}".strip(": ")

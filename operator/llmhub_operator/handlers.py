@@ -19,6 +19,7 @@ from kubernetes_asyncio import client
 from llmhub_common.contract import API_GROUP, API_VERSION, PLURAL
 from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
+from llmhub_operator.deployment_watch import DeploymentWatch
 from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.kube import DEFAULT_REQUEST_TIMEOUT_S, make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
@@ -26,7 +27,7 @@ from llmhub_operator.reconcile import Deps, Key, reconcile
 from llmhub_operator.resync import Resync, interval_from_env
 from llmhub_operator.scheduler import Scheduler
 from llmhub_operator.secret_watch import owner_of, watch_secrets
-from llmhub_operator.status import ACCOUNT_USABLE, find_condition
+from llmhub_operator.status import ACCOUNT_USABLE, GATEWAY_ROLLED, find_condition
 from llmhub_operator.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     scheduler = memo.scheduler = Scheduler(sync, leadership)
     leadership.on_lost(scheduler.cancel_inflight)  # a lost lead stops every sync in flight
+    assert deps.roller is not None
+    deps.roller.known = scheduler.__contains__  # owners it knows need no existence check
+    memo.deployments = DeploymentWatch(api, _deployment_appeared(memo))
     namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
     try:
         interval = getattr(memo, "resync_interval", None) or interval_from_env()
@@ -90,6 +94,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    deployments: DeploymentWatch | None = getattr(memo, "deployments", None)
+    if deployments is not None:
+        await deployments.close()
     supervisor: Supervisor | None = getattr(memo, "supervisor", None)
     if supervisor is not None:  # the elector hands the Lease back while cancelled
         await supervisor.close()
@@ -117,11 +124,16 @@ async def observed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *
         await _release_old_finalizer(memo.deps.api, key, list(meta["finalizers"]))
     if event.get("type") is None:  # kopf (re-)listed: its watch restarted, maybe after a 410
         memo.resync.soon()
+    deployment = ((body.get("spec") or {}).get("gateway") or {}).get("deploymentName")
     if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
         if memo.scheduler.forget(key, meta.get("uid")) or key not in memo.scheduler:
             memo.deps.forget(*key)  # (a DELETED of an earlier object keeps the current one)
+            memo.deployments.track(key, None)
+        if event.get("type") == "DELETED" and deployment and memo.leadership.leading.is_set():
+            memo.deps.roller.prune(key[0], deployment)  # its pod-template annotations go
         return
     memo.scheduler.observe(dict(body))
+    memo.deployments.track(key, deployment)
 
 
 def _secret_event(memo: kopf.Memo) -> Any:
@@ -137,6 +149,20 @@ def _secret_event(memo: kopf.Memo) -> Any:
             memo.scheduler.repair(key)
 
     return on_secret
+
+
+def _deployment_appeared(memo: kopf.Memo) -> Any:
+    def appeared(namespace: str, deployment: str, first_sight: bool) -> None:
+        """A gateway Deployment appeared: roll its LLMProviders now, not at their next interval
+        (on first sight only those not shown rolled: a start must not re-run every pass)."""
+        bodies = dict(memo.scheduler.bodies())
+        for key in memo.deployments.providers_of(namespace, deployment):
+            conditions = (bodies.get(key, {}).get("status") or {}).get("conditions")
+            rolled = find_condition(conditions, GATEWAY_ROLLED) or {}
+            if not first_sight or rolled.get("status") != "True":
+                memo.scheduler.repair(key)
+
+    return appeared
 
 
 def _refresh_accounts(scheduler: Scheduler, accounts: GatewayAccounts) -> Any:

@@ -27,7 +27,7 @@ from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.identity import Identities, IdentityError
 from llmhub_operator.kube import api_failure, is_not_found, raw_json
 from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec, refresh_seconds
-from llmhub_operator.rollout import Roller, RollRequest
+from llmhub_operator.rollout import Roller, RollRequest, refusal_detail
 from llmhub_operator.secret_writer import (
     SecretConflict,
     SecretWrite,
@@ -43,9 +43,12 @@ from llmhub_operator.status import (
     SYNCED,
     Condition,
     Phase,
+    Summary,
     find_condition,
     merge_conditions,
+    pending_summary,
     phase_for,
+    summarize,
     token_condition,
     token_status,
 )
@@ -177,7 +180,9 @@ class _Pass:
     async def pending(self) -> None:
         """First sight: show ``Pending`` while the first Key Vault read is under way."""
         syncing = Condition(SYNCED, "Unknown", "Syncing", "First sync from Key Vault under way")
-        conditions = await self._write_status({"phase": "Pending"}, [syncing])
+        conditions = await self._write_status(
+            {"phase": "Pending"}, [syncing], pending_summary(), finished=False
+        )
         self.previous = {"phase": "Pending", "conditions": conditions}
 
     async def run(self) -> Outcome:
@@ -283,7 +288,9 @@ class _Pass:
             result = await self.deps.roller.ensure(self.namespace, spec.deployment, request)
         except client.ApiException as exc:
             failure = api_failure(exc, f"patching Deployment {spec.deployment}")
-            failed = Condition(GATEWAY_ROLLED, "False", "PatchFailed", failure.message)
+            detail = refusal_detail(exc)
+            message = f"{failure.message} ({detail})" if detail else failure.message
+            failed = Condition(GATEWAY_ROLLED, "False", "PatchFailed", message)
             return failed, failure.transient
         if not result.found:
             msg = f"Deployment {spec.deployment} not found; will roll it once it exists"
@@ -319,8 +326,9 @@ class _Pass:
         previous_token = (self.previous.get("token") or {}).get("status")
         if previous_token != health.status.value:  # once per change: Event + webhook
             notify.token_changed(self.body, spec, previous_token, health)
-        phase = phase_for(synced=True, token=health.status)
+        phase = phase_for(synced=True, token=health.status, rolled=rolled.status == "True")
         synced = Condition(SYNCED, "True", "Synced", f"Secret {spec.target_secret} is up to date")
+        summary = _summary(synced, rolled, roll_transient, health)
         status: dict[str, Any] = {
             "phase": phase,
             "sourceVersion": version,
@@ -331,7 +339,7 @@ class _Pass:
         }
         if rotated:
             status["lastRotationTime"] = format_rfc3339(self.now)
-        await self._write_status(status, [synced, token_condition(health), rolled])
+        await self._write_status(status, [synced, token_condition(health), rolled], summary)
         metrics.SYNCS.labels("ok").inc()
         _export_token(self.namespace, self.name, spec.provider, health)
         labels = (self.namespace, self.name, spec.provider)
@@ -364,7 +372,7 @@ class _Pass:
         token = TokenStatus(previous_token) if previous_token in set(TokenStatus) else None
         phase = phase_for(synced=False, token=token)
         synced = Condition(SYNCED, "False", reason, message)
-        await self._write_status({"phase": phase}, [synced])
+        await self._write_status({"phase": phase}, [synced], summarize(synced, retrying=transient))
         return Outcome(
             phase, message, transient=transient, retry_after=retry_after, body=self.written_body
         )
@@ -379,18 +387,34 @@ class _Pass:
         metrics.REFRESH_INTERVAL.labels(*labels).set(refresh_seconds(spec.get("refreshInterval")))
 
     async def _write_status(
-        self, fields: dict[str, Any], conditions: list[Condition]
+        self,
+        fields: dict[str, Any],
+        conditions: list[Condition],
+        summary: Summary,
+        *,
+        finished: bool = True,
     ) -> list[dict[str, Any]]:
-        """Merge-patch the status subresource; returns the conditions as written."""
+        """Merge-patch the status subresource; returns the conditions as written.
+
+        ``observedGeneration`` is written only by a finished pass: before that, kstatus must
+        still read the new generation as not observed (InProgress).
+        """
         generation = self.meta.get("generation")
         account = self.deps.accounts.condition_for(self.body) if self.deps.accounts else None
         if account is not None:
             conditions = [*conditions, account]
             self._announce_account(account)
         merged = merge_conditions(
-            self.previous.get("conditions") or [], conditions, now=self.now, generation=generation
+            self.previous.get("conditions") or [],
+            [*summary.conditions, *conditions],
+            now=self.now,
+            generation=generation,
+            drop=summary.drop,
         )
-        body = {"status": {**fields, "observedGeneration": generation, "conditions": merged}}
+        status = {**fields, "conditions": merged}
+        if finished:
+            status["observedGeneration"] = generation
+        body = {"status": status}
         api = client.CustomObjectsApi(self.deps.api)
         self.written_body = await api.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
             API_GROUP,
@@ -415,6 +439,20 @@ class _Pass:
             events.account_refused(self.body, reason=account.reason, message=account.message)
         elif before is not None and before.get("status") == "False" and account.status == "True":
             events.account_usable(self.body, message=account.message)
+
+
+def _summary(
+    synced: Condition, rolled: Condition, roll_transient: bool, health: TokenHealth
+) -> Summary:
+    """Ready after a successful sync: not while the gateway could not be rolled (a Deployment
+    not there yet is waited for; a refused patch needs a person), nor with an expired token."""
+    if rolled.status != "True":
+        retrying = roll_transient or rolled.reason == "DeploymentNotFound"
+        return summarize(rolled, retrying=retrying)
+    if health.status is TokenStatus.EXPIRED:
+        return summarize(token_condition(health), retrying=False)
+    carried = "" if rolled.reason == "NotConfigured" else "; the gateway carries it"
+    return summarize(None, retrying=False, ready_message=synced.message + carried)
 
 
 def _export_token(namespace: str, name: str, provider: str, health: TokenHealth) -> None:

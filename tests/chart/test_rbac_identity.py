@@ -117,7 +117,7 @@ def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
     )
 
 
-def test_operator_may_get_and_patch_only_the_gateway_deployment(
+def test_operator_may_get_watch_and_patch_only_the_gateway_deployment(
     default_docs: list[Manifest],
 ) -> None:
     gateway = one(default_docs, "Deployment", "-gateway")["metadata"]["name"]
@@ -127,7 +127,7 @@ def test_operator_may_get_and_patch_only_the_gateway_deployment(
             "apiGroups": ["apps"],
             "resources": ["deployments"],
             "resourceNames": [gateway],
-            "verbs": ["get", "patch"],
+            "verbs": ["get", "list", "watch", "patch"],
         }
     ]
 

@@ -58,7 +58,9 @@ def operator_needs(
             (ns, "", "secrets", "", ""): secrets if mine else set(),
             (ns, "", "events", "", ""): {"create"} if mine else set(),
             (ns, "events.k8s.io", "events", "", ""): set(),  # kopf and events.py: core v1
-            (ns, "apps", "deployments", "", gateway): {"get", "patch"} if mine else set(),
+            (ns, "apps", "deployments", "", gateway): (
+                {"get", "list", "watch", "patch"} if mine else set()
+            ),
             (ns, "apps", "deployments", "", operator): set(),
             (ns, "apps", "deployments", "", ""): set(),
             (ns, "", "configmaps", "", ""): set(),

@@ -73,6 +73,21 @@ class FakeSource:
 
 
 @dataclass
+class GatedSource(FakeSource):
+    """Key Vault reads wait until the test opens ``gate``: a pass can be held in flight."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0  # reads that reached the gate
+
+    async def fetch(
+        self, vault_url: str, name: str, version: str | None = None, identity: Any = None
+    ) -> FetchedSecret:
+        self.waiting += 1
+        await self.gate.wait()
+        return await super().fetch(vault_url, name, version, identity)
+
+
+@dataclass
 class Kube:
     """Test-side view of the cluster through the same client library the operator uses."""
 

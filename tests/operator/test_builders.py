@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes_asyncio import client
 
-from llmhub_operator.rollout import RollRequest, needed_annotations, rollout_patch
+from llmhub_operator.rollout import (
+    RollRequest,
+    annotated_providers,
+    needed_annotations,
+    refusal_detail,
+    rollout_patch,
+)
 from llmhub_operator.secret_writer import build_secret
 
 OWNER: dict[str, Any] = {
@@ -102,3 +109,31 @@ def test_rollout_patch_touches_only_the_given_annotations() -> None:
 )
 def test_rollout_needs_only_what_changed(current: dict[str, str], needed: dict[str, str]) -> None:
     assert needed_annotations(current, RollRequest("claude", "sha256:new", "u1")) == needed
+
+
+def test_only_our_hash_annotations_name_an_owner() -> None:
+    annotations = {
+        "llm-mcp-hub.io/claude-hash": "sha256:0123456789ab",
+        "llm-mcp-hub.io/claude-secret-uid": "uid-1",
+        "llm-mcp-hub.io/old-secret-uid": "uid-2",  # no hash of ours: not counted
+        "llm-mcp-hub.io/config-hash": "a1b2",  # someone's own annotation under our prefix
+        "example.com/x-hash": "sha256:0123456789ab",
+        "llm-mcp-hub.io/-hash": "sha256:0123456789ab",
+    }
+    assert annotated_providers(annotations) == {"claude"}
+    assert rollout_patch({"llm-mcp-hub.io/gone-hash": None}) == {
+        "spec": {"template": {"metadata": {"annotations": {"llm-mcp-hub.io/gone-hash": None}}}}
+    }
+
+
+def test_a_refused_patch_is_named_in_the_api_servers_words_only_when_invalid() -> None:
+    body = json.dumps({"kind": "Status", "message": "metadata.annotations: Invalid value"})
+    invalid = client.ApiException(status=422, reason="Unprocessable Entity")
+    invalid.body = body
+    forbidden = client.ApiException(status=403, reason="Forbidden")
+    forbidden.body = body
+    assert refusal_detail(invalid) == "metadata.annotations: Invalid value"
+    assert refusal_detail(forbidden) == ""
+    garbled = client.ApiException(status=422)
+    garbled.body = "<html>"
+    assert refusal_detail(garbled) == ""

@@ -166,9 +166,11 @@ async def test_missing_gateway_syncs_secret_then_rolls_once_it_appears(
             lambda b: condition(b, "GatewayRolled").get("status") == "True",
         )
         await kube.wait_fetches(source, 2)
-    assert body["status"]["phase"] == "Ready"
+    assert body["status"]["phase"] == "Degraded"  # not Ready while the gateway lacks it
     assert condition(body, "GatewayRolled")["status"] == "False"
+    assert condition(body, "Ready")["status"] == "False"
     assert condition(rolled, "GatewayRolled")["reason"] in ("Rolled", "UpToDate")
+    assert rolled["status"]["phase"] == "Ready"
     assert await kube.rollouts("gateway") == 1
 
 

@@ -3,10 +3,8 @@ state left behind once it is deleted."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,30 +13,18 @@ from kubernetes_asyncio import client
 
 from llmhub_operator import metrics
 from llmhub_operator.credential import content_hash
-from llmhub_operator.keyvault import FetchedSecret
 from llmhub_operator.reconcile import Deps
 from llmhub_operator.rollout import Roller
 from tests.operator.kopf_harness import (
     FakeSource,
+    GatedSource,
     Kube,
     condition,
     eventually,
 )
+from tests.operator.kstatus import kstatus
 
 TOKEN = "sk-ant-oat01-lifecycle-token-4444444444444"
-
-
-@dataclass
-class GatedSource(FakeSource):
-    """Key Vault reads wait until the test opens the gate."""
-
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def fetch(
-        self, vault_url: str, name: str, version: str | None = None, identity: Any = None
-    ) -> FetchedSecret:
-        await self.gate.wait()
-        return await super().fetch(vault_url, name, version, identity)
 
 
 async def test_pending_with_synced_unknown_until_the_first_sync_completes(kube: Kube) -> None:
@@ -89,6 +75,8 @@ async def test_failed_deployment_patch_is_retried_before_the_refresh_interval(
         annotations = await kube.template_annotations("gateway")
 
     assert "HTTP 500" in condition(failed, "GatewayRolled")["message"]
+    assert kstatus(failed) == "InProgress"  # retried on its own soon: Reconciling, not Stalled
+    assert failed["status"]["phase"] == "Degraded"
     assert condition(rolled, "GatewayRolled")["reason"] == "Rolled"
     assert annotations["llm-mcp-hub.io/claude-hash"] == content_hash(TOKEN)
     assert await kube.rollouts("gateway") == 1  # the retry's; the refused one changed nothing

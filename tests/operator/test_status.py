@@ -8,7 +8,9 @@ from llmhub_common.tokens import TokenStatus, classify
 from llmhub_operator.status import (
     Condition,
     merge_conditions,
+    pending_summary,
     phase_for,
+    summarize,
     token_condition,
     token_status,
 )
@@ -60,6 +62,36 @@ def test_phase_rules() -> None:
     assert phase_for(synced=False, token=None) == "Degraded"
     assert phase_for(synced=True, token=TokenStatus.EXPIRED) == "Expired"
     assert phase_for(synced=False, token=TokenStatus.EXPIRED) == "Expired"
+    assert phase_for(synced=True, token=TokenStatus.VALID, rolled=False) == "Degraded"
+
+
+def test_kstatus_summary_is_ready_in_progress_or_failed_never_silently_current() -> None:
+    problem = Condition("GatewayRolled", "False", "PatchFailed", "HTTP 422")
+    stuck = summarize(problem, retrying=False)
+    busy = summarize(problem, retrying=True)
+    fine = summarize(None, retrying=False, ready_message="ok")
+    assert [(c.type, c.status, c.reason) for c in stuck.conditions] == [
+        ("Ready", "False", "PatchFailed"),
+        ("Stalled", "True", "PatchFailed"),
+    ]
+    assert stuck.drop == ("Reconciling",)
+    assert [(c.type, c.status) for c in busy.conditions] == [
+        ("Ready", "False"),
+        ("Reconciling", "True"),
+    ]
+    assert busy.drop == ("Stalled",)
+    assert fine.conditions == (Condition("Ready", "True", "Ready", "ok"),)
+    assert set(fine.drop) == {"Reconciling", "Stalled"}
+    pending = pending_summary()
+    assert [(c.type, c.status) for c in pending.conditions] == [
+        ("Ready", "Unknown"),
+        ("Reconciling", "True"),
+    ]
+    # Abnormal-true conditions go once they no longer hold; the others keep their history.
+    before = merge_conditions([], list(stuck.conditions), now=T0, generation=1)
+    after = merge_conditions(before, list(fine.conditions), now=T1, generation=1, drop=fine.drop)
+    assert [c["type"] for c in after] == ["Ready"]
+    assert after[0]["lastTransitionTime"] == "2026-01-01T01:00:00Z"
 
 
 def test_token_block_and_condition() -> None:

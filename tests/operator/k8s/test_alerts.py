@@ -83,7 +83,7 @@ async def test_a_receiver_that_never_answers_does_not_delay_syncing(
 ) -> None:
     receiver.hang = True
     fake_azure.set_secret("claude-token", CLAUDE, expires=time.time() + DAY)
-    await k8s.create_provider("claude", fake_azure.base_url)
+    await k8s.create_provider("claude", fake_azure.base_url, gateway={})
     start_operator(
         extra_env={
             "LLMHUB_ALERT_WEBHOOK_URL": receiver.url,

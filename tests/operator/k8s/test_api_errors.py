@@ -7,46 +7,11 @@ from pathlib import Path
 
 from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.kube import RealKube
+from tests.operator.identity import operator_kubeconfig
 from tests.operator.k8s.conftest import StartOperator
 from tests.waiting import eventually
 
 TOKEN = "sk-ant-oat01-" + "api-errors-token-0010"
-
-
-async def _service_account_without_deployment_patch(k8s: RealKube, tmp_path: Path) -> Path:
-    """An identity with what the operator needs, except patching Deployments."""
-    await k8s.core.create_namespaced_service_account(k8s.namespace, {"metadata": {"name": "op"}})
-    rules = [
-        {
-            "apiGroups": ["llm-mcp-hub.io"],
-            "resources": ["llmproviders"],
-            "verbs": ["get", "list", "watch", "patch"],
-        },
-        {
-            "apiGroups": ["llm-mcp-hub.io"],
-            "resources": ["llmproviders/status"],
-            "verbs": ["get", "patch"],
-        },
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "verbs": ["get", "list", "watch", "create", "update"],
-        },
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
-    ]
-    await k8s.grant("op", rules)
-    cluster_rules = [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-        {
-            "apiGroups": ["apiextensions.k8s.io"],
-            "resources": ["customresourcedefinitions"],
-            "verbs": ["get", "list", "watch"],
-        },
-    ]
-    await k8s.grant("op", cluster_rules, cluster=True)
-    token = await k8s.service_account_token("op")
-    return k8s.token_kubeconfig(tmp_path / "op.kubeconfig", token)
 
 
 def _rolled(body: dict) -> dict:
@@ -59,7 +24,8 @@ def _rolled(body: dict) -> dict:
 async def test_forbidden_gateway_patch_says_what_to_fix_and_waits_for_the_interval(
     k8s: RealKube, fake_azure: FakeAzure, start_operator: StartOperator, tmp_path: Path
 ) -> None:
-    kubeconfig = await _service_account_without_deployment_patch(k8s, tmp_path)
+    # Everything the operator needs, except patching Deployments.
+    kubeconfig = await operator_kubeconfig(k8s, tmp_path / "op.kubeconfig", {"verbs": ["get"]})
     fake_azure.set_secret("claude-token", TOKEN)
     await k8s.create_deployment("gateway")
     await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="10s")

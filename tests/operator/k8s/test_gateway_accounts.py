@@ -80,6 +80,7 @@ async def test_refusals_show_on_the_served_provider_with_events_and_clear_on_rec
         "gemini": entry("provider_project_required", PROJECT_HELP),
         "claude": entry("provider_account_unsupported", UNSUPPORTED_HELP),
     }
+    await k8s.create_deployment("gateway")  # Ready needs the gateway to carry the credential
     start_operator(extra_env=_env(gateway.url))
 
     refused = await _wait_account(k8s, "gemini", "ProjectRequired")
@@ -141,6 +142,7 @@ async def test_a_gateway_that_hangs_or_is_down_delays_no_sync_and_keeps_the_last
     await k8s.create_provider("gemini", fake_azure.base_url, provider="gemini")  # 2 s refresh
     gateway.tokens = {"gemini": entry("provider_project_required", PROJECT_HELP)}
     # A long timeout: a hanging gateway holds the poll for 30 s, never a sync.
+    await k8s.create_deployment("gateway")
     start_operator(extra_env=_env(gateway.url, timeout=30))
     await k8s.wait_phase("gemini", "Ready")
     await _wait_account(k8s, "gemini", "ProjectRequired")
@@ -167,6 +169,7 @@ async def test_no_gateway_listening_leaves_syncing_and_status_alone(
     gateway.stop()  # nothing listens there now: connections are refused
     fake_azure.set_secret("gemini-token", GEMINI, expires=time.time() + 90 * DAY)
     await k8s.create_provider("gemini", fake_azure.base_url, provider="gemini")
+    await k8s.create_deployment("gateway")
     operator = start_operator(extra_env=_env(url))
     body = await k8s.wait_phase("gemini", "Ready", timeout=15)
     later = await eventually(

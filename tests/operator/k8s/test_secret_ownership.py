@@ -198,7 +198,7 @@ async def test_with_delete_rights_beyond_the_charts_a_renamed_target_deletes_onl
     LLMProvider goes (tests/chart_k8s/test_install_rbac.py proves that with the chart's RBAC).
     An operator run with delete rights removes its own old Secret, never a foreign one."""
     fake_azure.set_secret("claude-token", CLAUDE)
-    await k8s.create_provider("claude", fake_azure.base_url, refreshInterval="1h")
+    await k8s.create_provider("claude", fake_azure.base_url, gateway={}, refreshInterval="1h")
     start_operator()
     await k8s.wait_phase("claude", "Ready")
     assert await k8s.secret_or_none("claude-credentials") is not None
