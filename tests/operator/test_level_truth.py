@@ -128,7 +128,7 @@ async def test_the_periodic_list_drops_the_unreported_and_adds_the_missed(
     async with kube.operator(source) as memo:
         await kube.create_provider("claude", gateway={}, refreshInterval="1h")
         await eventually(lambda: kube.provider("claude"), lambda b: "phase" in b.get("status", {}))
-        memo.leadership.lost()  # no pass runs: what changes below is the LIST's doing
+        await memo.leadership.lost()  # no pass runs: what changes below is the LIST's doing
         phantom = (kube.namespace, "phantom")
         memo.scheduler.observe(
             provider_body("phantom", kube.namespace)
@@ -161,7 +161,7 @@ async def test_a_pass_for_an_object_re_created_under_its_name_writes_nothing(
     async with kube.operator(source) as memo:
         old = await kube.create_provider("claude", gateway={}, refreshInterval="1h")
         await eventually(lambda: kube.provider("claude"), lambda b: "phase" in b.get("status", {}))
-        memo.leadership.lost()  # nothing else acts meanwhile
+        await memo.leadership.lost()  # nothing else acts meanwhile
         await kube.delete_provider("claude")
         await eventually(kube.secrets, lambda names: "claude-credentials" not in names, timeout=30)
         await kube.create_provider("claude", gateway={}, refreshInterval="1h")
@@ -172,7 +172,7 @@ async def test_a_pass_for_an_object_re_created_under_its_name_writes_nothing(
 
     assert outcome.gone
     assert "claude-credentials" not in secrets
-    assert "status" not in successor
+    assert "status" not in successor, successor.get("status")
 
 
 async def test_a_broken_watch_lists_again_even_with_no_llmprovider_left_to_re_list(
@@ -182,7 +182,7 @@ async def test_a_broken_watch_lists_again_even_with_no_llmprovider_left_to_re_li
     (here: a real API-server restart) is what asks for the LIST that drops the missed one."""
     monkeypatch.setenv("LLMHUB_RESYNC_SECONDS", "3600")  # no periodic LIST in this test
     async with kube.operator(source) as memo:
-        memo.leadership.lost()  # no pass runs: only the LIST can drop it
+        await memo.leadership.lost()  # no pass runs: only the LIST can drop it
         phantom = (kube.namespace, "phantom")
         memo.scheduler.observe(
             {"metadata": {"namespace": kube.namespace, "name": "phantom", "uid": "dead"}}

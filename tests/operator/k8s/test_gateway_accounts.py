@@ -81,6 +81,7 @@ async def test_refusals_show_on_the_served_provider_with_events_and_clear_on_rec
         "claude": entry("provider_account_unsupported", UNSUPPORTED_HELP),
     }
     await k8s.create_deployment("gateway")  # Ready needs the gateway to carry the credential
+    await k8s.create_deployment("other")  # else claude is Degraded and the CLI exits 1 for it
     start_operator(extra_env=_env(gateway.url))
 
     refused = await _wait_account(k8s, "gemini", "ProjectRequired")
