@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.containers.bases import Bases
 from tests.containers.engine import Engine, EngineUnavailable
 from tests.containers.images import Images
+
+# The first test builds the bases and images (cold: minutes; warm: seconds): beyond the suite's
+# per-test timeout, so this tier's tests get their own.
+BUILD_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT_S))
 
 
 def _in_ci() -> bool:
