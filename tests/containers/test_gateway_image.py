@@ -112,3 +112,17 @@ def test_a_chat_turn_through_a_fake_cli_mounted_into_the_container(
             assert body["text"].startswith(f"[fake-{provider}"), body
             assert f"ping from the {provider} contract" in body["text"]
         assert TOKEN not in gateway.logs()
+
+
+def test_readiness_fails_naming_why_when_tmp_is_noexec(
+    images: Images, engine: Engine, gemini_auth: Path
+) -> None:
+    """The warm Claude CLI's launcher lives in /tmp: on a noexec /tmp no CLI can start."""
+    flags = gateway_flags(gemini_auth, tmp_options="noexec")
+    with run(engine, tag("gateway"), *flags, "--env=GEMINI_AUTH_PATH=/nonexistent") as gateway:
+        answer = gateway.wait_http(
+            f"{gateway.url(8000)}/health/ready", lambda r: r.status_code == 503, timeout=60
+        )
+        reasons = " ".join(answer.json()["reasons"])
+        assert "claude: the CLI cannot start" in reasons, answer.json()
+        assert "Permission denied" in reasons, answer.json()

@@ -145,7 +145,7 @@ class ClaudeProvider:
             if self._version is None:
                 return "claude: the Claude Code CLI does not run (`claude --version` failed)"
             log.info("claude: CLI %s at %s", self._version, real)
-        return None
+        return self._pool.start_state.problem()  # the warm pool's CLIs fail to start
 
     async def start(self) -> None:
         """Check the CLI's version and pre-start the warm pool's idle CLIs (at gateway start,
