@@ -1,6 +1,12 @@
 """A Docker engine the container tier starts itself: data, exec root, socket and pid file under
 ``.cache/docker``, stopped by PID at the end of the session. A dockerd this module did not start
 is never stopped (one already answering on the same socket is used as it is).
+
+It stays out of the host's network: a bridge of its own (``llmhub-dock0``, made here and removed
+at stop) instead of ``docker0``, which a system engine may own, and no iptables rules and no
+forwarding changes (``--iptables=false``: Docker would otherwise set the FORWARD policy to DROP
+and break the real-node tier's pod network). Published ports reach containers through Docker's
+userland proxy on 127.0.0.1; builds and the operator use the host network.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "docker"
+BRIDGE, BRIDGE_CIDR = "llmhub-dock0", "172.30.77.1/24"
 HOW_TO_GET = (
     "dockerd or debootstrap not found: run scripts/bootstrap.sh as root "
     "(apt-get install docker.io debootstrap)"
@@ -32,6 +39,7 @@ class Engine:
 
     home: Path = field(default_factory=lambda: CACHE.resolve())
     started_pid: int | None = None
+    made_bridge: bool = False
 
     @property
     def socket(self) -> Path:
@@ -75,6 +83,7 @@ class Engine:
         for sub in ("data", "exec"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
+        self._bridge_up()
         pidfile = self.home / "dockerd.pid"
         pidfile.unlink(missing_ok=True)  # no engine answers on it: a stale file
         log = (self.home / "dockerd.log").open("ab")
@@ -85,6 +94,10 @@ class Engine:
                 f"--exec-root={self.home / 'exec'}",
                 f"--pidfile={pidfile}",
                 f"--host=unix://{self.socket}",
+                f"--bridge={BRIDGE}",
+                "--iptables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -95,12 +108,26 @@ class Engine:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.started_pid = None
+                self._bridge_down()
                 raise EngineUnavailable(f"dockerd exited {proc.returncode}: {self.log()[-2000:]}")
             if self.answers():
                 return self
             time.sleep(0.5)
         self.stop()
         raise EngineUnavailable(f"dockerd did not answer within {timeout}s: {self.log()[-2000:]}")
+
+    def _bridge_up(self) -> None:
+        if Path(f"/sys/class/net/{BRIDGE}").exists():
+            return
+        for cmd in (
+            ["ip", "link", "add", "name", BRIDGE, "type", "bridge"],
+            ["ip", "addr", "add", BRIDGE_CIDR, "dev", BRIDGE],
+            ["ip", "link", "set", BRIDGE, "up"],
+        ):
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise EngineUnavailable(f"{' '.join(cmd)}: {done.stderr.strip()}")
+            self.made_bridge = True
 
     def log(self) -> str:
         with contextlib.suppress(OSError):
@@ -112,7 +139,19 @@ class Engine:
         pid, self.started_pid = self.started_pid, None
         if pid is None:
             return
-        with contextlib.suppress(ProcessLookupError):
+        try:
+            self._kill(pid, timeout)
+        finally:
+            self._bridge_down()
+
+    def _bridge_down(self) -> None:
+        if self.made_bridge:
+            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+            self.made_bridge = False
+
+    @staticmethod
+    def _kill(pid: int, timeout: float) -> None:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
