@@ -37,7 +37,10 @@ class EngineUnavailable(RuntimeError):
 class Engine:
     """One dockerd on a private unix socket; ``docker()`` runs the client against it."""
 
-    home: Path = field(default_factory=lambda: CACHE.resolve())
+    # LLMHUB_DOCKER_HOME: another home (a second engine, or the tier's own tests of this one)
+    home: Path = field(
+        default_factory=lambda: Path(os.environ.get("LLMHUB_DOCKER_HOME") or CACHE).resolve()
+    )
     started_pid: int | None = None
     made_bridge: bool = False
 
