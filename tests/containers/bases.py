@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.containers.engine import ROOT, Engine
+from tests.containers.engine import ROOT, Engine, as_root
 
 NPM_VERSION = "11.21.3"
 PYTHON_LAYER = (
@@ -109,25 +109,34 @@ class Bases:
             raise RuntimeError("debootstrap not found: apt-get install debootstrap")
         with tempfile.TemporaryDirectory(dir=self.engine.home) as tmp:
             rootfs = Path(tmp) / "rootfs"
-            _run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), debian_mirror()])
-            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                for path in (rootfs / junk).glob("*"):
-                    if path.is_file():
-                        path.unlink()
-            (rootfs / "etc/resolv.conf").write_text("")  # the engine mounts the container's own
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            assert tar.stdout is not None
-            done = subprocess.run(
-                ["docker", "import", "--change", 'CMD ["bash"]', "-", self.debian],
-                stdin=tar.stdout,
-                env=self.engine.env,
-                capture_output=True,
-                timeout=600,
-                check=False,
-            )
-            tar.stdout.close()
-            if tar.wait() != 0 or done.returncode != 0:
-                raise RuntimeError(f"docker import failed: {done.stderr.decode()[-2000:]}")
+            try:
+                self._import_rootfs(rootfs)
+            finally:  # the rootfs is root's (debootstrap ran as root)
+                subprocess.run(as_root(["rm", "-rf", str(rootfs)]), check=False)
+
+    def _import_rootfs(self, rootfs: Path) -> None:
+        _run(
+            as_root(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), debian_mirror()])
+        )
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            _run(as_root(["find", str(rootfs / junk), "-maxdepth", "1", "-type", "f", "-delete"]))
+        # the engine mounts each container's own resolv.conf
+        _run(as_root(["truncate", "-s", "0", str(rootfs / "etc/resolv.conf")]))
+        tar = subprocess.Popen(
+            as_root(["tar", "-C", str(rootfs), "-c", "."]), stdout=subprocess.PIPE
+        )
+        assert tar.stdout is not None
+        done = subprocess.run(
+            ["docker", "import", "--change", 'CMD ["bash"]', "-", self.debian],
+            stdin=tar.stdout,
+            env=self.engine.env,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        tar.stdout.close()
+        if tar.wait() != 0 or done.returncode != 0:
+            raise RuntimeError(f"docker import failed: {done.stderr.decode()[-2000:]}")
 
     def _python(self) -> None:
         with tempfile.TemporaryDirectory(dir=self.engine.home) as tmp:

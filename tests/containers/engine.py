@@ -29,6 +29,12 @@ HOW_TO_GET = (
 )
 
 
+def as_root(cmd: list[str]) -> list[str]:
+    """``cmd`` as root: as it is when we are root, else through ``sudo -n`` (a CI runner's user
+    has password-less sudo; sudo relays our signals, so the engine is still stopped by PID)."""
+    return cmd if os.geteuid() == 0 else ["sudo", "-n", *cmd]
+
+
 class EngineUnavailable(RuntimeError):
     """No Docker engine can run on this machine (not installed, or it does not start)."""
 
@@ -83,6 +89,8 @@ class Engine:
         dockerd = shutil.which("dockerd")
         if dockerd is None or shutil.which("docker") is None:
             raise EngineUnavailable(HOW_TO_GET)
+        if subprocess.run(as_root(["true"]), capture_output=True, check=False).returncode != 0:
+            raise EngineUnavailable("dockerd needs root: run as root or with password-less sudo")
         for sub in ("data", "exec"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
@@ -91,17 +99,19 @@ class Engine:
         pidfile.unlink(missing_ok=True)  # no engine answers on it: a stale file
         log = (self.home / "dockerd.log").open("ab")
         proc = subprocess.Popen(
-            [
-                dockerd,
-                f"--data-root={self.home / 'data'}",
-                f"--exec-root={self.home / 'exec'}",
-                f"--pidfile={pidfile}",
-                f"--host=unix://{self.socket}",
-                f"--bridge={BRIDGE}",
-                "--iptables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-            ],
+            as_root(
+                [
+                    dockerd,
+                    f"--data-root={self.home / 'data'}",
+                    f"--exec-root={self.home / 'exec'}",
+                    f"--pidfile={pidfile}",
+                    f"--host=unix://{self.socket}",
+                    f"--bridge={BRIDGE}",
+                    "--iptables=false",
+                    "--ip-forward=false",
+                    "--ip-masq=false",
+                ]
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -127,7 +137,7 @@ class Engine:
             ["ip", "addr", "add", BRIDGE_CIDR, "dev", BRIDGE],
             ["ip", "link", "set", BRIDGE, "up"],
         ):
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            done = subprocess.run(as_root(cmd), capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise EngineUnavailable(f"{' '.join(cmd)}: {done.stderr.strip()}")
             self.made_bridge = True
@@ -149,7 +159,7 @@ class Engine:
 
     def _bridge_down(self) -> None:
         if self.made_bridge:
-            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+            subprocess.run(as_root(["ip", "link", "del", BRIDGE]), capture_output=True, check=False)
             self.made_bridge = False
 
     @staticmethod
