@@ -25,6 +25,7 @@ from pathlib import Path
 from tests.containers.engine import ROOT, Engine, as_root
 
 NPM_VERSION = "11.21.3"
+DEBIAN_PYTHON = "3.11"  # bookworm's python3
 PYTHON_LAYER = (
     "RUN apt-get update \\\n"
     " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
@@ -59,6 +60,23 @@ def node_version() -> str:
     return match.group(1)
 
 
+def python_minor() -> str:
+    """The Python line both Dockerfiles' release base pins; Debian bookworm's python3 must match
+    it (a Dockerfile moved to another line needs another local base, said here, not at run)."""
+    minors = set()
+    for component in ("operator", "gateway"):
+        ref = default_arg(ROOT / f"Dockerfile.{component}", "PYTHON_IMAGE")
+        match = re.match(r"python:(\d+\.\d+)\.\d+-", ref)
+        if not match:
+            raise ValueError(f"PYTHON_IMAGE {ref} names no Python version")
+        minors.add(match.group(1))
+    if minors != {DEBIAN_PYTHON}:
+        raise ValueError(
+            f"the Dockerfiles pin Python {sorted(minors)}; bookworm has {DEBIAN_PYTHON}"
+        )
+    return DEBIAN_PYTHON
+
+
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
@@ -83,7 +101,8 @@ class Bases:
         self.timings: dict[str, float] = {}
         node = node_version()
         self.debian = f"llmhub-local/debian:bookworm-{_key('minbase', 'bookworm')}"
-        self.python = f"llmhub-local/python:3.11-bookworm-{_key(self.debian, PYTHON_LAYER)}"
+        python = python_minor()
+        self.python = f"llmhub-local/python:{python}-bookworm-{_key(self.debian, PYTHON_LAYER)}"
         self.node = (
             f"llmhub-local/node:{node}-bookworm-{_key(self.debian, NODE_LAYER, node, NPM_VERSION)}"
         )
