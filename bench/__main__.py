@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [--quick] [operator|gateway ...]`: every benchmark in turn."""
+"""`make bench` / `python -m bench [--quick] [SUITE ...]`: every benchmark in turn."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ SUITES = {
     "operator": "bench.operator_bench",
     "gateway": "bench.gateway_bench",
     "runtime": "bench.runtime_bench",
+    "images": "bench.images_bench",
 }
 
 
@@ -17,7 +18,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small bounded runs (smoke tests)")
     parser.add_argument(
-        "suites", nargs="*", metavar="SUITE", help="operator, gateway, runtime (default: all)"
+        "suites",
+        nargs="*",
+        metavar="SUITE",
+        help="operator, gateway, runtime, images (default: all)",
     )
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(SUITES))

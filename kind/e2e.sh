@@ -127,8 +127,14 @@ settle() { # provider: wait for a sync pass that began after now, so no roll for
 
 put_claude_version() { # value: a new version of claude-oauth-token, PUT from inside the fake's pod
   k -n "$AZ_NS" exec -i deploy/fake-azure -- python - "$TENANT" "$1" <<'PY'
-import json, ssl, sys, urllib.parse, urllib.request
+import base64, json, ssl, sys, urllib.parse, urllib.request
 tenant, value = sys.argv[1], sys.argv[2]
+def part(obj):
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+# The stand-in Entra verifies the client assertion is a JWT (as Entra does); with no federation
+# configured it needs no signature, so an unsigned one shaped like a projected token will do.
+claims = {"aud": ["api://AzureADTokenExchange"], "sub": "kind-e2e", "exp": 4102444800}
+assertion = ".".join([part({"alg": "RS256", "typ": "JWT"}), part(claims), "c2ln" * 8])
 ctx = ssl.create_default_context(cafile="/ca/ca.crt")
 base = "https://localhost:8443"
 ctx.check_hostname = False  # the certificate names the Service, not localhost
@@ -136,7 +142,7 @@ form = urllib.parse.urlencode({
     "grant_type": "client_credentials", "client_id": "kind-e2e",
     "scope": "https://vault.azure.net/.default",
     "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-    "client_assertion": "kind-e2e"}).encode()
+    "client_assertion": assertion}).encode()
 with urllib.request.urlopen(f"{base}/{tenant}/oauth2/v2.0/token", form, context=ctx) as r:
     token = json.load(r)["access_token"]
 req = urllib.request.Request(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck, wrk, openssl, etcd and etcdctl (apt, needs root), promtool (from Debian's
-# prometheus package, unpacked project-local), the pinned Gemini CLI (npm, project-local), and
+# redis-server, shellcheck, wrk, openssl, etcd and etcdctl, docker.io and debootstrap (apt, needs
+# root), promtool (from Debian's prometheus package, unpacked project-local), the pinned Gemini CLI (npm, project-local), and
 # the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the gateway benchmark's load
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # kind/e2e.sh's CA, run by tests/ship
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # the test control plane's store
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)  # compaction faults (410 Gone)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)  # the container tier's own engine (tests/containers)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)  # its local Debian bases (no registry needed)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2

@@ -155,8 +155,9 @@ class ClaudeProvider:
 
     def problem(self) -> str | None:
         """Readiness, never blocking: the last result of the CLI check (claude_version.py),
-        which runs ``--version`` in the background when the result is missing or stale."""
-        return self._check.problem()
+        which runs ``--version`` in the background when the result is missing or stale; then
+        whether the warm pool's CLIs fail to start although ``--version`` answers."""
+        return self._check.problem() or self._pool.start_state.problem()
 
     async def start(self) -> None:
         """At gateway start: check the CLI in the background (a hanging ``--version`` must not

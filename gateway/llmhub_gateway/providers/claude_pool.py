@@ -32,6 +32,7 @@ from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.procs import background
+from llmhub_gateway.providers.start_state import StartState
 
 log = logging.getLogger("llmhub_gateway.providers.claude")
 
@@ -66,6 +67,7 @@ class ClaudePool:
         self._watchdog: asyncio.Task[None] | None = None
         self._no_spares_until = 0.0
         self._claims = Claims(limits.claim_s)  # admitted turns whose streams have not started
+        self.start_state = StartState("claude")  # readiness reads it (registry.problems)
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -225,11 +227,14 @@ class ClaudePool:
     def _sweep(self) -> None:
         """Drop idle processes that died (crashed between turns) or grew too old."""
         for proc in list(self._procs):
+            if proc.ready.is_set() and proc.alive():
+                self.start_state.started()
             if proc.busy:
                 continue
             if proc.ready.is_set() and not proc.alive():
                 if proc.failure is not None and proc.turns == 0:
                     log.warning("claude: a CLI failed to start: %s", proc.failure)
+                    self.start_state.failed(proc.start_error or str(proc.failure))
                     self._no_spares_until = time.monotonic() + self.limits.start_backoff_s
                 else:
                     log.warning("claude: a CLI exited while idle; replacing it")

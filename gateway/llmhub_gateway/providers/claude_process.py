@@ -62,6 +62,7 @@ class ClaudeProcess:
         self.busy = False
         self.closed = False
         self.failure: ProviderError | None = None
+        self.start_error: str | None = None  # why connect() failed, as raised (no secret in it)
         self.ready = asyncio.Event()
         self._client = ClaudeSDKClient(options)
         self._inbox: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -73,6 +74,7 @@ class ClaudeProcess:
             try:
                 await self._client.connect()
             except Exception as exc:  # everything the SDK raises ends as one of ours
+                self.start_error = str(exc)
                 self.failure = map_sdk_error(exc, self.stderr.text())
                 return
             finally:
