@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from llmhub_gateway.providers.claude import PoolLimits
+from llmhub_gateway.providers.claude import ClaudePoolLimits
 from llmhub_gateway.providers.start_state import StartState
 from tests.gateway.providers.conftest import claude_provider
 
@@ -14,11 +14,13 @@ from tests.gateway.providers.conftest import claude_provider
 async def test_a_cli_that_cannot_start_makes_the_provider_not_ready(tmp_path: Path) -> None:
     cli = tmp_path / "claude"
     cli.write_text(
-        '#!/bin/sh\n[ "$1" = --version ] && { echo "2.1.0 (Claude Code)"; exit 0; }\n'
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "2.1.330 (Claude Code)"; exit 0; }\n'
         "echo 'cannot start here' >&2\nexit 1\n"
     )
     cli.chmod(0o755)
-    provider = claude_provider(tmp_path, cli_path=str(cli), pool=PoolLimits(idle=1, check_s=0.05))
+    provider = claude_provider(
+        tmp_path, cli_path=str(cli), pool=ClaudePoolLimits(idle=1, check_s=0.05)
+    )
     try:
         assert provider.problem() is None  # `--version` answers
         provider.pool.start()
