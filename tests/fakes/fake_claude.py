@@ -13,7 +13,11 @@ Sessions, as the real CLI keeps them: every turn is appended to
 ``transcript_mirror`` frames when run with ``--session-mirror``); ``--resume <id>`` reads that
 file back and fails when it is missing.
 
-Env: FAKE_CLI_MODE = ok | slow | hang | crash | garbage | auth | offline | quota;
+Env: FAKE_CLI_MODE = ok | slow | hang | deaf | crash | garbage | auth | offline | quota (deaf:
+the CLI stops reading its stdin, which stays open, and never answers again; it sets in once
+FAKE_CLI_GOOD_TURNS turns were answered, so a session can exist first);
+FAKE_CLI_GOOD_TURNS (turns a process answers normally before hang or deaf set in: hang counts
+turns received, deaf turns answered);
 FAKE_CLI_MODE_FILE (a file holding the mode, read at each turn: steers a CLI that is already
 running, as a warm pool keeps them);
 FAKE_CLI_DELAY (seconds between chunks in slow mode); FAKE_CLI_STARTUP_S (sleep before
@@ -53,6 +57,7 @@ DELAY = float(os.environ.get("FAKE_CLI_DELAY", "0.3"))
 STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0") or 0)
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
 ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)  # 0: echo the whole prompt
+GOOD_TURNS = int(os.environ.get("FAKE_CLI_GOOD_TURNS", "0") or 0)
 VERSION = "2.1.330 (Claude Code)"
 
 
@@ -302,6 +307,8 @@ class Cli:
         self.resumed = load_resumed(RESUME) if RESUME else []
         last = self.resumed[-1].get("uuid") if self.resumed else None
         self.parent: str | None = last if isinstance(last, str) else None
+        self.received = 0  # turns received (FAKE_CLI_GOOD_TURNS, hang)
+        self.answered = 0  # turns answered normally (FAKE_CLI_GOOD_TURNS, deaf)
 
     def slash_command(self, prompt: str, model: str) -> None:
         """What the real CLI does with ``/cost`` and friends: its own output, no model."""
@@ -312,6 +319,9 @@ class Cli:
 
     def answer(self, prompt: str, model: str) -> None:
         mode = current_mode()
+        self.received += 1
+        if mode in ("hang", "deaf") and self.received <= GOOD_TURNS:
+            mode = "ok"
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
         echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
         text = f"[fake-claude model={model} token={token}] {echo}"
@@ -358,6 +368,11 @@ class Cli:
             "assistant", [{"type": "text", "text": text}], self.parent, reply_id
         )
         result(text, prompt=prompt)
+        self.answered += 1
+
+    def deaf(self) -> bool:
+        """Whether to stop reading stdin now (deaf mode, its good turns answered)."""
+        return current_mode() == "deaf" and self.answered >= GOOD_TURNS
 
 
 def main() -> None:
@@ -393,6 +408,8 @@ def main() -> None:
                 cli.slash_command(prompt, model)
             else:
                 cli.answer(prompt, model)
+        if cli.deaf():  # stdin stays open, and nothing more is ever read from it
+            hang_forever()
 
 
 if __name__ == "__main__":
