@@ -78,5 +78,7 @@ def test_a_stuck_claude_cli_costs_one_504_and_leaves_the_session_and_the_slot_fr
         assert after.status_code == 200, after.text
         assert after.json()["text"].endswith("again")
         assert turn_pids(turns)[-1] != cli
+        other = turn(gw, "a new session")  # the only slot again, for anyone
+        assert other.status_code == 200, other.text
     finally:
         gw.stop()
