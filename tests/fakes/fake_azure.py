@@ -195,7 +195,9 @@ class FakeAzure:
     def reset(self) -> None:
         """Forget failures, delays, hangs and the log; secrets and issued tokens stay valid."""
         with self._lock:
-            self._state = _State(secrets=self._state.secrets, tokens=self._state.tokens)
+            self._state = _State(
+                secrets=self._state.secrets, tokens=self._state.tokens, scopes=self._state.scopes
+            )
             self.federations, self.jwks, self.readers = {}, None, {}
 
     def requests(

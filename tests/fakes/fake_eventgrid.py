@@ -58,6 +58,7 @@ class FakeEventGrid:
         self._cond = threading.Condition()
         self._failures: list[int] = []
         self.log: list[Settlement] = []
+        self.published: list[str] = []  # event ids, oldest first
         self.base_url = ""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -80,7 +81,17 @@ class FakeEventGrid:
         fake._thread.start()
         return fake
 
+    def feed_from(self) -> FakeEventGrid:
+        """Publish a SecretNewVersionCreated on every write to ``entra``'s Key Vault."""
+        vault = self.entra
+        vault.on_new_version = lambda name, version: self.publish_keyvault(
+            vault.vault_name, name, version
+        )
+        return self
+
     def stop(self) -> None:
+        if self.entra.on_new_version is not None:
+            self.entra.on_new_version = None
         with self._cond:
             self._cond.notify_all()
         if self._server is not None:
@@ -105,6 +116,7 @@ class FakeEventGrid:
                 raise ValueError(f"a CloudEvent needs {key}")
         with self._cond:
             self._events.append(_Event(dict(cloud_event)))
+            self.published.append(str(cloud_event["id"]))
             self._cond.notify_all()
 
     def publish_keyvault(self, vault_name: str, secret: str, version: str) -> None:
@@ -137,6 +149,11 @@ class FakeEventGrid:
         """The next ``times`` requests answer ``status`` (e.g. 503, or 401/403: no role)."""
         with self._cond:
             self._failures.extend([status] * times)
+
+    def heal(self) -> None:
+        """Forget the failures still queued."""
+        with self._cond:
+            self._failures.clear()
 
     def pending(self) -> int:
         """Events not acknowledged or rejected yet (available or locked)."""
