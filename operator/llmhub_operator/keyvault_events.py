@@ -262,7 +262,9 @@ def _same_vault(vault_url: str, vault_name: str) -> bool:
     without DNS names itself by host:port."""
     parts = urlsplit(vault_url)
     host, name = (parts.hostname or "").lower(), vault_name.lower()
-    return name in (parts.netloc.lower(), host.split(".")[0] if "." in host else host)
+    if name == parts.netloc.lower():
+        return True
+    return not host.replace(".", "").isdigit() and name == host.split(".")[0]
 
 
 def _why(error: BaseException) -> str:

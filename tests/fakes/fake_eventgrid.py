@@ -119,8 +119,10 @@ class FakeEventGrid:
             self.published.append(str(cloud_event["id"]))
             self._cond.notify_all()
 
-    def publish_keyvault(self, vault_name: str, secret: str, version: str) -> None:
-        """A ``Microsoft.KeyVault.SecretNewVersionCreated`` event as Key Vault emits it."""
+    def publish_keyvault(
+        self, vault_name: str, secret: str, version: str, kind: str = "SecretNewVersionCreated"
+    ) -> None:
+        """A ``Microsoft.KeyVault.<kind>`` event as Key Vault emits it (NearExpiry, Expired)."""
         group = "/subscriptions/0000/resourceGroups/rg"
         vault_id = f"{group}/providers/Microsoft.KeyVault/vaults/{vault_name}"
         self.publish(
@@ -128,7 +130,7 @@ class FakeEventGrid:
                 "specversion": "1.0",
                 "id": str(uuid.uuid4()),
                 "source": vault_id,
-                "type": "Microsoft.KeyVault.SecretNewVersionCreated",
+                "type": f"Microsoft.KeyVault.{kind}",
                 "subject": secret,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
                 + f".{int(time.time() * 1e6) % 1000000:06d}Z",

@@ -30,6 +30,7 @@ def test_off_by_default_and_all_three_names_or_none(monkeypatch: pytest.MonkeyPa
         ("https://other-kv.vault.azure.net", "team-kv", False),
         ("https://127.0.0.1:8443", "127.0.0.1:8443", True),
         ("https://127.0.0.1:8443", "127.0.0.1:9443", False),
+        ("https://127.0.0.1:8443", "127", False),
     ],
 )
 def test_vault_name_matches_the_first_label_or_a_stand_ins_host_port(

@@ -4,6 +4,7 @@ Event Grid namespace on every write, a real operator process pulls with the real
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ from tests.operator.kopf_harness import _const
 from tests.waiting import eventually
 
 TOKEN = "sk-ant-oat01-" + "push-rotation-{}"
+DAY = 86400
 
 
 @pytest.fixture
@@ -90,6 +92,19 @@ async def test_a_key_vault_write_rolls_within_seconds_and_foreign_vaults_are_rej
     assert "outside the allow-list" in operator.log()
     rejected = 'llmhub_operator_keyvault_events_total{outcome="rejected"} 1.0'
     await eventually(lambda: _async(operator.metrics()), lambda text: rejected in text)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # SecretNearExpiry (here: a version written without an event, expiring in a day): the
+    # status says so at once, not an hour later; the same value rolls nothing.
+    hook, fake_azure.on_new_version = fake_azure.on_new_version, None
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=time.time() + DAY)
+    fake_azure.on_new_version = hook
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, "SecretNearExpiry")
+    await eventually(
+        lambda: k8s.provider("pushed"),
+        lambda b: b["status"]["token"]["status"] == "warning",
+        timeout=15,
+    )
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
 
