@@ -32,9 +32,11 @@ from llmhub_operator.leader import Leadership
 from llmhub_operator.model import InvalidSpec, parse_spec
 from llmhub_operator.reconcile import Outcome
 from llmhub_operator.scheduler import Key, Scheduler
+from llmhub_operator.status import Condition
 
 log = logging.getLogger(__name__)
 
+PUSH_ROTATION = "PushRotation"  # the condition on every LLMProvider while push rotation is on
 EVENT_TYPES = frozenset(
     f"Microsoft.KeyVault.{kind}"
     for kind in ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired")
@@ -112,6 +114,7 @@ class KeyVaultEvents:
         self._consumer = consumer
         self._inflight: set[asyncio.Task[Any]] = set()
         self.healthy: bool | None = None  # None: no receive answered yet
+        self._why = ""  # the last receive failure, in words safe for status
         self.scheduler.max_interval = settings.fallback_interval_seconds  # until one works
         leadership.on_lost(self.stop)
 
@@ -152,6 +155,16 @@ class KeyVaultEvents:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def condition(self) -> Condition:
+        """What each sync writes to status: whether events arrive, or polling stands in."""
+        fallback = f"polling Key Vault every {self.settings.fallback_interval_seconds:g} s at most"
+        if self.healthy:
+            return Condition(PUSH_ROTATION, "True", "Receiving", "Receiving Key Vault events")
+        if self.healthy is None:
+            return Condition(PUSH_ROTATION, "Unknown", "Starting", f"No receive yet; {fallback}")
+        message = f"Event Grid receive failed ({self._why}); {fallback} until it recovers"
+        return Condition(PUSH_ROTATION, "False", "EventGridUnavailable", message)
 
     def matching(self, vault_name: str, secret: str, version: str | None) -> tuple[list[Key], int]:
         """(keys allowed to sync, how many matched but the allow-list refuses)."""
@@ -236,6 +249,7 @@ class KeyVaultEvents:
         return True
 
     def _down(self, error: BaseException) -> None:
+        self._why = _why(error)
         if self.healthy is not False:
             log.warning(
                 "Event Grid receive failed (%s); polling Key Vault every %g s at most until it "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,11 @@ async def _pushed_provider(k8s: RealKube, fake_azure: FakeAzure, token: str) -> 
     fake_azure.set_secret("pushed-token", token)
     await k8s.create_deployment("gateway")
     await k8s.create_provider("pushed", fake_azure.base_url, refreshInterval="1h")
+
+
+async def _push_condition(k8s: RealKube) -> dict[str, Any]:
+    conditions = ((await k8s.provider("pushed")).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "PushRotation"), {})
 
 
 async def _metric(operator: OperatorProcess, name: str) -> float:
@@ -122,6 +128,12 @@ async def test_event_grid_down_falls_back_to_polling_and_recovers(
     await k8s.wait_phase("pushed")
     await eventually(lambda: _metric(operator, "llmhub_operator_eventgrid_up"), lambda v: v == 0)
     assert "Event Grid receive failed (HttpResponseError, HTTP 503)" in operator.log()
+    down = await eventually(
+        lambda: _push_condition(k8s), lambda c: c.get("status") == "False", timeout=15
+    )
+    assert down["reason"] == "EventGridUnavailable"
+    assert "HTTP 503" in down["message"]
+    assert "every 2 s" in down["message"]
     # With refreshInterval 1h, only the fallback interval explains further reads.
     reads = len(fake_azure.requests("pushed-token", method="GET"))
     await eventually(
@@ -135,6 +147,10 @@ async def test_event_grid_down_falls_back_to_polling_and_recovers(
         lambda: _metric(operator, "llmhub_operator_eventgrid_up"), lambda v: v == 1, timeout=15
     )
     assert "Event Grid: receiving Key Vault events" in operator.log()
+    up = await eventually(
+        lambda: _push_condition(k8s), lambda c: c.get("status") == "True", timeout=15
+    )
+    assert up["reason"] == "Receiving"
     fake_azure.set_secret("pushed-token", TOKEN.format(4))
     event = grid.published[-1]
     await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
