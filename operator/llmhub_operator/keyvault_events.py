@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.eventgrid.aio import EventGridConsumerClient as Consumer
 from azure.eventgrid.models import ReleaseDelay
 from pydantic import Field, model_validator
@@ -78,12 +79,11 @@ class EventGridSettings(BaseSettings):
         return bool(self.endpoint)
 
 
-def make_consumer(settings: EventGridSettings) -> Consumer:
+def make_consumer(settings: EventGridSettings, credential: AsyncTokenCredential) -> Consumer:
     """The real SDK over the operator's Workload Identity (token audience eventgrid.azure.net)."""
     verify: str | bool = os.environ.get(CA_BUNDLE_ENV) or True
     # A receive long-polls: its read timeout must outlast the server-side wait.
     timeout = settings.max_wait_seconds + 15.0
-    credential = azure_auth.make_credential(connection_verify=verify, timeout_s=10.0)
     options = azure_auth.pipeline_options(connection_verify=verify, timeout_s=timeout)
     return Consumer(
         settings.endpoint,
@@ -120,7 +120,12 @@ class KeyVaultEvents:
 
     async def run(self) -> None:
         """Supervised: lives as long as the operator; receives only while this replica leads."""
-        consumer = self._consumer = self._consumer or make_consumer(self.settings)
+        credential = None
+        if self._consumer is None:
+            verify: str | bool = os.environ.get(CA_BUNDLE_ENV) or True
+            credential = azure_auth.make_credential(connection_verify=verify, timeout_s=10.0)
+            self._consumer = make_consumer(self.settings, credential)
+        consumer = self._consumer
         failures = 0
         try:
             while True:
@@ -147,6 +152,8 @@ class KeyVaultEvents:
         finally:
             await self.stop()
             await consumer.close()
+            if credential is not None:
+                await credential.close()
 
     async def stop(self) -> None:
         """The lead is lost: stop receiving and settling; unsettled events return after their
