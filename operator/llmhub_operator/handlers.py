@@ -21,6 +21,7 @@ from llmhub_operator import events, notify
 from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.deployment_watch import DeploymentWatch
 from llmhub_operator.gateway_accounts import GatewayAccounts
+from llmhub_operator.keyvault_events import EventGridSettings, KeyVaultEvents
 from llmhub_operator.kube import DEFAULT_REQUEST_TIMEOUT_S, make_api_client
 from llmhub_operator.leader import Leadership, LeaseElector, LeaseSettings
 from llmhub_operator.reconcile import Deps, Key, reconcile
@@ -73,6 +74,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     namespaces: list[str] = list(getattr(memo, "namespaces", None) or [])
     try:
         interval = getattr(memo, "resync_interval", None) or interval_from_env()
+        push = EventGridSettings()
     except ValueError as exc:
         raise kopf.PermanentError(str(exc)) from None
     resync = memo.resync = Resync(api, namespaces, scheduler, lambda k: deps.forget(*k), interval)
@@ -83,6 +85,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         watch_secrets(api, namespaces, _secret_event(memo), resync.soon), name="secrets"
     )
     supervisor.spawn(resync.run(), name="resync")
+    if push.enabled:  # push rotation: Key Vault events make syncs due at once (leader only)
+        memo.keyvault_events = KeyVaultEvents(push, scheduler, leadership, policy)
+        deps.push_condition = memo.keyvault_events.condition
+        supervisor.spawn(memo.keyvault_events.run(), name="keyvault-events")
     if accounts is not None:
         refresh = _refresh_accounts(scheduler, accounts)
         supervisor.spawn(accounts.run(leadership, refresh), name="gateway")

@@ -66,6 +66,22 @@ LEADER = Gauge(
     "llmhub_operator_leader",
     "1 while this replica holds the leader Lease (or runs alone), else 0.",
 )
+KEYVAULT_EVENTS = Counter(
+    "llmhub_operator_keyvault_events_total",
+    "Key Vault events from Event Grid, by outcome (received|acknowledged|released|rejected).",
+    ["outcome"],
+)
+EVENT_TO_ROLLOUT_SECONDS = Histogram(
+    "llmhub_operator_keyvault_event_to_rollout_seconds",
+    "From a Key Vault event's time to the end of the sync it caused (Secret written, rollout "
+    "requested).",
+    buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+EVENTGRID_UP = Gauge(
+    "llmhub_operator_eventgrid_up",
+    "1 while receiving Key Vault events from Event Grid works; 0 while it fails and polling at "
+    "the fallback interval stands in (push rotation on, leader only).",
+)
 
 _PER_PROVIDER = (
     TOKEN_DAYS_REMAINING,

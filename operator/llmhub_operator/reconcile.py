@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +84,8 @@ class Deps:
     written: dict[Key, dict[str, str]] = field(default_factory=dict)
     # When the current run of failed syncs began (unset after a success), for the alert.
     failing_since: dict[Key, float] = field(default_factory=dict)
+    # Push rotation on: its PushRotation condition (Event Grid receiving or not), else None.
+    push_condition: Callable[[], Condition] | None = None
 
     def __post_init__(self) -> None:
         if self.roller is None:
@@ -404,6 +406,8 @@ class _Pass:
         if account is not None:
             conditions = [*conditions, account]
             self._announce_account(account)
+        if self.deps.push_condition is not None:
+            conditions = [*conditions, self.deps.push_condition()]
         merged = merge_conditions(
             self.previous.get("conditions") or [],
             [*summary.conditions, *conditions],

@@ -40,6 +40,8 @@ class _Entry:
     again: bool = False  # asked to run while running: run once more right after
     reuse_fetch: bool = False  # the next run only repairs; it may reuse the last Key Vault read
     forgotten: bool = False
+    # Callers of sync_now(): resolved with the outcome of the next pass that starts.
+    waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Scheduler:
     sync: SyncFn
     leadership: Leadership
     concurrency: int = DEFAULT_CONCURRENCY
+    # While set, no interval is longer (push rotation's events are down: polling takes over).
+    max_interval: float | None = None
     _entries: dict[Key, _Entry] = field(default_factory=dict)
     _heap: list[tuple[float, int, Key]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -96,6 +100,22 @@ class Scheduler:
             entry.reuse_fetch = True
             self._run_soon(key, entry)
 
+    def sync_now(self, key: Key) -> asyncio.Future[Outcome] | None:
+        """A fresh Key Vault read now (a Key Vault event named its secret); the future gets the
+        outcome of a pass that starts after this call. None: ``key`` is not scheduled."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        entry.waiters.append(waiter)
+        entry.reuse_fetch = False
+        self._run_soon(key, entry)
+        return waiter
+
+    def poll_all_now(self) -> None:
+        """Every object due now (events may have been missed while they were down)."""
+        self._all_due_now()
+
     def bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
         """The latest object of every LLMProvider known (a snapshot, safe to act on)."""
         return [(key, entry.body) for key, entry in self._entries.items()]
@@ -113,6 +133,7 @@ class Scheduler:
             return False
         del self._entries[key]
         entry.forgotten = True
+        _resolve(entry.waiters, Outcome(None, "LLMProvider is gone", gone=True))
         return True
 
     def resync(
@@ -216,16 +237,19 @@ class Scheduler:
             return
         entry.running, reuse = True, entry.reuse_fetch
         entry.reuse_fetch = entry.again = False
+        waiters, entry.waiters = entry.waiters, []
         uid, started = _uid(entry.body), time.monotonic()
         try:
             outcome = await self.sync(key, entry.body, reuse)
         except asyncio.CancelledError:
+            entry.waiters[:0] = waiters  # answered by the pass that runs once this replica leads
             raise
         except Exception:  # one object's crash must not stop the others
             log.exception("sync of %s/%s crashed; retrying with backoff", *key)
             outcome = Outcome(None, "sync crashed", transient=True)
         finally:
             entry.running = False
+        _resolve(waiters, outcome)
         if outcome.gone:  # the pass found it deleted (or re-created): not this object's key anymore
             self.forget(key, uid)
         if entry.forgotten:
@@ -237,6 +261,8 @@ class Scheduler:
             self._push(key, time.monotonic())
             return
         interval = jittered(entry.body.get("spec", {}).get("refreshInterval"))
+        if self.max_interval is not None:
+            interval = min(interval, self.max_interval)
         # An interval counts from the pass's start (its own API calls do not stretch it); a
         # retry's backoff from its end.
         now = time.monotonic()
@@ -288,6 +314,13 @@ def _newer(
         return int(str(new)) > int(str(old)) if strict else int(str(new)) >= int(str(old))
     except (TypeError, ValueError):
         return not strict
+
+
+def _resolve(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(outcome)
+    waiters.clear()
 
 
 def _uid(body: Mapping[str, Any]) -> str | None:

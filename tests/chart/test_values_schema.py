@@ -113,6 +113,10 @@ def test_good_provider_values_pass_the_schema() -> None:
             "providers are created in the release namespace hub, which "
             "operator.watchNamespaces does not include",
         ),
+        (
+            ("operator.eventGrid.endpoint=https://ns.westeurope-1.eventgrid.azure.net",),
+            "operator.eventGrid.endpoint needs operator.eventGrid.topic and .subscription",
+        ),
     ],
 )
 def test_combinations_the_schema_cannot_express_fail_with_a_clear_message(

@@ -20,6 +20,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,6 +75,7 @@ class _State:
     delays: dict[str, float] = field(default_factory=dict)
     hangs: set[str] = field(default_factory=set)
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> client id
+    scopes: dict[str, str] = field(default_factory=dict)  # access token -> requested scope
     log: list[RequestRecord] = field(default_factory=list)
 
 
@@ -100,6 +102,9 @@ class FakeAzure:
         # Another fake whose Entra tokens this vault accepts (one tenant, several vaults).
         self.token_issuer: FakeAzure | None = None
         self.connections = 0
+        # Called with (secret name, version) after every new version: the Event Grid stand-in's
+        # publishing hook (Key Vault's system topic). ``vault_name`` is what events name.
+        self.on_new_version: Callable[[str, str], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -190,7 +195,9 @@ class FakeAzure:
     def reset(self) -> None:
         """Forget failures, delays, hangs and the log; secrets and issued tokens stay valid."""
         with self._lock:
-            self._state = _State(secrets=self._state.secrets, tokens=self._state.tokens)
+            self._state = _State(
+                secrets=self._state.secrets, tokens=self._state.tokens, scopes=self._state.scopes
+            )
             self.federations, self.jwks, self.readers = {}, None, {}
 
     def requests(
@@ -250,7 +257,22 @@ class FakeAzure:
         )
         with self._lock:
             self._state.secrets.setdefault(name, []).append(entry)
+            hook = self.on_new_version
+        if hook is not None:
+            hook(name, entry.version)
         return entry
+
+    @property
+    def vault_name(self) -> str:
+        """The name Key Vault events carry (``VaultName``): here the host:port of the vault."""
+        return urlsplit(self.base_url).netloc
+
+    def audience_of(self, token: str) -> str:
+        """The scope a token was requested for (e.g. ``https://eventgrid.azure.net/.default``)."""
+        if self.token_issuer is not None:
+            return self.token_issuer.audience_of(token)
+        with self._lock:
+            return self._state.scopes.get(token, "")
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
@@ -267,10 +289,11 @@ class FakeAzure:
                 queue.pop(0)
             return failure
 
-    def _issue_token(self, client_id: str = "") -> str:
+    def _issue_token(self, client_id: str = "", scope: str = "") -> str:
         token = "fake-at-" + secrets.token_urlsafe(24)
         with self._lock:
             self._state.tokens[token] = client_id
+            self._state.scopes[token] = scope
         return token
 
     def _authorized(self, header: str | None) -> bool:
@@ -424,7 +447,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "token_type": "Bearer",
                     "expires_in": 3599,
                     "ext_expires_in": 3599,
-                    "access_token": self.fake._issue_token(form["client_id"]),
+                    "access_token": self.fake._issue_token(
+                        form["client_id"], form.get("scope", "")
+                    ),
                 }
         client_id = form.get("client_id")
         record = RequestRecord("POST", self.path, None, status, status == 200, client_id=client_id)

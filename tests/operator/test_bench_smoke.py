@@ -18,6 +18,10 @@ ROWS = (
     "rollouts with nothing changed (same value re-versioned)",
     "rotation → template, 10 providers p50 (s)",
     "rotation → template, 10 providers max (s)",
+    "events on, 1h interval: rotation → template, 1 (s)",
+    "events on, 1h interval: rotation → template, 10 p50 (s)",
+    "events on, 1h interval: rotation → template, 10 max (s)",
+    "events on: Key Vault GETs / provider / rotation",
 )
 
 
@@ -37,3 +41,5 @@ def test_quick_bench_prints_every_row_with_target_and_ratio(
     assert measured["rollouts with nothing changed (same value re-versioned)"][1] == "ok"
     assert measured["rollouts of an unchanged provider on operator restart"][1] == "ok"
     assert 0.85 <= measured["Key Vault GETs / provider / interval"][0] <= 1.15
+    # Push rotation: one read per event, none from polling at a 1h interval.
+    assert measured["events on: Key Vault GETs / provider / rotation"][0] <= 1.5
