@@ -3,8 +3,11 @@
 Starting the CLI costs seconds (the SDK's initialize handshake), so processes outlive turns:
 each active session keeps its process (its context already holds the conversation), and a few
 idle processes for the default model and no system prompt are started ahead, so a new session
-pays no start-up. A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or
-``max_rss_mb`` of memory, replaced when it crashed or hung, and the pool never holds more than
+pays no start-up. A new conversation also takes an idle CLI that served another one (same model
+and system prompt, least recently used first): the provider resets it in-process (``/clear``)
+before the turn, so new conversations stay warm at any rate while the pool has an idle CLI.
+A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or ``max_rss_mb`` of
+memory, replaced when it crashed or hung, and the pool never holds more than
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
 when every process is busy the caller gets ProviderBusy before anything is spawned.
 
@@ -97,7 +100,10 @@ class ClaudePool:
                 continue
             if proc.key == key and proc.alive() and proc.context == len(request.history):
                 return proc
-            self._drop(proc, graceful=proc.alive())
+            if proc.alive():  # its conversation moved on elsewhere: reusable once cleared
+                proc.session = None
+            else:
+                self._drop(proc, graceful=False)
         return None
 
     def admit(self, request: ChatRequest) -> None:
@@ -123,10 +129,13 @@ class ClaudePool:
         idle = sum(1 for p in self._procs if not p.busy)
         return idle + (self.limits.max_processes - len(self._procs) if self._can_grow() else 0)
 
-    def take(self, request: ChatRequest, key: Key, *, resume: bool) -> tuple[ClaudeProcess, bool]:
+    def take(
+        self, request: ChatRequest, key: Key, *, resume: bool, spawn: bool = False
+    ) -> tuple[ClaudeProcess, bool]:
         """A process for this turn, marked busy, and whether it holds (or will resume) the
-        conversation natively; otherwise the caller replays the history. A turn admitted
-        before uses its claim; one that was not needs a place no claim holds."""
+        conversation natively; otherwise the caller replays the history (on a process that
+        is ``clean`` or must be reset first). ``spawn``: a new process, none reused. A turn
+        admitted before uses its claim; one that was not needs a place no claim holds."""
         claimed = self._claims.release(request)
         if self._closing:
             raise ProviderBusy("claude: this replica is shutting down", retry_after=1)
@@ -139,7 +148,7 @@ class ClaudePool:
             self._make_room()
             proc = self._add(key, parse_handle(request.native_session)[0], len(request.history))
             native = True
-        if proc is None:
+        if proc is None and not spawn:
             proc = self._idle(key)
         if proc is None:
             self._make_room()
@@ -157,6 +166,7 @@ class ClaudePool:
         """After a turn: keep a healthy process for its session, recycle or drop the rest."""
         proc.busy = False
         self._settled()
+        proc.clean = False
         proc.turns += 1
         proc.last_used = time.monotonic()
         proc.context = context
@@ -184,12 +194,18 @@ class ClaudePool:
         )
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
-        """A pre-started process with this key that has served nobody yet (may be starting)."""
-        for proc in self._procs:
-            fresh = proc.session is None and proc.turns == 0 and not proc.resumed
-            if fresh and not proc.busy and proc.key == key and proc.alive():
-                return proc
-        return None
+        """An idle process with this key for a new conversation: a ready clean one, else a
+        ready one that served another conversation (least recently used; reset before use),
+        else a clean one still starting."""
+        idle = [p for p in self._procs if not p.busy and p.key == key and p.alive()]
+        ready = [p for p in idle if p.ready.is_set()]
+        used = sorted((p for p in ready if not p.clean), key=lambda p: p.last_used)
+        ordered = [
+            *(p for p in ready if p.clean),
+            *used,
+            *(p for p in idle if p.clean and not p.ready.is_set()),
+        ]
+        return ordered[0] if ordered else None
 
     def _can_grow(self) -> bool:
         if len(self._procs) >= self.limits.max_processes:
@@ -250,13 +266,7 @@ class ClaudePool:
             spares += 1
 
     def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
-        spare = (
-            not proc.busy
-            and proc.session is None
-            and proc.turns == 0
-            and proc.key == self._default_key
-            and not proc.resumed
-        )
+        spare = not proc.busy and proc.clean and proc.key == self._default_key
         return proc if spare else None
 
     async def aclose(self, grace_s: float) -> None:

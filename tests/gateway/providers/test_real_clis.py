@@ -18,7 +18,7 @@ from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ClaudeSDKClie
 
 from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.base import ProviderAuthError, ProviderError
-from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudeProvider, PoolLimits
+from llmhub_gateway.providers.claude import TOKEN_ENV, ClaudePoolLimits, ClaudeProvider
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.limits import CappedProvider
 from llmhub_gateway.providers.owners import owned
@@ -38,7 +38,7 @@ async def test_bundled_claude_cli_fails_within_the_bound(
         default_model="claude-sonnet-4-5-20250929",
         cli_path=None,  # the CLI bundled in the SDK's wheel
         scratch_root=tmp_path / "scratch",
-        pool=PoolLimits(idle=1),
+        pool=ClaudePoolLimits(idle=1),
         max_retries=0,
     )
     assert provider.problem() is None  # `claude --version` of the bundled CLI runs
@@ -46,7 +46,14 @@ async def test_bundled_claude_cli_fails_within_the_bound(
     # that ahead of the first turn (and a plain SDK client starts alongside, see below).
     await provider.start()
     plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
-    await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
+    await provider.started()
+    spare = provider.pool.processes[0]
+    await asyncio.wait_for(spare.ready.wait(), 40)
+    # The gateway's own /clear runs on the real CLI offline (no model call): a reset, a new
+    # session id and an empty result, or reset() raises. A warm CLI is reused this way.
+    await asyncio.wait_for(spare.reset(), 10)
+    assert spare.clean
+    assert spare.alive()
     limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
