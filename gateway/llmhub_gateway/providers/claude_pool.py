@@ -11,6 +11,10 @@ memory, replaced when it crashed or hung, and the pool never holds more than
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
 when every process is busy the caller gets ProviderBusy before anything is spawned.
 
+Spares follow demand (demand.py): the pool keeps ``rate of new conversations * start-up time``
+clean spares for the default key (at least ``idle``), within the budget, and stops the surplus
+when demand drops.
+
 Admission reserves: ``admit`` takes a claim (admission.Claims) that counts against the
 processes a turn could get (idle ones, which may be evicted, and room to start more), so
 turns admitted together never overfill the pool and fail inside their streams; the turn's
@@ -34,6 +38,7 @@ from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
+from llmhub_gateway.providers.demand import Demand
 from llmhub_gateway.providers.procs import background
 
 log = logging.getLogger("llmhub_gateway.providers.claude")
@@ -55,6 +60,7 @@ class ClaudePoolLimits:
     check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
     claim_s: float = 30.0  # an admitted turn holds its place this long until its stream starts
+    demand_window_s: float = 60.0  # new conversations per second are counted over this window
 
 
 class ClaudePool:
@@ -69,6 +75,8 @@ class ClaudePool:
         self._watchdog: asyncio.Task[None] | None = None
         self._no_spares_until = 0.0
         self._claims = Claims(limits.claim_s)  # admitted turns whose streams have not started
+        self.demand = Demand(limits.demand_window_s)
+        self._timed: set[int] = set()  # ids of processes whose start-up time was counted
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -142,6 +150,8 @@ class ClaudePool:
         self._sweep()
         if not claimed and len(self._claims) >= self._room():
             raise self._busy()
+        if request.native_session is None and not spawn and key == self._default_key:
+            self.demand.arrived()
         proc = self.session_process(request, key)
         native = proc is not None
         if proc is None and resume and request.native_session is not None:
@@ -254,16 +264,32 @@ class ClaudePool:
                 self._drop(proc, graceful=True)
 
     def _refill(self) -> None:
-        """Keep ``idle`` spare processes for the default key, within the budget."""
+        """Keep as many spare processes for the default key as demand asks (at least
+        ``idle``), within the budget; stop the surplus (ready ones, oldest first)."""
         if self._closing:
             return
         self._sweep()
+        self._time_startups()
+        target = self.demand.spares(self.limits.idle)
+        spares = [p for p in self._procs if p is self._idle_of(p)]
+        surplus = sorted((p for p in spares if p.ready.is_set()), key=lambda p: p.started)
+        for proc in surplus[: max(0, len(spares) - target)]:
+            self._drop(proc, graceful=True)
         if time.monotonic() < self._no_spares_until:
             return
-        spares = sum(1 for p in self._procs if p is self._idle_of(p))
-        while spares < self.limits.idle and self._can_grow():
+        count = len(spares)
+        while count < target and self._can_grow():
             self._add(self._default_key, None, 0)
-            spares += 1
+            count += 1
+
+    def _time_startups(self) -> None:
+        """Feed each process's start-up time to the demand estimate, once."""
+        live = {id(p) for p in self._procs}
+        self._timed &= live
+        for proc in self._procs:
+            if proc.startup_s is not None and id(proc) not in self._timed:
+                self._timed.add(id(proc))
+                self.demand.started(proc.startup_s)
 
     def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
         spare = not proc.busy and proc.clean and proc.key == self._default_key

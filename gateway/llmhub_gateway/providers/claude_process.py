@@ -113,6 +113,7 @@ class ClaudeProcess:
         self.context = context
         self.turns = 0
         self.started = time.monotonic()
+        self.startup_s: float | None = None  # spawn to ready, once it started
         self.last_used = self.started
         self.busy = False
         self.closed = False
@@ -127,6 +128,7 @@ class ClaudeProcess:
         try:
             try:
                 await self._client.connect()
+                self.startup_s = time.monotonic() - self.started
             except Exception as exc:  # everything the SDK raises ends as one of ours
                 self.failure = map_sdk_error(exc, self.stderr.text())
                 return
