@@ -11,15 +11,8 @@ import pytest
 from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
 from llmhub_gateway.providers.demand import Demand
 from tests.gateway.providers.conftest import chat, claude_provider, collect
+from tests.gateway.providers.test_admission_claims import Clock
 from tests.waiting import eventually
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_little_law_over_a_sliding_window() -> None:
