@@ -205,11 +205,14 @@ class ClaudePool:
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
         """An idle process with this key for a new conversation: a ready clean one, else a
-        ready one that served another conversation (least recently used; reset before use),
-        else a clean one still starting."""
+        ready one that served another conversation (reset before use: first those whose
+        session moved elsewhere, then the least recently used), else a clean one still
+        starting."""
         idle = [p for p in self._procs if not p.busy and p.key == key and p.alive()]
         ready = [p for p in idle if p.ready.is_set()]
-        used = sorted((p for p in ready if not p.clean), key=lambda p: p.last_used)
+        used = sorted(
+            (p for p in ready if not p.clean), key=lambda p: (p.session is not None, p.last_used)
+        )
         ordered = [
             *(p for p in ready if p.clean),
             *used,

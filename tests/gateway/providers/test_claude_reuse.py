@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from claude_agent_sdk import (
     SystemMessage,
 )
 
-from llmhub_gateway.providers.base import ChatRequest
+from llmhub_gateway.providers.base import ChatRequest, Turn
 from llmhub_gateway.providers.claude import ClaudeProvider
 from tests.gateway.providers.conftest import FAKE_CLAUDE, chat, claude_provider, collect
 
@@ -154,3 +155,28 @@ async def test_a_cli_that_does_not_reset_is_replaced(
     assert old not in pooled.pool.processes
     first, second = turns(turns_file)
     assert first["pid"] != second["pid"]
+
+
+async def test_a_cli_whose_session_moved_is_reused_before_a_live_sessions_cli(
+    pooled: ClaudeProvider, turns_file: Path
+) -> None:
+    """A's CLI is the least recently used, but B's session moved on elsewhere (its CLI here
+    missed a turn): a new conversation takes B's CLI and leaves A's session warm."""
+    await asyncio.gather(  # two CLIs: the turns overlap
+        collect(pooled, new_chat("I am A", "a")), collect(pooled, new_chat("I am B", "b"))
+    )
+    by_prompt = {t["prompt"]: t for t in turns(turns_file)}
+    b_pid = by_prompt["I am B"]["pid"]
+    (b_cli,) = [p for p in pooled.pool.processes if p.pid == b_pid]
+    b_cli.last_used = time.monotonic()  # B's CLI served last: A's is the least recent
+    moved = ChatRequest(
+        prompt="next",
+        model="",
+        session_id="b",
+        history=(Turn("user", "x"),) * 4,  # more turns than B's CLI saw
+        native_session=b_cli.session,
+    )
+    assert pooled.pool.session_process(moved, b_cli.key) is None
+    assert b_cli.session is None  # forgotten, still running
+    await collect(pooled, new_chat("I am C", "c"))
+    assert turns(turns_file)[-1]["pid"] == b_pid
