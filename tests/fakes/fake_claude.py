@@ -6,14 +6,18 @@ The real claude-agent-sdk runs this as ``cli_path``. The answer echoes what the 
 can assert on the whole round trip. Like the real CLI it stays alive for many turns (one per
 user message on stdin), and it is as strict: a user message whose text starts with ``/`` runs
 as a slash command (a canned CLI answer; the model never sees it) unless the message is marked
-``client_composed`` (the SDK's ``verbatim_prompts``).
+``client_composed`` (the SDK's ``verbatim_prompts``). ``/clear`` does what the real CLI's does
+(tried on the bundled 2.1.330): no model call, a ``conversation_reset`` message, a new
+``system/init`` under a new session id and a successful result with an empty ``result``; the
+conversation so far is forgotten.
 
 Sessions, as the real CLI keeps them: every turn is appended to
 ``$CLAUDE_CONFIG_DIR/projects/<sanitized cwd>/<session>.jsonl`` (and mirrored to the SDK as
 ``transcript_mirror`` frames when run with ``--session-mirror``); ``--resume <id>`` reads that
 file back and fails when it is missing.
 
-Env: FAKE_CLI_MODE = ok | slow | hang | deaf | crash | garbage | auth | offline | quota (deaf:
+Env: FAKE_CLI_MODE = ok | slow | hang | deaf | crash | garbage | auth | offline | quota |
+crash-on-clear (crash-on-clear: answers as ok, exits on ``/clear``; deaf:
 the CLI stops reading its stdin, which stays open, and never answers again; it sets in once
 FAKE_CLI_GOOD_TURNS turns were answered, so a session can exist first);
 FAKE_CLI_GOOD_TURNS (turns a process answers normally before hang or deaf set in: hang counts
@@ -23,7 +27,9 @@ running, as a warm pool keeps them);
 FAKE_CLI_DELAY (seconds between chunks in slow mode); FAKE_CLI_STARTUP_S (sleep before
 answering anything, like the real CLI's start-up); FAKE_CLI_REPLY_S (sleep before each answer);
 FAKE_CLI_ECHO_CHARS (echo at most this many characters of the prompt: replayed transcripts stay
-linear, for the benchmark);
+linear, for the benchmark); FAKE_CLI_ECHO_CONTEXT=1 (the answer also echoes every user message
+the conversation holds, resumed or sent to this process, as ``context=[...]``: a model that
+"remembers", so tests see what leaks from one conversation to another);
 FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
 ``rate_limit_info``: a ``rate_limit_event`` is sent with each answer; ``rejected`` also fails
 the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children"} of the
@@ -58,6 +64,7 @@ STARTUP_S = float(os.environ.get("FAKE_CLI_STARTUP_S", "0") or 0)
 REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
 ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)  # 0: echo the whole prompt
 GOOD_TURNS = int(os.environ.get("FAKE_CLI_GOOD_TURNS", "0") or 0)
+ECHO_CONTEXT = os.environ.get("FAKE_CLI_ECHO_CONTEXT") == "1"
 VERSION = "2.1.330 (Claude Code)"
 
 
@@ -309,6 +316,32 @@ class Cli:
         self.parent: str | None = last if isinstance(last, str) else None
         self.received = 0  # turns received (FAKE_CLI_GOOD_TURNS, hang)
         self.answered = 0  # turns answered normally (FAKE_CLI_GOOD_TURNS, deaf)
+        # The user messages this conversation holds (what a model would remember).
+        self.context = [
+            prompt_text(e.get("message") or {})  # type: ignore[arg-type]
+            for e in self.resumed
+            if e.get("type") == "user"
+        ]
+
+    def clear(self, model: str) -> None:
+        """The real CLI's ``/clear``: a new conversation under a new session id, nothing of
+        the previous one kept, no model call, an empty result."""
+        global SESSION
+        if current_mode() == "crash-on-clear":
+            sys.exit(3)
+        old = SESSION
+        SESSION = str(uuid.uuid4())
+        self.resumed, self.parent, self.context = [], None, []
+        emit(
+            {
+                "type": "conversation_reset",
+                "new_conversation_id": str(uuid.uuid4()),
+                "uuid": str(uuid.uuid4()),
+                "session_id": old,
+            }
+        )
+        init_message(model)
+        result("")
 
     def slash_command(self, prompt: str, model: str) -> None:
         """What the real CLI does with ``/cost`` and friends: its own output, no model."""
@@ -324,6 +357,8 @@ class Cli:
             mode = "ok"
         token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
         echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
+        if ECHO_CONTEXT:
+            echo = f"context={json.dumps(self.context)} {echo}"
         text = f"[fake-claude model={model} token={token}] {echo}"
         record_turn(prompt, self.resumed)
         if REPLY_S:
@@ -348,6 +383,7 @@ class Cli:
             fail(model, "Claude AI usage limit reached|4102444800", "rate_limit")
             return
         self.parent = keep_entry("user", prompt, self.parent, str(uuid.uuid4()))
+        self.context.append(prompt)
         streaming = "--include-partial-messages" in sys.argv
         third = max(1, len(text) // 3)
         chunks = [text[i : i + third] for i in range(0, len(text), third)]
@@ -405,7 +441,10 @@ def main() -> None:
         elif msg.get("type") == "user":
             prompt = prompt_text(msg.get("message") or {})
             if prompt.startswith("/") and msg.get("client_composed") is not True:
-                cli.slash_command(prompt, model)
+                if prompt.strip() == "/clear":
+                    cli.clear(model)
+                else:
+                    cli.slash_command(prompt, model)
             else:
                 cli.answer(prompt, model)
         if cli.deaf():  # stdin stays open, and nothing more is ever read from it

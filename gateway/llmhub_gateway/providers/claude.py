@@ -3,8 +3,9 @@
 The agent is a pure chat model here: no built-in tools, no MCP servers, no settings or hooks
 read from the host, permission mode that denies anything not pre-approved, a throw-away
 working directory per CLI, and an allow-listed environment (claude_env.py). Prompts are sent
-``verbatim`` (the SDK marks them ``client_composed``), so text starting with ``/`` or ``@``
-reaches the model as the user's words instead of running a slash command or reading a file.
+``client_composed`` (the SDK's verbatim marking, set per message by claude_process.py), so text
+starting with ``/`` or ``@`` reaches the model as the user's words instead of running a slash
+command or reading a file; the one message sent unmarked is the gateway's own ``/clear``.
 
 Two runtimes (``CLAUDE_RUNTIME``):
 
@@ -14,6 +15,8 @@ Two runtimes (``CLAUDE_RUNTIME``):
   stored transcript is exactly the committed history (a turn whose commit failed, or that was
   cancelled, left entries there the history does not have). Otherwise (first turn, no store,
   a failed load, a transcript that does not match) the history is replayed as one prompt.
+  A new conversation (REST or MCP without a session, every OpenAI request) takes a warm CLI:
+  a spare, or an idle one whose conversation is reset in-process with ``/clear``.
 
 No prompt or system text ever goes into the CLI's argv (readable by anyone in
 ``/proc/*/cmdline``, and limited to 128 KiB per argument): prompts go over stdin, the system
@@ -255,22 +258,44 @@ class ClaudeProvider:
         resume = await self._can_resume(request, key)
         proc, native = self._pool.take(request, key, resume=resume)
         try:
+            await self._started(proc)
+        except ProviderError:
+            if not (proc.resumed and proc.turns == 0):
+                raise
+            log.warning("claude: resuming the CLI's session failed; replaying the history")
+            proc, native = self._pool.take(replace(request, native_session=None), key, resume=False)
+            await self._started(proc)
+        if not native and not proc.clean:
+            return await self._cleared(request, key, proc), False
+        return proc, native
+
+    async def _started(self, proc: ClaudeProcess) -> None:
+        """Wait for the CLI's start-up; one that failed (raised) or was abandoned is
+        discarded."""
+        try:
             await proc.ready.wait()
-            if proc.failure is not None and proc.resumed and proc.turns == 0:
-                log.warning("claude: resuming the CLI's session failed; replaying the history")
-                self._pool.discard(proc)
-                proc, native = self._pool.take(
-                    replace(request, native_session=None), key, resume=False
-                )
-                await proc.ready.wait()
         except BaseException:
             self._pool.discard(proc)
             raise
         if proc.failure is not None:
-            failure = proc.failure
             self._pool.discard(proc)
-            raise failure
-        return proc, native
+            raise proc.failure
+
+    async def _cleared(self, request: ChatRequest, key: Key, proc: ClaudeProcess) -> ClaudeProcess:
+        """A CLI that held another conversation, reset so nothing of it remains; one that
+        fails to reset is dropped and the turn gets a new CLI."""
+        try:
+            await proc.reset()
+            return proc
+        except ProviderError:
+            log.warning("claude: a warm CLI did not reset; starting a new one")
+        except BaseException:
+            self._pool.discard(proc)
+            raise
+        self._pool.discard(proc)
+        fresh, _ = self._pool.take(request, key, resume=False, spawn=True)
+        await self._started(fresh)
+        return fresh
 
     async def _mirror_lost(self, session_id: str) -> None:
         """This CLI still holds the whole conversation, but the store's copy is incomplete:
@@ -369,7 +394,9 @@ class ClaudeProvider:
             setting_sources=[],
             strict_mcp_config=True,
             include_partial_messages=True,
-            verbatim_prompts=True,
+            # Off so that the process marks each message itself: caller text always
+            # client_composed, only the gateway's own /clear not (claude_process.py).
+            verbatim_prompts=False,
             session_store=self._store if self.runtime == "warm" else None,
             resume=resume,
             stderr=stderr.add,

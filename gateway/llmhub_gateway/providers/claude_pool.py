@@ -3,10 +3,17 @@
 Starting the CLI costs seconds (the SDK's initialize handshake), so processes outlive turns:
 each active session keeps its process (its context already holds the conversation), and a few
 idle processes for the default model and no system prompt are started ahead, so a new session
-pays no start-up. A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or
-``max_rss_mb`` of memory, replaced when it crashed or hung, and the pool never holds more than
+pays no start-up. A new conversation also takes an idle CLI that served another one (same model
+and system prompt, least recently used first): the provider resets it in-process (``/clear``)
+before the turn, so new conversations stay warm at any rate while the pool has an idle CLI.
+A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or ``max_rss_mb`` of
+memory, replaced when it crashed or hung, and the pool never holds more than
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
 when every process is busy the caller gets ProviderBusy before anything is spawned.
+
+Spares follow demand (demand.py): the pool keeps ``rate of new conversations * start-up time``
+clean spares for the default key (at least ``idle``), within the budget, and stops the surplus
+when demand drops.
 
 Admission reserves: ``admit`` takes a claim (admission.Claims) that counts against the
 processes a turn could get (idle ones, which may be evicted, and room to start more), so
@@ -31,6 +38,7 @@ from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
+from llmhub_gateway.providers.demand import Demand
 from llmhub_gateway.providers.procs import background
 from llmhub_gateway.providers.start_state import StartState
 
@@ -53,6 +61,7 @@ class ClaudePoolLimits:
     check_s: float = 5.0  # how often idle CLIs are checked (died, too old) and spares refilled
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
     claim_s: float = 30.0  # an admitted turn holds its place this long until its stream starts
+    demand_window_s: float = 60.0  # new conversations per second are counted over this window
 
 
 class ClaudePool:
@@ -68,6 +77,8 @@ class ClaudePool:
         self._no_spares_until = 0.0
         self._claims = Claims(limits.claim_s)  # admitted turns whose streams have not started
         self.start_state = StartState("claude")  # readiness reads it (registry.problems)
+        self.demand = Demand(limits.demand_window_s)
+        self._timed: set[int] = set()  # ids of processes whose start-up time was counted
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -99,7 +110,10 @@ class ClaudePool:
                 continue
             if proc.key == key and proc.alive() and proc.context == len(request.history):
                 return proc
-            self._drop(proc, graceful=proc.alive())
+            if proc.alive():  # its conversation moved on elsewhere: reusable once cleared
+                proc.session = None
+            else:
+                self._drop(proc, graceful=False)
         return None
 
     def admit(self, request: ChatRequest) -> None:
@@ -125,23 +139,28 @@ class ClaudePool:
         idle = sum(1 for p in self._procs if not p.busy)
         return idle + (self.limits.max_processes - len(self._procs) if self._can_grow() else 0)
 
-    def take(self, request: ChatRequest, key: Key, *, resume: bool) -> tuple[ClaudeProcess, bool]:
+    def take(
+        self, request: ChatRequest, key: Key, *, resume: bool, spawn: bool = False
+    ) -> tuple[ClaudeProcess, bool]:
         """A process for this turn, marked busy, and whether it holds (or will resume) the
-        conversation natively; otherwise the caller replays the history. A turn admitted
-        before uses its claim; one that was not needs a place no claim holds."""
+        conversation natively; otherwise the caller replays the history (on a process that
+        is ``clean`` or must be reset first). ``spawn``: a new process, none reused. A turn
+        admitted before uses its claim; one that was not needs a place no claim holds."""
         claimed = self._claims.release(request)
         if self._closing:
             raise ProviderBusy("claude: this replica is shutting down", retry_after=1)
         self._sweep()
         if not claimed and len(self._claims) >= self._room():
             raise self._busy()
+        if request.native_session is None and not spawn and key == self._default_key:
+            self.demand.arrived()
         proc = self.session_process(request, key)
         native = proc is not None
         if proc is None and resume and request.native_session is not None:
             self._make_room()
             proc = self._add(key, parse_handle(request.native_session)[0], len(request.history))
             native = True
-        if proc is None:
+        if proc is None and not spawn:
             proc = self._idle(key)
         if proc is None:
             self._make_room()
@@ -159,6 +178,7 @@ class ClaudePool:
         """After a turn: keep a healthy process for its session, recycle or drop the rest."""
         proc.busy = False
         self._settled()
+        proc.clean = False
         proc.turns += 1
         proc.last_used = time.monotonic()
         proc.context = context
@@ -186,12 +206,21 @@ class ClaudePool:
         )
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
-        """A pre-started process with this key that has served nobody yet (may be starting)."""
-        for proc in self._procs:
-            fresh = proc.session is None and proc.turns == 0 and not proc.resumed
-            if fresh and not proc.busy and proc.key == key and proc.alive():
-                return proc
-        return None
+        """An idle process with this key for a new conversation: a ready clean one, else a
+        ready one that served another conversation (reset before use: first those whose
+        session moved elsewhere, then the least recently used), else a clean one still
+        starting."""
+        idle = [p for p in self._procs if not p.busy and p.key == key and p.alive()]
+        ready = [p for p in idle if p.ready.is_set()]
+        used = sorted(
+            (p for p in ready if not p.clean), key=lambda p: (p.session is not None, p.last_used)
+        )
+        ordered = [
+            *(p for p in ready if p.clean),
+            *used,
+            *(p for p in idle if p.clean and not p.ready.is_set()),
+        ]
+        return ordered[0] if ordered else None
 
     def _can_grow(self) -> bool:
         if len(self._procs) >= self.limits.max_processes:
@@ -243,25 +272,35 @@ class ClaudePool:
                 self._drop(proc, graceful=True)
 
     def _refill(self) -> None:
-        """Keep ``idle`` spare processes for the default key, within the budget."""
+        """Keep as many spare processes for the default key as demand asks (at least
+        ``idle``), within the budget; stop the surplus (ready ones, oldest first)."""
         if self._closing:
             return
         self._sweep()
+        self._time_startups()
+        target = self.demand.spares(self.limits.idle)
+        spares = [p for p in self._procs if p is self._idle_of(p)]
+        surplus = sorted((p for p in spares if p.ready.is_set()), key=lambda p: p.started)
+        for proc in surplus[: max(0, len(spares) - target)]:
+            self._drop(proc, graceful=True)
         if time.monotonic() < self._no_spares_until:
             return
-        spares = sum(1 for p in self._procs if p is self._idle_of(p))
-        while spares < self.limits.idle and self._can_grow():
+        count = len(spares)
+        while count < target and self._can_grow():
             self._add(self._default_key, None, 0)
-            spares += 1
+            count += 1
+
+    def _time_startups(self) -> None:
+        """Feed each process's start-up time to the demand estimate, once."""
+        live = {id(p) for p in self._procs}
+        self._timed &= live
+        for proc in self._procs:
+            if proc.startup_s is not None and id(proc) not in self._timed:
+                self._timed.add(id(proc))
+                self.demand.started(proc.startup_s)
 
     def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
-        spare = (
-            not proc.busy
-            and proc.session is None
-            and proc.turns == 0
-            and proc.key == self._default_key
-            and not proc.resumed
-        )
+        spare = not proc.busy and proc.clean and proc.key == self._default_key
         return proc if spare else None
 
     async def aclose(self, grace_s: float) -> None:

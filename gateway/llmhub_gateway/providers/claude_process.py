@@ -4,6 +4,11 @@ The SDK requires one client to be driven from one task (its anyio task group liv
 that connected it). So each process has a worker task that owns the client: it connects, then
 takes turns from an inbox and puts each turn's items on that turn's own queue. Whoever consumes
 a turn, and whichever task closes the process, never touches the client itself.
+
+Caller text is always sent ``client_composed`` (the CLI delivers it as written: no slash
+command, no ``@path``); the one message that is not is the gateway's own ``/clear``
+(``reset``), which starts a new conversation in the running CLI. The SDK's ``verbatim_prompts``
+has no per-message opt-out, so the process marks each message itself, as the SDK advises.
 """
 
 from __future__ import annotations
@@ -12,13 +17,20 @@ import asyncio
 import contextlib
 import shutil
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    ConversationResetMessage,
+    ResultMessage,
+)
 
 from llmhub_gateway.providers.base import ProviderCrashed, ProviderError
-from llmhub_gateway.providers.claude_items import Item, map_sdk_error, relay
+from llmhub_gateway.providers.claude_items import Done, Item, map_sdk_error, relay
 from llmhub_gateway.providers.diagnostics import Tail
 from llmhub_gateway.providers.procs import descendants, kill_tree, running
 
@@ -29,10 +41,51 @@ GRACEFUL_EXIT_S = 2.0  # a CLI whose stdin was closed gets this long to exit by 
 Key = tuple[str, str | None]
 
 
+# The CLI's own command that discards the conversation and starts a new one in-process.
+CLEAR = "/clear"
+
+
 @dataclass(slots=True)
 class _Job:
     prompt: str
     out: asyncio.Queue[Item]
+    control: bool = False  # the gateway's own slash command, never caller text
+
+
+def _message(text: str, *, composed: bool) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "user",
+        "message": {"role": "user", "content": text},
+        "parent_tool_use_id": None,
+        "session_id": "default",
+    }
+    if composed:
+        message["client_composed"] = True
+    return message
+
+
+async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    yield message
+
+
+async def _cleared(client: ClaudeSDKClient, out: asyncio.Queue[Item]) -> None:
+    """Read the answer to ``/clear`` as strictly as the CLI gives it: a conversation reset,
+    then a successful, empty result under a new session id; anything else fails the CLI."""
+    reset: ConversationResetMessage | None = None
+    async for message in client.receive_response():
+        if isinstance(message, ConversationResetMessage):
+            reset = message
+        elif isinstance(message, ResultMessage):
+            if (
+                reset is None
+                or message.is_error
+                or message.result
+                or message.session_id == reset.session_id
+            ):
+                raise ProviderCrashed("claude: the CLI did not start a new conversation")
+            out.put_nowait(Done())
+            return
+    raise ProviderCrashed("claude: the CLI ended without a result")
 
 
 class ClaudeProcess:
@@ -55,9 +108,12 @@ class ClaudeProcess:
         self.stderr = stderr
         self.session = session
         self.resumed = session is not None
+        # Holds no conversation yet (just started, or cleared): a new one may start here.
+        self.clean = session is None
         self.context = context
         self.turns = 0
         self.started = time.monotonic()
+        self.startup_s: float | None = None  # spawn to ready, once it started
         self.last_used = self.started
         self.busy = False
         self.closed = False
@@ -73,6 +129,7 @@ class ClaudeProcess:
         try:
             try:
                 await self._client.connect()
+                self.startup_s = time.monotonic() - self.started
             except Exception as exc:  # everything the SDK raises ends as one of ours
                 self.start_error = str(exc)
                 self.failure = map_sdk_error(exc, self.stderr.text())
@@ -81,8 +138,9 @@ class ClaudeProcess:
                 self.ready.set()
             while (job := await self._inbox.get()) is not None:
                 try:
-                    await self._client.query(job.prompt)
-                    await relay(self._client, job.out)
+                    message = _message(job.prompt, composed=not job.control)
+                    await self._client.query(_once(message))
+                    await (_cleared if job.control else relay)(self._client, job.out)
                 except Exception as exc:
                     self.failure = map_sdk_error(exc, self.stderr.text())
                     job.out.put_nowait(self.failure)
@@ -99,6 +157,21 @@ class ClaudeProcess:
         out: asyncio.Queue[Item] = asyncio.Queue()
         self._inbox.put_nowait(_Job(prompt, out))
         return out
+
+    async def reset(self) -> None:
+        """Discard the conversation this CLI holds and start a new one in-process (the CLI's
+        ``/clear``: no model call, tens of milliseconds), so a new conversation needs no new
+        CLI. The system prompt and model stay (they are start-up flags). Raises the failure
+        (the CLI is then unusable) when the CLI did not reset."""
+        out: asyncio.Queue[Item] = asyncio.Queue()
+        self._inbox.put_nowait(_Job(CLEAR, out, control=True))
+        item = await out.get()
+        if isinstance(item, ProviderError):
+            raise item
+        self.session = None
+        self.resumed = False
+        self.context = 0
+        self.clean = True
 
     @property
     def pid(self) -> int | None:

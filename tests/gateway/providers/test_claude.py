@@ -157,13 +157,16 @@ async def test_token_never_reaches_logs_output_or_errors(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    mode_file = tmp_path / "mode"  # steers CLIs already running (a warm one is reused)
+    monkeypatch.setenv("FAKE_CLI_MODE_FILE", str(mode_file))
     text = "".join(await collect(claude, chat("hi")))
     assert "token=present" in text
     errors = []
     for mode in ("auth", "crash"):
-        set_mode(monkeypatch, mode)
+        mode_file.write_text(mode)
         with pytest.raises((ProviderAuthError, ProviderCrashed)) as caught:
             await collect(claude, chat("hi"))
         errors.append(f"{caught.value!s} {caught.value!r} {caught.value.__cause__!s}")

@@ -177,3 +177,22 @@ async def test_a_transcript_the_store_lost_lines_of_is_replayed_elsewhere(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_conversation_on_a_reset_cli_resumes_elsewhere_without_the_old_one(
+    two_replicas: tuple[ClaudeProvider, ClaudeProvider], fake: Fake
+) -> None:
+    """After ``/clear`` the CLI's new session is mirrored under its new id: another replica
+    resumes it natively, and its transcript holds nothing of the conversation before."""
+    a, b = two_replicas
+    await turn(a, chat("my locker code is 4711"))
+    first, native = await turn(a, chat("my name is Bo"))  # a new conversation: A's CLI, reset
+    assert native is not None
+    _, again = await turn(b, follow_up("what is my name?", native, "my name is Bo", first))
+    assert again is not None
+    one, two, three = fake.turns()
+    assert one["pid"] == two["pid"] != three["pid"]
+    assert two["session"] != one["session"]
+    assert three["session"] == two["session"] == parse_handle(native)[0]
+    assert three["resumed_text"] == f"my name is Bo\n{first}"
+    assert "4711" not in three["resumed_text"]

@@ -47,7 +47,14 @@ async def test_bundled_claude_cli_fails_within_the_bound(
     await provider.start()
     await provider.started()
     plain = asyncio.create_task(_plain_sdk_answer("/cost", tmp_path))
-    await asyncio.wait_for(provider.pool.processes[0].ready.wait(), 40)
+    await provider.started()
+    spare = provider.pool.processes[0]
+    await asyncio.wait_for(spare.ready.wait(), 40)
+    # The gateway's own /clear runs on the real CLI offline (no model call): a reset, a new
+    # session id and an empty result, or reset() raises. A warm CLI is reused this way.
+    await asyncio.wait_for(spare.reset(), 10)
+    assert spare.clean
+    assert spare.alive()
     limited = CappedProvider(provider, max_concurrency=1, timeout_s=BOUND_S)
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
