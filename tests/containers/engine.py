@@ -156,6 +156,14 @@ class Engine:
             self._kill(pid, timeout)
         finally:
             self._bridge_down()
+            self._unmount_netns()
+
+    def _unmount_netns(self) -> None:
+        """dockerd leaves its network namespaces bind-mounted under the exec root: unmount
+        them, or the folder cannot be removed."""
+        netns = self.home / "exec" / "netns"
+        for entry in sorted(netns.glob("*")) if netns.is_dir() else []:
+            subprocess.run(as_root(["umount", str(entry)]), capture_output=True, check=False)
 
     def _bridge_down(self) -> None:
         if self.made_bridge:
