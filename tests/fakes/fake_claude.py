@@ -32,8 +32,9 @@ the conversation holds, resumed or sent to this process, as ``context=[...]``: a
 "remembers", so tests see what leaks from one conversation to another);
 FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
 ``rate_limit_info``: a ``rate_limit_event`` is sent with each answer; ``rejected`` also fails
-the turn the way the real CLI does); FAKE_CLI_PIDFILE (records {"pid", "children"} of the
-latest process, and a sleeping child is spawned so process-tree kills can be checked);
+the turn the way the real CLI does); FAKE_CLI_PIDFILE (a sleeping child is spawned so
+process-tree kills can be checked, and {"pid", "children"} recorded: of the first process,
+then of the one answering the latest turn);
 FAKE_CLI_ARGV_FILE (records argv and cwd of the latest process); FAKE_CLI_SPAWN_LOG (one JSON
 line per process start: pid, argv, cwd, time, environment); FAKE_CLI_TURNS_FILE (one JSON line
 per turn: pid, session, the user text received, the number of transcript entries resumed, the
@@ -47,6 +48,7 @@ message), output_tokens = words of the answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -133,11 +135,35 @@ def record_startup() -> None:
         }
         with open(spawn_log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
+    record_pids(first=True)
+
+
+_child: list[int] = []  # the sleeping child FAKE_CLI_PIDFILE asks for, once spawned
+
+
+def record_pids(*, first: bool) -> None:
+    """Write {"pid", "children"} to FAKE_CLI_PIDFILE: at start-up only when no CLI wrote it
+    yet, and again by whichever CLI answers a turn. A warm pool starts spares at any time, so
+    the file names the CLI serving the latest turn, never a spare that started after it. The
+    write is atomic (link or rename of a complete file), so a reader never sees half of it."""
     pidfile = os.environ.get("FAKE_CLI_PIDFILE")
-    if pidfile:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
-        with open(pidfile, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "children": [child.pid]}, fh)
+    if not pidfile:
+        return
+    if not _child:
+        sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]
+        _child.append(subprocess.Popen(sleeper).pid)
+    tmp = f"{pidfile}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"pid": os.getpid(), "children": _child}, fh)
+    try:
+        if first:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, pidfile)
+        else:
+            os.replace(tmp, pidfile)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def prompt_text(message: dict[str, object]) -> str:
@@ -361,6 +387,7 @@ class Cli:
             echo = f"context={json.dumps(self.context)} {echo}"
         text = f"[fake-claude model={model} token={token}] {echo}"
         record_turn(prompt, self.resumed)
+        record_pids(first=False)
         if REPLY_S:
             time.sleep(REPLY_S)
         init_message(model)

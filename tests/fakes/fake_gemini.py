@@ -38,12 +38,14 @@ session can exist first; hang counts prompts received, deaf prompts answered);
 FAKE_CLI_OPEN_S (ACP: session/new and session/load take this long);
 FAKE_CLI_DELAY; FAKE_CLI_STARTUP_S (sleep before answering anything); FAKE_CLI_REPLY_S (sleep
 before each answer); FAKE_CLI_SPAWNLOG (one JSON line per process: pid, mode, home, env);
-FAKE_CLI_PIDFILE (records {"pid", "children"} and spawns a sleeping child in the same process
-group); FAKE_CLI_VERSION.
+FAKE_CLI_PIDFILE (spawns a sleeping child in the same process group and records {"pid",
+"children"}: of the first process, then of the one answering the latest prompt);
+FAKE_CLI_VERSION.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -123,12 +125,32 @@ def check_home() -> str:
     return home
 
 
-def record_pids() -> None:
+_child: list[int] = []  # the sleeping child FAKE_CLI_PIDFILE asks for, once spawned
+
+
+def record_pids(*, first: bool = True) -> None:
+    """Write {"pid", "children"} to FAKE_CLI_PIDFILE: at start-up only when no process wrote
+    it yet, and again by whichever process answers a prompt. The gateway starts spares at any
+    time, so the file names the process serving the latest prompt, never a spare started after
+    it. Written atomically (link or rename of a complete file)."""
     pidfile = os.environ.get("FAKE_CLI_PIDFILE")
-    if pidfile:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
-        with open(pidfile, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "children": [child.pid]}, fh)
+    if not pidfile:
+        return
+    if not _child:
+        sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]
+        _child.append(subprocess.Popen(sleeper).pid)
+    tmp = f"{pidfile}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"pid": os.getpid(), "children": _child}, fh)
+    try:
+        if first:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, pidfile)
+        else:
+            os.replace(tmp, pidfile)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # Options of the real 0.61 CLI the gateway may use; yargs-strict like it: an unknown option, or
@@ -598,6 +620,7 @@ class AcpAgent:
         ):
             raise AcpFailure(-32602, "Invalid params")
         session["cancelled"] = False
+        record_pids(first=False)
         with self.lock:
             self.prompts += 1
             hang = MODE == "hang" and self.prompts > GOOD_TURNS
