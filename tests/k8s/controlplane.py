@@ -113,6 +113,15 @@ class ControlPlane:
             "admin.local", common_name="kubernetes-admin", organization_name="system:masters"
         )
         kcm = ca.issue_cert("kcm.local", common_name="system:kube-controller-manager")
+        # The API server's client certificate towards kubelets (logs, exec, port-forward), for
+        # the real-node tier (tests/node); unused while no node joins.
+        kubelet_client = ca.issue_cert(
+            "apiserver.local",
+            common_name="kube-apiserver-kubelet-client",
+            organization_name="system:masters",
+        )
+        kubelet_client.cert_chain_pems[0].write_to_path(str(pki / "apiserver-kubelet-client.crt"))
+        kubelet_client.private_key_pem.write_to_path(str(pki / "apiserver-kubelet-client.key"))
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         (pki / "sa.key").write_bytes(
             sa_key.private_bytes(
@@ -277,6 +286,8 @@ class ControlPlane:
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             "--endpoint-reconciler-type=none",  # 127.0.0.1 cannot be an Endpoints address
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             "--profiling=false",
