@@ -29,7 +29,8 @@ answering anything, like the real CLI's start-up); FAKE_CLI_REPLY_S (sleep befor
 FAKE_CLI_ECHO_CHARS (echo at most this many characters of the prompt: replayed transcripts stay
 linear, for the benchmark); FAKE_CLI_ECHO_CONTEXT=1 (the answer also echoes every user message
 the conversation holds, resumed or sent to this process, as ``context=[...]``: a model that
-"remembers", so tests see what leaks from one conversation to another);
+"remembers", so tests see what leaks from one conversation to another); FAKE_CLI_TOKEN_FINGERPRINT=1
+(``token=present:<8 hex of its SHA-256>``: which credential the CLI ran with, never the value);
 FAKE_CLI_RATE_LIMIT (a status -- allowed | allowed_warning | rejected -- or a JSON object of
 ``rate_limit_info``: a ``rate_limit_event`` is sent with each answer; ``rejected`` also fails
 the turn the way the real CLI does); FAKE_CLI_PIDFILE (a sleeping child is spawned so
@@ -49,6 +50,7 @@ message), output_tokens = words of the answer.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -67,7 +69,19 @@ REPLY_S = float(os.environ.get("FAKE_CLI_REPLY_S", "0") or 0)
 ECHO_CHARS = int(os.environ.get("FAKE_CLI_ECHO_CHARS", "0") or 0)  # 0: echo the whole prompt
 GOOD_TURNS = int(os.environ.get("FAKE_CLI_GOOD_TURNS", "0") or 0)
 ECHO_CONTEXT = os.environ.get("FAKE_CLI_ECHO_CONTEXT") == "1"
+TOKEN_FINGERPRINT = os.environ.get("FAKE_CLI_TOKEN_FINGERPRINT") == "1"
 VERSION = "2.1.330 (Claude Code)"
+
+
+def token_report(token: str) -> str:
+    """``present`` or ``absent``; with FAKE_CLI_TOKEN_FINGERPRINT=1 a present token also shows
+    the first 8 hex digits of its SHA-256, so a test can tell which credential a CLI ran with
+    (a rotation reached it) without the value ever leaving the process."""
+    if not token:
+        return "absent"
+    if TOKEN_FINGERPRINT:
+        return "present:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    return "present"
 
 
 def emit(obj: dict[str, object]) -> None:
@@ -381,7 +395,7 @@ class Cli:
         self.received += 1
         if mode in ("hang", "deaf") and self.received <= GOOD_TURNS:
             mode = "ok"
-        token = "present" if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") else "absent"
+        token = token_report(os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", ""))
         echo = prompt[:ECHO_CHARS] if ECHO_CHARS else prompt
         if ECHO_CONTEXT:
             echo = f"context={json.dumps(self.context)} {echo}"
