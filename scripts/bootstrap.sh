@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: uv, the locked Python deps,
-# redis-server, shellcheck, wrk, openssl, etcd and etcdctl, docker.io and debootstrap (apt, needs
+# redis-server, shellcheck, wrk, openssl, etcd and etcdctl, docker.io and debootstrap, the real
+# node's containerd, runc, CNI plugins, conntrack, iptables, socat and python3-dnslib (apt, needs
 # root), promtool (from Debian's prometheus package, unpacked project-local), the pinned Gemini CLI (npm, project-local), and
 # the test control plane's kube-apiserver/kube-controller-manager from ../shared/k8s when present.
 set -euo pipefail
@@ -22,6 +23,15 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # the test control pl
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)  # compaction faults (410 Gone)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)  # the container tier's own engine (tests/containers)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)  # its local Debian bases (no registry needed)
+# The real-node tier (tests/node): containerd + runc run the pods, CNI plugins wire them, conntrack,
+# iptables and socat serve kube-proxy, the egress rules and the API relay, dnslib the cluster DNS.
+command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/firewall ] || missing+=(containernetworking-plugins)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+/usr/bin/python3 -c 'import dnslib' 2>/dev/null || missing+=(python3-dnslib)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (apt-get install ${missing[*]})" >&2

@@ -3,7 +3,6 @@ bases and both product images built once per session (layers cached under .cache
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from tests.containers.bases import Bases
 from tests.containers.engine import Engine, EngineUnavailable
 from tests.containers.images import Images
+from tests.containers.tier import give_timeout, in_ci
 
 # The first test builds the bases and images (cold: minutes; warm: seconds): beyond the suite's
 # per-test timeout, so this tier's tests get their own.
@@ -19,14 +19,7 @@ BUILD_TIMEOUT_S = 1800
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here):
-            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT_S))
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+    give_timeout(items, Path(__file__).parent, BUILD_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +28,7 @@ def engine() -> Iterator[Engine]:
     try:
         engine.start()
     except EngineUnavailable as exc:
-        if _in_ci():  # CI always runs this tier: no engine is a failure, not a skip
+        if in_ci():  # CI always runs this tier: no engine is a failure, not a skip
             pytest.fail(f"the container tier needs a Docker engine: {exc}")
         pytest.skip(str(exc))
     try:
