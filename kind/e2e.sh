@@ -4,8 +4,9 @@
 # values (the chart's own service-account token projection, so the real Workload Identity + Key
 # Vault code runs), then checks: the LLMProviders sync this run's values, a Key Vault rotation
 # rolls the gateway, an operator restart rolls nothing, two operator replicas work,
-# /health/tokens answers, an MCP tool call round-trips, `helm test` passes and `helm uninstall`
-# leaves nothing stuck. See kind/README.md.
+# /health/tokens answers, an MCP tool call round-trips, the next answer runs on the rotated
+# credential, a deleted gateway pod loses no committed turn, `helm test` passes and
+# `helm uninstall` leaves nothing stuck. tests/node runs the same stages on a real node. See kind/README.md.
 #
 # Safe on a workstation: it talks to the cluster only through its own kubeconfig file
 # (kind/out/kubeconfig) and context, never touches ~/.kube/config or the current context, and
@@ -409,9 +410,38 @@ text = " ".join(c.get("text", "") for c in result["result"]["content"])
 assert prompt in text, text
 print("claude_chat answered:", text[:120])
 PY
-kill "$PF_PID" "$ADMIN_PF_PID" 2>/dev/null || true
-PF_PID=""
+kill "$ADMIN_PF_PID" 2>/dev/null || true
 ADMIN_PF_PID=""
+
+rest_chat() { # prompt [session-id] -> the answer's JSON (POST /v1/chat through the port-forward)
+  local body="{\"provider\":\"claude\",\"prompt\":\"$1\"${2:+,\"session_id\":\"$2\"}}"
+  curl -fsS -H "Content-Type: application/json" -d "$body" "$BASE/v1/chat"
+}
+answer_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+log "the next answer runs on the rotated credential"
+# The fake CLI reports the first 8 hex digits of its token's SHA-256 (FAKE_CLI_TOKEN_FINGERPRINT
+# in kind-values.yaml), never the token: compare with this run's last rotated value.
+fingerprint="$(printf '%s' "$CLAUDE_V3" | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:8])')"
+rest_chat "kind-e2e-rotated-$RANDOM" | answer_field text | grep -F "token=present:$fingerprint" >/dev/null ||
+  fail "the gateway's CLI does not run on the rotated claude-oauth-token"
+
+log "a deleted gateway pod loses no committed turn (sessions in the Redis pod)"
+turn_one="kind-e2e-turn-one-$RANDOM"
+session_id="$(rest_chat "$turn_one" | answer_field session_id)"
+kill "$PF_PID" 2>/dev/null || true
+k -n "$HUB_NS" delete pod -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=gateway" \
+  --wait=true --timeout "${TIMEOUT}s" >/dev/null
+k -n "$HUB_NS" rollout status "deploy/$GATEWAY" --timeout "${TIMEOUT}s" >/dev/null
+kubectl --kubeconfig "$KUBECONFIG" --context "$CONTEXT" -n "$HUB_NS" port-forward "svc/$GATEWAY" "$LOCAL_PORT:8000" \
+  >"$OUT/port-forward-2.log" 2>&1 &
+PF_PID=$!
+wait_for "gateway /health/live through a new port-forward" curl -fsS "$BASE/health/live"
+# FAKE_CLI_ECHO_CONTEXT: the answer shows the conversation the new pod resumed from Redis.
+rest_chat "kind-e2e-turn-two-$RANDOM" "$session_id" | answer_field text | grep -F "$turn_one" >/dev/null ||
+  fail "the session lost its first turn when the gateway pod was deleted"
+kill "$PF_PID" 2>/dev/null || true
+PF_PID=""
 
 log "helm test"
 helm_ test "$RELEASE" --namespace "$HUB_NS" --timeout "${TIMEOUT}s"

@@ -139,6 +139,10 @@ def kubectl(argv: list[str], state: State) -> int:
         state["pending"] = int(os.environ.get("STANDIN_LAG", "0"))
         out.write("new version: 0123abcd\n")
         return 0
+    if verb == "delete" and args[1] == "pod":
+        if os.environ.get("STANDIN_LOSE_SESSIONS") == "1":  # a gateway keeping them in memory
+            state["sessions"] = {}
+        return 0
     if verb == "delete":
         return 1 if os.environ.get("STANDIN_STUCK") == "1" else 0
     if verb == "get":
@@ -286,6 +290,8 @@ def curl(argv: list[str]) -> int:
         answer = "llmhub_gateway_up 1\n"
     elif url.endswith("/health/tokens"):
         answer = json.dumps({"providers": {p: {"status": "valid"} for p in ("claude", "gemini")}})
+    elif url.endswith("/v1/chat"):
+        answer = chat(json.loads(body))
     else:
         request = json.loads(body)
         if request.get("method") == "tools/call":
@@ -306,6 +312,23 @@ def curl(argv: list[str]) -> int:
     else:
         sys.stdout.write(answer)
     return 0
+
+
+def chat(request: dict[str, Any]) -> str:
+    """POST /v1/chat as the gateway with the fake CLI answers it (FAKE_CLI_TOKEN_FINGERPRINT and
+    FAKE_CLI_ECHO_CONTEXT on): the token the pod runs with, the session's earlier prompts."""
+    state = load()
+    sessions = state.setdefault("sessions", {})
+    session_id = request.get("session_id") or f"standin-session-{len(sessions)}"
+    history = sessions.setdefault(session_id, [])
+    token = state["secrets"].get("claude-credentials", {}).get("CLAUDE_CODE_OAUTH_TOKEN", "")
+    if os.environ.get("STANDIN_STALE_CLI") == "1":  # pods the rotation never restarted
+        token = "the first run's token"
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:8]
+    text = f"[fake-claude token=present:{fingerprint}] context={json.dumps(history)} "
+    history.append(request["prompt"])
+    save(state)
+    return json.dumps({"session_id": session_id, "text": text + request["prompt"]})
 
 
 def main() -> int:

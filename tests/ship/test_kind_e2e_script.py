@@ -219,6 +219,27 @@ def test_objects_left_after_helm_uninstall_fail_the_run(tmp_path: Path) -> None:
     assert len(uninstall) == 1
 
 
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        # a gateway keeping sessions in its pod's memory
+        (
+            "STANDIN_LOSE_SESSIONS",
+            "the session lost its first turn when the gateway pod was deleted",
+        ),
+        # pods a rotation never restarted answer on the old token
+        ("STANDIN_STALE_CLI", "the gateway's CLI does not run on the rotated claude-oauth-token"),
+    ],
+)
+def test_the_session_and_rotation_answers_are_checked(
+    tmp_path: Path, fault: str, message: str
+) -> None:
+    run = run_script(tmp_path, **{fault: "1"})
+    assert run.done.returncode != 0
+    assert f"FAIL: {message}" in run.done.stderr
+    assert run.state["clusters"] == []
+
+
 def test_two_operator_replicas_are_installed_and_checked(fresh: Run) -> None:
     run = fresh
     upgrades = [a for a in run.of("helm") if "upgrade" in a]
