@@ -3,8 +3,9 @@
 stand-in Entra + Key Vault as a pod, then what a platform engineer checks after an install:
 the operator syncs, the gateway is Ready, a client pod reaches REST, the OpenAI API and MCP by
 the Service's DNS name, a Key Vault rotation restarts the gateway and the next answer runs on
-the new credential, a deleted gateway pod loses no committed turn (sessions in the Redis pod),
-`helm upgrade` and `helm uninstall` complete. Each stage prints its time.
+the new credential, an operator restart rolls nothing, a deleted gateway pod loses no committed
+turn (sessions in the Redis pod), `helm upgrade`, `helm test` and `helm uninstall` complete.
+Each stage prints its time.
 
 The tests are stages of one cluster, in file order (each needs the one before). Under CI=true
 nothing here skips: a missing prerequisite fails, naming it.
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from tests.node.images import CLIENT, TAG, NodeImages
 from tests.node.node import Node, NodeUnavailable, check_prerequisites, wait_until
 
 RELEASE = "llm-mcp-hub"
+CLAUDE_HASH = "llm-mcp-hub.io/claude-hash"  # the operator's roll trigger on the gateway
 GATEWAY, OPERATOR, REDIS = f"{RELEASE}-gateway", f"{RELEASE}-operator", f"{RELEASE}-redis"
 VALUES = (CHART / "ci" / "kind-values.yaml", CHART / "ci" / "node-values.yaml")
 CLIENT_NS = "llm-mcp-hub-client"
@@ -92,6 +95,22 @@ class Hub:
     def provider_ready(self, name: str) -> bool:
         status = self.node.get("-n", HUB_NS, "llmprovider", name).get("status", {})
         return bool(status.get("phase") == "Ready")
+
+    def synced_since(self, name: str, moment: datetime) -> bool:
+        at = self.node.get("-n", HUB_NS, "llmprovider", name).get("status", {}).get("lastSyncTime")
+        return bool(at) and datetime.fromisoformat(at.replace("Z", "+00:00")) >= moment
+
+    def settle(self, provider: str) -> None:
+        """Wait for a sync pass that began after now: no roll for an older value is on its way."""
+        since = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        wait_until(
+            f"a fresh sync of llmprovider/{provider}", partial(self.synced_since, provider, since)
+        )
+
+    def gateway_template(self) -> dict[str, str]:
+        """The gateway's pod-template annotations (the operator's credential hashes)."""
+        deployment = self.node.get("-n", HUB_NS, "deploy", GATEWAY)
+        return dict(deployment["spec"]["template"]["metadata"].get("annotations", {}))
 
     def gateway_pods(self) -> set[str]:
         pods = self.node.get("-n", HUB_NS, "pods", "-l", f"app.kubernetes.io/instance={RELEASE}")[
@@ -224,7 +243,10 @@ def test_a_client_pod_reaches_rest_openai_and_mcp_by_the_service_dns_name(hub: H
 
 
 def test_a_key_vault_rotation_restarts_the_gateway_and_the_next_answer_uses_it(hub: Hub) -> None:
+    with hub.stage("settle: one sync pass after the install's roll"):
+        hub.settle("claude")  # else the install's own roll could pass for the rotation's
     before = hub.gateway_pods()
+    template = hub.gateway_template()
     generation = hub.node.get("-n", HUB_NS, "deploy", GATEWAY)["metadata"]["generation"]
     with hub.stage("rotation: Key Vault PUT -> Secret -> gateway pods restarted"):
         azure.put_claude_version(hub.node, CLAUDE_V2)
@@ -233,17 +255,30 @@ def test_a_key_vault_rotation_restarts_the_gateway_and_the_next_answer_uses_it(h
             lambda: hub.secret_value("claude-credentials", "CLAUDE_CODE_OAUTH_TOKEN") == CLAUDE_V2,
         )
         wait_until(
-            "the operator to roll the gateway",
-            lambda: (
-                hub.node.get("-n", HUB_NS, "deploy", GATEWAY)["metadata"]["generation"] > generation
-            ),
+            f"the gateway's pod-template annotation {CLAUDE_HASH} to change",
+            lambda: hub.gateway_template().get(CLAUDE_HASH) != template.get(CLAUDE_HASH),
         )
         hub.rollout(GATEWAY)
+    rolled = hub.node.get("-n", HUB_NS, "deploy", GATEWAY)["metadata"]["generation"]
+    assert rolled == generation + 1, "one rotation rolls the gateway once"
     after = hub.gateway_pods()
     assert after, "no gateway pod after the rotation"
     assert not after & before, f"the gateway pods were not replaced: {before} -> {after}"
     answer = hub.call("rest", f"node-rotated-{RUN}")
     assert fingerprint(CLAUDE_V2) in answer["text"], "the answer did not use the rotated token"
+
+
+def test_an_operator_restart_rolls_nothing(hub: Hub) -> None:
+    before = hub.node.get("-n", HUB_NS, "deploy", GATEWAY)
+    with hub.stage("operator pod restarted, both LLMProviders synced again"):
+        hub.node.kubectl("-n", HUB_NS, "rollout", "restart", f"deploy/{OPERATOR}")
+        hub.rollout(OPERATOR)
+        for provider in ("claude", "gemini"):
+            hub.settle(provider)
+    after = hub.node.get("-n", HUB_NS, "deploy", GATEWAY)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert hub.secret_value("claude-credentials", "CLAUDE_CODE_OAUTH_TOKEN") == CLAUDE_V2
 
 
 def test_deleting_a_gateway_pod_mid_session_loses_no_committed_turn(hub: Hub) -> None:
@@ -263,12 +298,15 @@ def test_deleting_a_gateway_pod_mid_session_loses_no_committed_turn(hub: Hub) ->
     assert users == [f"node-turn-one-{RUN}", f"node-turn-two-{RUN}"], users
 
 
-def test_helm_upgrade_and_uninstall_complete(hub: Hub) -> None:
+def test_helm_upgrade_test_and_uninstall_complete(hub: Hub) -> None:
     with hub.stage("helm upgrade to two gateway replicas"):
         hub.helm_release("--set", "gateway.replicaCount=2")
         hub.rollout(GATEWAY)
         assert len(hub.gateway_pods()) == 2
         assert f"node-upgraded-{RUN}" in hub.call("rest", f"node-upgraded-{RUN}")["text"]
+    with hub.stage("helm test (the chart's readiness check pod)"):
+        out = hub.helm.must("test", RELEASE, "-n", HUB_NS, "--timeout", "120s", timeout=150)
+        assert "Phase:          Succeeded" in out, out
     with hub.stage("helm uninstall --wait, nothing left"):
         hub.helm.must(
             "uninstall", RELEASE, "-n", HUB_NS, "--wait", "--timeout", "120s", timeout=150
