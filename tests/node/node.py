@@ -37,6 +37,10 @@ NODE_BINARIES = ("kubelet", "kube-proxy", "kube-scheduler", "pause")
 # Bounds how late a Secret volume update reaches a running pod (upstream: 1m). The operator
 # rolls pods on rotation, so only the start-up matters; short keeps nothing waiting on it.
 SYNC_FREQUENCY = "10s"
+# The API server reaches the kubelet (logs, exec) by the node's name first, and the kubelet
+# listens on 127.0.0.1: a name that resolves there on any machine (a CI runner's hostname
+# resolves to its own address).
+NODE_NAME = "localhost"
 
 
 class NodeUnavailable(RuntimeError):
@@ -74,12 +78,20 @@ class Node:
             "K8S_HOME": str(self.plane.workdir),
             "KUBEBUILDER_ASSETS": str(assets_dir()),
             "KUBELET_SYNC_FREQUENCY": SYNC_FREQUENCY,
+            "NODE_NAME": NODE_NAME,
             **extra,
         }
 
     def _script(self, name: str, timeout: float, **extra: str) -> subprocess.CompletedProcess[str]:
         env = self._env(**extra)
-        keep = ("K8S_HOME", "KUBEBUILDER_ASSETS", "KUBELET_SYNC_FREQUENCY", "PURGE", "PATH")
+        keep = (
+            "K8S_HOME",
+            "KUBEBUILDER_ASSETS",
+            "KUBELET_SYNC_FREQUENCY",
+            "NODE_NAME",
+            "PURGE",
+            "PATH",
+        )
         cmd = [str(SCRIPTS / name)]
         if os.geteuid() != 0:  # sudo drops the environment: hand the script's variables over
             cmd = ["sudo", "-n", "env", *(f"{k}={env[k]}" for k in keep if k in env), *cmd]
