@@ -16,6 +16,10 @@ the turn refuses the commit (404, nothing resurrected). With an Idempotency-Key 
 stable, so a retried request gets the stored answer without running the provider again, and a
 commit whose reply was lost is retried safely. A lease whose stream never starts (the client
 left in between) expires by itself after the lease time.
+
+With masking on (``masking/``, MASKING_*), ``prepare`` hands the provider a request whose
+system text, history and prompt are masked, and ``run`` unmasks the answer's deltas before
+anything is yielded; the store keeps the caller's clear text.
 """
 
 from __future__ import annotations
