@@ -129,7 +129,10 @@ def _labelled(labels: str, value: str) -> tuple[Probe, ...]:
         for stem in (label[1:].lower(), label[1:].upper()):
             probes.append(
                 Probe(
-                    _rx(rf"{stem}(?:[ _-]?(?:id|Id|ID))?[\"']?\s*[:=]\s*[\"']?({value})(?![\w-])"),
+                    _rx(
+                        rf"{stem}(?:[ _-]?(?:id|Id|ID|name|Name|NAME))?[\"']?\s*[:=]\s*[\"']?"
+                        rf"({value})(?![\w-])"
+                    ),
                     group=1,
                     label=_rx(rf"(?i:{label[0]})\Z"),
                 )
@@ -224,6 +227,7 @@ BUILTIN: tuple[Recognizer, ...] = (
                 left=_HOST_CHARS,
             ),
             Probe(_rx(rf"{_S3_HOST}/({_BUCKET})"), group=1, boundary=_rx(r"[\w.-]")),
+            *_labelled("bucket", _BUCKET),
         ),
         check=_bucket,
     ),
@@ -270,7 +274,8 @@ BUILTIN: tuple[Recognizer, ...] = (
             Probe(
                 _rx(r"::|:[0-9a-fA-F]{1,4}:"),
                 _rx(
-                    r"(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?:%[\w.]+)?(?:/\d{1,3})?"
+                    r"(?:[0-9a-fA-F]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]{0,4})"
+                    r"(?:%[\w.]+)?(?:/\d{1,3})?"
                     r"(?![\w:.])"
                 ),
                 left=_HEX_COLON,

@@ -85,3 +85,9 @@ def test_selected_recognizers_only() -> None:
     masker = Masker([*select(["email"]), extra("ticket", r"TCK-\d{4,}")])
     masked = masker.mask("mail a@b.example, TCK-12345, host 10.0.0.1", Mapping(), Counter())
     assert masked == "mail [EMAIL_1], [TICKET_1], host 10.0.0.1"
+
+
+def test_labelled_buckets_and_mapped_addresses() -> None:
+    text = 'bucket = "acme-tf-state", Bucket: !Ref Data; ::ffff:10.0.0.1, ::ffff:8.8.8.8'
+    masked = MASKER.mask(text, Mapping(), Counter())
+    assert masked == 'bucket = "[S3_BUCKET_1]", Bucket: !Ref Data; [PRIVATE_IP_1], ::ffff:8.8.8.8'
