@@ -5,20 +5,25 @@ unknown name stops the gateway at start."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from llmhub_gateway import redis_client
 from llmhub_gateway.__main__ import main
 from llmhub_gateway.chat import ChatResult, ChatService
 from llmhub_gateway.core.config import Settings
+from llmhub_gateway.errors import StoreUnavailable
 from llmhub_gateway.masking.config import build_stage
-from llmhub_gateway.masking.store import MemoryMaskStore
+from llmhub_gateway.masking.store import MemoryMaskStore, RedisMaskStore
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.base import ChatRequest
 from llmhub_gateway.registry import Registry
 from llmhub_gateway.sessions.memory import MemorySessionStore
+from tests.gateway.conftest import RedisServer
 from tests.gateway.fake_provider import EchoProvider
+from tests.tcp_proxy import FaultyProxy
 
 
 class ChunkyEcho(EchoProvider):
@@ -110,3 +115,34 @@ def test_unknown_recognizer_stops_the_start(
 
 def test_off_by_default() -> None:
     assert Settings().masking_enabled is False
+
+
+async def test_mask_store_outage_refuses_before_the_provider(redis_server: RedisServer) -> None:
+    """Placeholders cannot be stored: the turn is refused with 503 before the provider runs
+    (never sent clear, never sent with placeholders nobody could put back), the new session is
+    removed, and the retry goes through once Redis answers again."""
+    with FaultyProxy(redis_server.port) as proxy:
+        client = redis_client.connect(proxy.url, socket_timeout=0.5)
+        metrics = Metrics()
+        stage = build_stage(
+            enabled=True,
+            names="all",
+            extras={},
+            providers={},
+            store=RedisMaskStore(client, 60, f"t{uuid.uuid4().hex[:8]}:"),
+            metrics=metrics,
+        )
+        sessions = MemorySessionStore(60)
+        claude = ChunkyEcho("claude", "c-1")
+        service = ChatService(Registry([claude], Settings()), sessions, metrics, masking=stage)
+        proxy.partition()
+        with pytest.raises(StoreUnavailable):
+            await service.prepare(provider="claude", prompt="ping 10.0.0.5")
+        assert claude.requests == []
+        assert len(sessions) == 0
+        proxy.partition(on=False)
+        proxy.drop_connections()
+        _, result = await _turn(service, provider="claude", prompt="ping 10.0.0.5")
+        assert claude.requests[0].prompt == "ping [PRIVATE_IP_1]"
+        assert result.text == "|ping 10.0.0.5"
+        await client.aclose()
