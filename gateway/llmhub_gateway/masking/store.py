@@ -107,9 +107,9 @@ class RedisMaskStore:
         await redis_client.call(pipe.execute(), "masking store")
 
     async def forget(self, session_id: str) -> None:
-        await redis_client.call(
-            self._redis.delete(mask_key(self._prefix, session_id)), "masking store"
-        )
+        """Nothing to do: ``RedisSessionStore.delete`` removed the hash in the same step as
+        the session (a second round trip could fail after the session was already gone)."""
+        return None
 
     async def aclose(self) -> None:
         return None  # the session store closes the client it lent

@@ -30,14 +30,20 @@ def masks(request: pytest.FixtureRequest, sessions: RedisSessionStore) -> MaskSt
     return MemoryMaskStore(TTL)
 
 
-async def test_add_load_forget(masks: MaskStore) -> None:
+async def test_add_and_load(masks: MaskStore) -> None:
     sid = str(uuid.uuid4())
     assert await masks.load(sid) == {}
     await masks.add(sid, {"[PRIVATE_IP_1]": "10.0.0.1"})
     await masks.add(sid, {"[EMAIL_1]": "a@b.example"})
     assert await masks.load(sid) == {"[PRIVATE_IP_1]": "10.0.0.1", "[EMAIL_1]": "a@b.example"}
-    await masks.forget(sid)
-    assert await masks.load(sid) == {}
+    assert await masks.load(str(uuid.uuid4())) == {}
+
+
+async def test_memory_mappings_go_with_the_session() -> None:
+    masks = MemoryMaskStore(TTL)
+    await masks.add("s", {"[PRIVATE_IP_1]": "10.0.0.1"})
+    await masks.forget("s")  # the session was deleted
+    assert await masks.load("s") == {}
 
 
 async def test_memory_mappings_expire_with_the_session_ttl() -> None:
