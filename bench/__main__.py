@@ -11,6 +11,7 @@ SUITES = {
     "gateway": "bench.gateway_bench",
     "runtime": "bench.runtime_bench",
     "images": "bench.images_bench",
+    "masking": "bench.masking_bench",
 }
 
 
@@ -21,7 +22,7 @@ def main() -> int:
         "suites",
         nargs="*",
         metavar="SUITE",
-        help="operator, gateway, runtime, images (default: all)",
+        help="operator, gateway, runtime, images, masking (default: all)",
     )
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(SUITES))

@@ -16,6 +16,10 @@ the turn refuses the commit (404, nothing resurrected). With an Idempotency-Key 
 stable, so a retried request gets the stored answer without running the provider again, and a
 commit whose reply was lost is retried safely. A lease whose stream never starts (the client
 left in between) expires by itself after the lease time.
+
+With masking on (``masking/``, MASKING_*), ``prepare`` hands the provider a request whose
+system text, history and prompt are masked, and ``run`` unmasks the answer's deltas before
+anything is yielded; the store keeps the caller's clear text.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from llmhub_gateway.errors import (
 from llmhub_gateway.lease import Keeper, Lease
 from llmhub_gateway.limits.base import Limiter, Limits, Slot
 from llmhub_gateway.limits.memory import MemoryLimiter
+from llmhub_gateway.masking.stage import MaskedTurn, MaskingStage
+from llmhub_gateway.masking.store import MemoryMaskStore
 from llmhub_gateway.metrics import Metrics
 from llmhub_gateway.providers.base import (
     ChatRequest,
@@ -131,6 +137,7 @@ class PreparedChat:
     replay: StoredTurn | None = None  # a retried turn: its stored answer, no provider call
     caller: Principal = ANONYMOUS_CALLER
     slot: Slot | None = None  # the caller's and subscription's concurrency slot
+    masked: MaskedTurn | None = None  # masking on: ``request`` is masked, this puts it back
 
 
 Event = str | _Heartbeat | ChatResult
@@ -150,7 +157,10 @@ class ChatService:
         max_prompt_bytes: int = MAX_PROMPT_BYTES,
         admins: frozenset[str] = frozenset(),
         caps: SessionCaps | None = None,
+        masking: MaskingStage | None = None,
     ) -> None:
+        # Off unless configured (MASKING_*); the session store stays clear text (stage.py).
+        self.masking = masking or MaskingStage(None, MemoryMaskStore(1), metrics)
         self.max_prompt_bytes = max_prompt_bytes
         self.caps = caps or SessionCaps()  # SESSION_MAX_BYTES / SESSION_MAX_TURNS
         self.admins = admins  # callers who may use any caller's session (AUTH_ADMIN_CALLERS)
@@ -279,8 +289,10 @@ class ChatService:
             system=system,
             native_session=native,
         )
+        masked = None
         if replay is None:  # a stored answer needs no provider slot
             try:
+                request, masked = await self.masking.mask(request, adapter.name, stored=True)
                 admit_provider(adapter, request)
             except BaseException:
                 await finish(self._release(lease))
@@ -297,6 +309,7 @@ class ChatService:
             replay=replay,
             caller=caller,
             slot=slot,
+            masked=masked,
         )
 
     async def abandon(self, chat: PreparedChat) -> None:
@@ -310,6 +323,7 @@ class ChatService:
     async def _forget(self, session_id: str) -> None:
         try:
             await self.store.delete(session_id)
+            await self.masking.forget(session_id)
         except StoreUnavailable:
             log.warning("could not remove a refused new session; it expires by itself")
 
@@ -359,13 +373,16 @@ class ChatService:
             system=system,
         )
         try:
+            request, masked = await self.masking.mask(request, provider.name, stored=False)
             admit_provider(provider, request)
         except BaseException as exc:
             await finish(self.limiter.release(slot))
             if isinstance(exc, GatewayError):
                 self.accounting.refused(caller, provider.name, model, None, exc)
             raise
-        return PreparedChat(provider, request, persist=False, caller=caller, slot=slot)
+        return PreparedChat(
+            provider, request, persist=False, caller=caller, slot=slot, masked=masked
+        )
 
     async def run(
         self, chat: PreparedChat, heartbeat_s: float | None = None
@@ -427,6 +444,7 @@ class ChatService:
             keeper = Keeper(self.store, chat.lease, self.lease_s, lambda: queue.put_nowait(_LOST))
         pump = asyncio.create_task(self._pump(chat, queue, usage, native))
         commit: asyncio.Task[bool] | None = None
+        unmasker = chat.masked.unmasker() if chat.masked is not None else None
         try:
             parts: list[str] = []
             while True:
@@ -440,9 +458,17 @@ class ChatService:
                         yield HEARTBEAT
                         continue
                 if isinstance(item, str):
+                    if unmasker is not None:
+                        item = unmasker.feed(item)  # a placeholder is never sent half
+                        if not item:
+                            continue
                     parts.append(item)
                     yield item
                 elif item is _END:
+                    tail = unmasker.flush() if unmasker is not None else ""
+                    if tail:
+                        parts.append(tail)
+                        yield tail
                     break
                 elif item is _LOST:
                     raise LeaseLost(
@@ -540,7 +566,7 @@ class ChatService:
     ) -> bool:
         record = TurnRecord(
             turn_id=chat.turn_id,
-            prompt=chat.request.prompt,
+            prompt=chat.masked.prompt if chat.masked is not None else chat.request.prompt,
             text=text,
             model=chat.request.model,
             duration_ms=duration_ms,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from llmhub_common.logging import secrets
 from llmhub_gateway.api import errors
 from llmhub_gateway.api.body_limit import BodyLimitMiddleware
-from llmhub_gateway.api.routes import chat, health, openai, sessions, usage
+from llmhub_gateway.api.routes import chat, health, masking, openai, sessions, usage
 from llmhub_gateway.api.routes import providers as provider_routes
 from llmhub_gateway.auth.callers import CallerAuth, build_auth
 from llmhub_gateway.auth.mcp import (
@@ -29,6 +29,9 @@ from llmhub_gateway.drain import Drain
 from llmhub_gateway.limits.base import Limiter, Limits
 from llmhub_gateway.limits.memory import MemoryLimiter
 from llmhub_gateway.limits.redis import RedisLimiter
+from llmhub_gateway.masking.config import build_stage
+from llmhub_gateway.masking.stage import MaskingStage
+from llmhub_gateway.masking.store import MaskStore, MemoryMaskStore, RedisMaskStore
 from llmhub_gateway.mcp_gate import McpGate
 from llmhub_gateway.mcp_server import MCP_PATH, build_mcp, mcp_route
 from llmhub_gateway.metrics import Metrics, RequestMetricsMiddleware
@@ -57,6 +60,21 @@ def build_store(settings: Settings) -> SessionStore:
             settings.redis_url.get_secret_value(), settings.session_ttl_seconds
         )
     return MemorySessionStore(settings.session_ttl_seconds)
+
+
+def build_masking(settings: Settings, store: SessionStore, metrics: Metrics) -> MaskingStage:
+    """Placeholders kept where the sessions live (their Redis or this process), for as long."""
+    masks: MaskStore = MemoryMaskStore(settings.session_ttl_seconds)
+    if isinstance(store, RedisSessionStore):
+        masks = RedisMaskStore(store.redis, settings.session_ttl_seconds, store.prefix)
+    return build_stage(
+        enabled=settings.masking_enabled,
+        names=settings.masking_recognizers,
+        extras=settings.masking_extra_patterns,
+        providers=settings.masking_providers,
+        store=masks,
+        metrics=metrics,
+    )
 
 
 def build_limiter(settings: Settings) -> Limiter:
@@ -112,9 +130,10 @@ def create_app(
     scopes = split(settings.mcp_required_scopes)
     challenge = f'Bearer realm="llm-mcp-hub", resource_metadata="{metadata_url(resource)}"'
     auth: CallerAuth = build_auth(settings, challenge)
+    store = build_store(settings)
     service = ChatService(
         registry,
-        build_store(settings),
+        store,
         metrics,
         drain=Drain(),
         limiter=build_limiter(settings),
@@ -123,6 +142,7 @@ def create_app(
         max_prompt_bytes=settings.max_prompt_bytes,
         admins=frozenset(split(settings.auth_admin_callers)),
         caps=SessionCaps(settings.session_max_bytes, settings.session_max_turns),
+        masking=build_masking(settings, store, metrics),
     )
     if auth.open:  # "none": /mcp serves callers without a token, as anonymous
         mcp = build_mcp(service)
@@ -151,6 +171,7 @@ def create_app(
                 if left:
                     log.warning("%d cleanup task(s) still running at shutdown", left)
                 await service.store.aclose()
+                await service.masking.aclose()
                 await service.limiter.aclose()
                 await service.subscriptions.state.aclose()
                 await auth.aclose()
@@ -170,6 +191,7 @@ def create_app(
     errors.install(app)
     for router in (chat.router, openai.router, sessions.router, usage.router, health.router):
         app.include_router(router)
+    app.include_router(masking.router)
     app.include_router(provider_routes.router)
     app.router.routes.append(
         mcp_route(

@@ -79,6 +79,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Masking (masking/): replacements per recognizer; the label is a configured name.
+        self.masked = Counter(
+            "llmhub_gateway_masked_total",
+            "Identifiers replaced by placeholders before a provider saw them, by recognizer.",
+            ["provider", "recognizer"],
+            registry=self.registry,
+        )
+
     @contextmanager
     def provider_call(self, provider: str) -> Iterator[dict[str, str]]:
         """Track one provider call; the caller sets ``outcome`` in the yielded dict."""

@@ -2,7 +2,8 @@
 an audit line for each request the identity check refused (REST and /mcp), and one for each
 read or delete (sessions, models, usage).
 
-The audit line holds who, what and how it went -- never the prompt or the answer. Tokens are
+The audit line holds who, what and how it went -- never the prompt or the answer; with masking
+on, ``masked`` counts the identifiers replaced per recognizer (never a value). Tokens are
 what the provider adapter reported (``providers.base.Usage``); an adapter whose CLI reports
 nothing counts 0 tokens, and the request still counts.
 """
@@ -57,6 +58,7 @@ class Accounting:
             tokens_out,
             status,
             duration_ms,
+            dict(chat.masked.counts) if chat.masked is not None else None,
         )
         if chat.replay is not None:
             return  # a stored answer replayed: the provider did not run
@@ -102,10 +104,13 @@ def _line(
     tokens_out: int,
     status: str,
     duration_ms: int,
+    masked: dict[str, int] | None = None,
 ) -> None:
+    extra: dict[str, object] = {"masked": masked} if masked is not None else {}
     audit.info(
         "turn",
         extra={
+            **extra,
             "caller": caller,
             "provider": provider,
             "model": model,

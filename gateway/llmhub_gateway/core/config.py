@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llmhub_common.contract import DEFAULT_GEMINI_AUTH_PATH, EXPIRES_AT_KEY
@@ -128,12 +128,38 @@ class Settings(BaseSettings):
     # /health/ready answers from a check at most this old, refreshed off the event loop.
     ready_check_seconds: Seconds = 10.0
 
+    # Masking (masking/, docs/gateway.md "Masking"): identifiers in prompts swapped for
+    # placeholders before a provider sees them, put back in answers. Off unless enabled.
+    masking_enabled: bool = False
+    masking_recognizers: str = "all"  # "all" or a comma list of recognizer names
+    # JSON object name -> regex of the operator's own identifiers, masked as [<NAME>_n].
+    masking_extra_patterns: dict[str, str] = Field(default_factory=dict)
+    # JSON object provider -> "off" | "all" | comma list: overrides the two above per provider.
+    masking_providers: dict[str, str] = Field(default_factory=dict)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.upper()
+
+    @field_validator("masking_recognizers", "masking_extra_patterns", "masking_providers")
+    @classmethod
+    def _known_recognizers(cls, value: str | dict[str, str], info: ValidationInfo) -> object:
+        """Unknown recognizer names and bad extra patterns stop the start, naming the
+        variable (never at the first prompt)."""
+        from llmhub_gateway.masking.config import OFF, recognizers
+
+        if isinstance(value, str):
+            recognizers(value, {})
+        elif info.field_name == "masking_extra_patterns":
+            recognizers("", value)
+        else:
+            for names in value.values():
+                if names.strip().lower() not in OFF:
+                    recognizers(names, {})
+        return value
 
     def gemini_auth_file(self) -> Path:
         """The mounted creds file; without GEMINI_AUTH_PATH and no mount, the user's own login."""

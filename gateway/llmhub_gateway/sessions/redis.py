@@ -7,6 +7,8 @@ Keys of one session share one hash slot (``{<uuid>}``), ready for Redis Cluster:
 - ``<prefix>{<id>}:turns`` list of JSON turns
 - ``<prefix>{<id>}:done``  hash: turn id -> ``<index of its answer>:<JSON model/duration/fp>``
 - ``<prefix>{<id>}:lock``  the turn lease: a random token with a PX expiry
+- ``<prefix>{<id>}:mask``  hash: placeholder -> value (``masking/store.py``), deleted and
+  kept alive with the session
 
 Ids are validated before they get here (``sessions/ids.py``), so no id can name another key.
 Creating, committing a turn, renewing and releasing the lease are Lua scripts, so each is one
@@ -112,6 +114,15 @@ class RedisSessionStore:
         self._renew = self._redis.register_script(_RENEW)
         self._unlock = self._redis.register_script(_UNLOCK)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client, lent to the masking store (``masking/store.py``) for its hash."""
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     def _key(self, session_id: str, part: str) -> str:
         return f"{self._prefix}{{{session_id}}}:{part}"
 
@@ -142,6 +153,7 @@ class RedisSessionStore:
         pipe.lrange(turns_key, 0, -1)
         for key in (meta, turns_key, done):
             pipe.expire(key, self._ttl)
+        pipe.expire(mask_key(self._prefix, session_id), self._ttl)
         fields, raw_turns, *_ = await self._call(pipe.execute())
         if not fields:
             return None
@@ -193,8 +205,12 @@ class RedisSessionStore:
         return _OUTCOMES[int(result)]
 
     async def delete(self, session_id: str) -> bool:
-        removed: int = await self._call(self._redis.delete(*self._keys(session_id)[:3]))
-        return removed > 0
+        meta, turns, done, _ = self._keys(session_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(meta, turns, done)
+        pipe.delete(mask_key(self._prefix, session_id))
+        removed, _ = await self._call(pipe.execute())
+        return int(removed) > 0
 
     async def lock(self, session_id: str, token: str, ttl_ms: int) -> bool:
         key = self._key(session_id, "lock")
@@ -212,6 +228,11 @@ class RedisSessionStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def mask_key(prefix: str, session_id: str) -> str:
+    """The session's masking placeholders (``masking/store.py``), in the session's slot."""
+    return f"{prefix}{{{session_id}}}:mask"
 
 
 def _turn(item: Any) -> Turn:

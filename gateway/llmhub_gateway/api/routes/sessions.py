@@ -74,3 +74,4 @@ async def delete_session(session_id: SessionIdPath, chat: ChatDep, principal: Pr
         allowed = may_access(await chat.store.owner(sid), principal.name, chat.admins)
         if not allowed or not await chat.store.delete(sid):
             raise SessionNotFound(f"session '{session_id}' not found")
+        await chat.masking.forget(sid)  # its placeholders go with it
