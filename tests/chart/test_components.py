@@ -160,17 +160,27 @@ def test_image_digest_wins_and_global_registry_prefixes_bare_repositories() -> N
     assert operator == f"myacr.azurecr.io/llmhub/operator:{APP_VERSION}"
 
 
-def test_chart_crd_copy_is_byte_identical_to_the_top_level_crd() -> None:
-    top = REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
+CRD_FILES = ("llm-mcp-hub.io_llmproviders.yaml", "llm-mcp-hub.io_llmgateways.yaml")
+
+
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_chart_crd_copy_is_byte_identical_to_the_top_level_crd(name: str) -> None:
+    top = REPO / "crds" / name
     assert (CHART / "files" / "crds" / top.name).read_bytes() == top.read_bytes()
     assert not (CHART / "crds").exists(), "Helm never upgrades crds/: the CRD is a template"
 
 
+def test_every_top_level_crd_is_shipped_by_the_chart() -> None:
+    assert sorted(p.name for p in (REPO / "crds").glob("*.yaml")) == sorted(CRD_FILES)
+
+
+@pytest.mark.parametrize("name", CRD_FILES)
 def test_crd_template_is_the_crd_file_plus_keep_and_chart_labels(
-    default_docs: list[Manifest],
+    default_docs: list[Manifest], name: str
 ) -> None:
-    top = yaml.safe_load((REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml").read_text())
-    crd = one(default_docs, "CustomResourceDefinition")
+    top = yaml.safe_load((REPO / "crds" / name).read_text())
+    crds = find(default_docs, "CustomResourceDefinition")
+    [crd] = [c for c in crds if c["metadata"]["name"] == top["metadata"]["name"]]
     assert crd["spec"] == top["spec"]
     assert crd["metadata"]["name"] == top["metadata"]["name"]
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
