@@ -1,0 +1,179 @@
+"""One pass for one LLMGateway (read its providers, render, apply, prune, write status), and the
+queue that runs passes: on every change of an LLMGateway or of an LLMProvider of its namespace,
+and for every LLMGateway each ``resync_seconds`` (a hand-edit is reverted by then).
+
+Only the leader applies; every replica keeps the bodies current, so a new leader starts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from llmhub_common.contract import API_GROUP, API_VERSION
+from llmhub_common.contract import PLURAL as PROVIDERS_PLURAL
+from llmhub_operator.gateways import apply, render, status
+from llmhub_operator.gateways.model import (
+    GATEWAY_LABEL,
+    PLURAL,
+    GatewaySettings,
+    parse_gateway,
+    served_providers,
+)
+from llmhub_operator.kube import api_failure
+from llmhub_operator.leader import Leadership
+from llmhub_operator.model import InvalidSpec
+from llmhub_operator.status import Condition
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name)
+
+
+async def reconcile(
+    api: client.ApiClient, body: Mapping[str, Any], settings: GatewaySettings
+) -> None:
+    """Converge one LLMGateway's objects and status; problems go to status, not raised, except
+    transient API errors (the queue retries those)."""
+    meta = body["metadata"]
+    owner = render.Owner(meta["name"], meta["namespace"], meta["uid"])
+    custom = client.CustomObjectsApi(api)
+    problem: Condition | None = None
+    stalled, providers, ready = False, [], 0
+    try:
+        spec = parse_gateway(body.get("spec") or {})
+        listed = await custom.list_namespaced_custom_object(
+            API_GROUP, API_VERSION, owner.namespace, PROVIDERS_PLURAL
+        )
+        providers = served_providers(spec, listed.get("items") or [])
+        objects = render.render(owner, spec, providers, settings)
+        applied = await apply.apply_all(api, owner.uid, objects)
+        await apply.prune(api, owner.namespace, owner.uid, objects, f"{GATEWAY_LABEL}={owner.name}")
+        deployment = applied[f"Deployment/{owner.name}"]
+        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        problem = status.rollout_problem(deployment)
+        urls = render.urls(owner, spec, settings)
+    except InvalidSpec as exc:
+        problem, stalled, urls = Condition("Ready", "False", "InvalidSpec", str(exc)), True, {}
+    except apply.NotOurs as exc:
+        problem, stalled, urls = Condition("Ready", "False", "NotOwned", str(exc)), True, {}
+    except client.ApiException as exc:
+        failure = api_failure(exc, "applying the gateway's objects")
+        if failure.transient:
+            raise
+        problem = Condition("Ready", "False", "ApiRefused", failure.message)
+        stalled, urls = True, {}
+    previous = body.get("status") or {}
+    patch = status.status_patch(
+        previous,
+        status.summary(problem, stalled=stalled),
+        now=datetime.now(UTC),
+        generation=meta.get("generation"),
+        providers=providers,
+        urls=urls,
+        ready_replicas=ready,
+    )
+    if not status.unchanged(previous, patch):
+        await custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+            API_GROUP,
+            API_VERSION,
+            owner.namespace,
+            PLURAL,
+            owner.name,
+            {"status": patch},
+            _content_type="application/merge-patch+json",
+        )
+
+
+class GatewayQueue:
+    """The LLMGateways this replica knows, and which of them need a pass."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: GatewaySettings,
+        leadership: Leadership,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        self._api, self._settings, self._leadership = api, settings, leadership
+        self._retry_seconds = retry_seconds
+        self._inflight: asyncio.Future[Any] | None = None
+        self._bodies: dict[Key, Mapping[str, Any]] = {}
+        self._due: set[Key] = set()
+        self._wake = asyncio.Event()
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        self._bodies[key] = body
+        self.due(key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Deleted: the garbage collector removes its objects (it owns them)."""
+        self._bodies.pop((namespace, name), None)
+        self._due.discard((namespace, name))
+
+    def provider_changed(self, namespace: str) -> None:
+        """An LLMProvider changed: each gateway of its namespace re-reads what it serves."""
+        for key in self._bodies:
+            if key[0] == namespace:
+                self.due(key)
+
+    def due(self, key: Key) -> None:
+        self._due.add(key)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: passes for what is due, everything each resync interval; while
+        not leading nothing runs and everything stays due for when the lead is gained."""
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self._settings.resync_seconds
+        while True:
+            await self._leadership.leading.wait()
+            timeout = max(0.0, next_resync - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if loop.time() >= next_resync:
+                self._due |= set(self._bodies)
+                next_resync = loop.time() + self._settings.resync_seconds
+            if not self._leadership.leading.is_set():
+                continue
+            due, self._due = self._due, set()
+            self._inflight = asyncio.gather(*(self._pass(key) for key in sorted(due)))
+            await asyncio.wait({self._inflight})  # its cancellation is not ours
+            if self._inflight.cancelled():
+                self._due |= due
+            self._inflight = None
+
+    async def cancel_inflight(self) -> None:
+        """The lead was lost: stop applying now (Leadership.on_lost awaits this)."""
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            inflight.cancel()
+            await asyncio.wait({inflight})
+
+    async def _pass(self, key: Key) -> None:
+        body = self._bodies.get(key)
+        if body is None:
+            return
+        try:
+            await reconcile(self._api, body, self._settings)
+        except (client.ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("LLMGateway %s/%s: pass failed (%s); retrying", *key, _why(exc))
+            asyncio.get_running_loop().call_later(self._retry_seconds, self.due, key)
+        except Exception:  # a bug must not stop the other gateways' passes
+            log.exception("LLMGateway %s/%s: pass failed; retrying", *key)
+            asyncio.get_running_loop().call_later(self._retry_seconds, self.due, key)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, client.ApiException):
+        return f"HTTP {exc.status}"
+    return type(exc).__name__

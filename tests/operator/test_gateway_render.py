@@ -1,0 +1,112 @@
+"""LLMGateway rendering as pure functions: spec + served providers -> objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from llmhub_operator.gateways.model import (
+    GatewaySettings,
+    ServedProvider,
+    parse_gateway,
+    served_providers,
+)
+from llmhub_operator.gateways.render import Owner, render
+from llmhub_operator.gateways.status import status_patch, summary, unchanged
+from llmhub_operator.model import InvalidSpec
+
+OWNER = Owner("hub", "team-a", "uid-1")
+SETTINGS = GatewaySettings(image="gw:1")
+
+
+def provider(name: str, kind: str, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"provider": kind},
+        "status": {"contentHash": f"sha256:{name}", "token": {"status": "valid"}},
+    }
+
+
+LISTED = [
+    provider("claude", "claude", team="a"),
+    provider("gemini", "gemini", team="a"),
+    provider("other-claude", "claude", team="b"),
+]
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
+
+
+def test_a_selector_serves_the_matching_providers_and_only_their_secrets_are_mounted() -> None:
+    spec = parse_gateway({"providers": {"selector": {"matchLabels": {"team": "a"}}}})
+    served = served_providers(spec, LISTED)
+    objects = by_kind(render(OWNER, spec, served, SETTINGS))
+    pod = objects["Deployment/hub"]["spec"]["template"]["spec"]
+    refs = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    refs |= {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in pod["containers"][0]["env"]
+        if "valueFrom" in e
+    }
+    assert refs == {"claude-credentials", "gemini-credentials"}
+    for obj in objects.values():
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert pod["containers"][0]["image"] == "gw:1"
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_two_providers_of_one_kind_or_a_missing_name_is_a_spec_error() -> None:
+    both = parse_gateway({"providers": {"names": ["claude", "other-claude"]}})
+    with pytest.raises(InvalidSpec, match="one claude LLMProvider per gateway"):
+        served_providers(both, LISTED)
+    with pytest.raises(InvalidSpec, match="no LLMProvider ghost"):
+        served_providers(parse_gateway({"providers": {"names": ["ghost"]}}), LISTED)
+
+
+def test_hpa_owns_replicas_and_optional_objects_follow_the_spec() -> None:
+    spec = parse_gateway(
+        {
+            "providers": {"names": ["claude"]},
+            "hpa": {"enabled": True},
+            "pdb": {"enabled": False},
+            "networkPolicy": {"enabled": False},
+            "redis": {"managed": True},
+        }
+    )
+    objects = by_kind(render(OWNER, spec, served_providers(spec, LISTED), SETTINGS))
+    assert "replicas" not in objects["Deployment/hub"]["spec"]
+    assert {"HorizontalPodAutoscaler/hub", "Deployment/hub-redis", "Service/hub-redis"} <= set(
+        objects
+    )
+    assert "PodDisruptionBudget/hub" not in objects
+    assert "NetworkPolicy/hub" not in objects
+    env = {
+        e["name"]: e.get("value")
+        for e in objects["Deployment/hub"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["REDIS_URL"] == "redis://hub-redis:6379/0"
+
+
+def test_a_status_written_once_is_not_written_again() -> None:
+    served = [ServedProvider("claude", "claude", "claude-credentials", None, "h", "valid", None)]
+    urls = {"rest": "r", "openai": "o", "mcp": "m"}
+
+    def write(previous: dict[str, Any]) -> dict[str, Any]:
+        result = summary(None, stalled=False)
+        return status_patch(
+            previous,
+            result,
+            now=datetime.now(UTC),
+            generation=1,
+            providers=served,
+            urls=urls,
+            ready_replicas=1,
+        )
+
+    first = write({})
+    again = write(first)
+    assert unchanged(first, again)
+    assert not unchanged({}, first)
