@@ -65,6 +65,7 @@ def release(control_plane: ControlPlane, helm_k8s: Helm) -> Iterator[Release]:
             "replicaCount": 2,
             "watchNamespaces": [ns, watched],
             "keyVault": {"tokenRequestServiceAccounts": [READER]},
+            "llmGateways": {"namespaces": [watched]},  # a tenant's LLMGateways: there only
         },
         "providers": PROVIDERS,
     }
@@ -139,8 +140,26 @@ async def test_operator_service_account_may_do_exactly_what_the_operator_needs(
         {release.namespace, release.watched},
         cluster_wide=False,
         token_grants={release.namespace: {READER}, release.watched: {READER}},
+        gateway_namespaces={release.watched},
     )
     assert await granted(operator_api, list(needs)) == needs
+
+
+async def test_operator_identity_owns_llm_gateway_objects_only_in_the_named_namespace(
+    release: Release, operator_api: client.ApiClient
+) -> None:
+    """Real requests: a gateway's objects in the opted-in namespace pass; elsewhere 403, and
+    no Secret right comes with them."""
+    core, apps = client.CoreV1Api(operator_api), client.AppsV1Api(operator_api)
+    account = {"metadata": {"name": "gw-probe"}}
+    await core.create_namespaced_service_account(release.watched, account)
+    await core.patch_namespaced_service_account("gw-probe", release.watched, account, **MERGE)
+    await core.delete_namespaced_service_account("gw-probe", release.watched)
+    for ns in (release.namespace, release.other):
+        assert await status_of(core.create_namespaced_service_account(ns, account)) == 403
+        assert await status_of(apps.list_namespaced_deployment(ns)) == 403
+    assert await status_of(apps.list_namespaced_deployment(release.watched)) == 200
+    assert await status_of(core.delete_namespaced_secret("x", release.watched)) == 403
 
 
 async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(

@@ -67,7 +67,13 @@ async def reconcile(
         failure = api_failure(exc, "applying the gateway's objects")
         if failure.transient:
             raise
-        problem = Condition("Ready", "False", "ApiRefused", failure.message)
+        message = failure.message
+        if exc.status == 403:
+            message = (
+                f"the operator may not manage objects in namespace {owner.namespace} (HTTP 403): "
+                "name it in the chart value operator.llmGateways.namespaces"
+            )
+        problem = Condition("Ready", "False", "ApiRefused", message)
         stalled, urls = True, {}
     previous = body.get("status") or {}
     patch = status.status_patch(
