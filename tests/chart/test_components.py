@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from tests.chart.conftest import (
     find,
     one,
     render,
+    render_notes,
     run_helm,
 )
 
@@ -250,26 +250,8 @@ def test_helm_test_pod_script_fails_when_nothing_answers(default_docs: list[Mani
     assert done.returncode != 0
 
 
-def _notes(tmp_path: Path, *sets: str) -> str:
-    """helm template leaves NOTES.txt out, so render it through a throw-away ConfigMap."""
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
-        'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n'
-    )
-    args = ["template", "hub", str(chart), "-n", "hub", "--show-only", "templates/zz-notes.yaml"]
-    for s in sets:
-        args += ["--set", s]
-    done = run_helm(*args)
-    assert done.returncode == 0, done.stderr
-    notes: str = yaml.safe_load(done.stdout)["data"]["notes"]
-    return notes
-
-
 def test_notes_tell_where_it_is_and_the_next_step(tmp_path: Path) -> None:
-    notes = _notes(tmp_path)
+    notes = render_notes(tmp_path)
     assert "namespace hub" in notes
     assert "http://hub-llm-mcp-hub-gateway.hub.svc.cluster.local:8000" in notes
     assert "create an LLMProvider" in notes
@@ -277,7 +259,7 @@ def test_notes_tell_where_it_is_and_the_next_step(tmp_path: Path) -> None:
 
 
 def test_notes_without_warning_once_configured(tmp_path: Path) -> None:
-    notes = _notes(
+    notes = render_notes(
         tmp_path,
         "operator.azure.clientId=00000000-1111-2222-3333-444444444444",
         "providers[0].name=claude",
