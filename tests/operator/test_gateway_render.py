@@ -1,4 +1,4 @@
-"""LLMGateway rendering as pure functions: spec + served providers -> objects."""
+"""LLMGateway without an API server: rendering, status writes, and which changes make passes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from llmhub_operator.gateways.controller import GatewayQueue
 from llmhub_operator.gateways.model import (
     GatewaySettings,
     ServedProvider,
@@ -15,6 +16,7 @@ from llmhub_operator.gateways.model import (
 )
 from llmhub_operator.gateways.render import Owner, render
 from llmhub_operator.gateways.status import status_patch, summary, unchanged
+from llmhub_operator.leader import Leadership
 from llmhub_operator.model import InvalidSpec
 
 OWNER = Owner("hub", "team-a", "uid-1")
@@ -110,3 +112,22 @@ def test_a_status_written_once_is_not_written_again() -> None:
     again = write(first)
     assert unchanged(first, again)
     assert not unchanged({}, first)
+
+
+async def test_only_a_provider_change_a_gateway_uses_makes_its_namespace_gateways_due() -> None:
+    queue = GatewayQueue(None, SETTINGS, Leadership())  # type: ignore[arg-type]  (never applies)
+    queue.observe({"metadata": {"namespace": "team-a", "name": "hub"}})
+    queue.observe({"metadata": {"namespace": "team-b", "name": "hub"}})
+    body = {**provider("claude", "claude"), "metadata": {"name": "claude", "namespace": "team-a"}}
+
+    def after(change: dict[str, Any], deleted: bool = False) -> frozenset[tuple[str, str]]:
+        queue._due.clear()  # as after a pass
+        queue.provider_changed(change, deleted)
+        return queue.pending
+
+    assert after(body) == {("team-a", "hub")}
+    synced_again = {**body, "status": {**body["status"], "lastSyncTime": "2026-12-07T00:00:00Z"}}
+    assert after(synced_again) == set(), "a sync that changed nothing a gateway uses"
+    rotated = {**body, "status": {**body["status"], "contentHash": "sha256:new"}}
+    assert after(rotated) == {("team-a", "hub")}
+    assert after(rotated, deleted=True) == {("team-a", "hub")}

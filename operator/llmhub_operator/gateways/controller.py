@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -112,6 +113,7 @@ class GatewayQueue:
         self._inflight: asyncio.Future[Any] | None = None
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._due: set[Key] = set()
+        self._providers: dict[Key, str] = {}  # what gateways use of each LLMProvider, as seen
         self._wake = asyncio.Event()
 
     def observe(self, body: Mapping[str, Any]) -> None:
@@ -125,11 +127,26 @@ class GatewayQueue:
         self._bodies.pop((namespace, name), None)
         self._due.discard((namespace, name))
 
-    def provider_changed(self, namespace: str) -> None:
-        """An LLMProvider changed: each gateway of its namespace re-reads what it serves."""
-        for key in self._bodies:
-            if key[0] == namespace:
-                self.due(key)
+    def provider_changed(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        """An LLMProvider changed what a gateway shows or mounts (not just its last sync time):
+        each gateway of its namespace re-reads what it serves."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        seen = None if deleted else _what_gateways_use(body)
+        if self._providers.get(key) == seen:
+            return
+        if seen is None:
+            self._providers.pop(key, None)
+        else:
+            self._providers[key] = seen
+        for gateway in self._bodies:
+            if gateway[0] == key[0]:
+                self.due(gateway)
+
+    @property
+    def pending(self) -> frozenset[Key]:
+        """The LLMGateways waiting for a pass."""
+        return frozenset(self._due)
 
     def due(self, key: Key) -> None:
         self._due.add(key)
@@ -177,6 +194,19 @@ class GatewayQueue:
         except Exception:  # a bug must not stop the other gateways' passes
             log.exception("LLMGateway %s/%s: pass failed; retrying", *key)
             asyncio.get_running_loop().call_later(self._retry_seconds, self.due, key)
+
+
+def _what_gateways_use(body: Mapping[str, Any]) -> str:
+    """The parts of an LLMProvider a gateway renders or reports: labels (selectors), spec
+    (kind, model, Secret name), content hash (rolls) and token health."""
+    status = body.get("status") or {}
+    used = {
+        "labels": (body.get("metadata") or {}).get("labels"),
+        "spec": body.get("spec"),
+        "hash": status.get("contentHash"),
+        "token": status.get("token"),
+    }
+    return json.dumps(used, sort_keys=True)
 
 
 def _why(exc: BaseException) -> str:

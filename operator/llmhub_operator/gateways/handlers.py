@@ -61,7 +61,9 @@ async def gateway_observed(
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PROVIDERS_PLURAL)
-async def provider_for_gateways(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def provider_for_gateways(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """A served LLMProvider's new status (content hash, token health) rolls and re-reports
     only the gateways of its namespace that serve it."""
-    memo.gateways.provider_changed((body.get("metadata") or {}).get("namespace") or "")
+    memo.gateways.provider_changed(dict(body), deleted=event.get("type") == "DELETED")

@@ -209,7 +209,10 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
         status = (
             await eventually(
                 lambda: read_gateway(k8s, "hub", team_a),
-                lambda b: condition(b, "Reconciling").get("status") == "True",
+                lambda b: (
+                    condition(b, "Reconciling").get("status") == "True"
+                    and [p.get("token") for p in b["status"].get("providers", [])] == ["valid"] * 2
+                ),
                 timeout=30,
             )
         )["status"]
