@@ -102,8 +102,10 @@ def secrets_referenced(pod_spec: dict[str, Any]) -> set[str]:
 async def can(k8s: RealKube, user: str, verb: str, namespace: str, resource: str) -> bool:
     """The real authorizer's answer for ``user`` (a SubjectAccessReview, as `auth can-i --as`)."""
     attrs = {"verb": verb, "resource": resource, "namespace": namespace}
+    own = user.split(":")[2]  # system:serviceaccount:<namespace>:<name>
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{own}", "system:authenticated"]
     review = await client.AuthorizationV1Api(k8s.api).create_subject_access_review(
-        {"spec": {"user": user, "groups": ["system:serviceaccounts"], "resourceAttributes": attrs}}
+        {"spec": {"user": user, "groups": groups, "resourceAttributes": attrs}}
     )
     return bool(review.status.allowed)
 
@@ -266,7 +268,11 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
                 now = await raw(k8s, "apps/v1", "deployments", ns, name)
                 assert template(now) == previous, f"{ns}/{name} rolled"
 
-        # Isolation: neither tenant's gateway identity reads any Secret, its own or the other's.
+        # Isolation: neither tenant's gateway identity reads any Secret, its own or the other's
+        # (the authorizer does answer yes to what is granted: a ConfigMap read, as a control).
+        configmaps = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+        await k8s.grant("hub", configmaps)
+        assert await can(k8s, f"system:serviceaccount:{team_a}:hub", "get", team_a, "configmaps")
         for ns in (team_a, team_b):
             user = f"system:serviceaccount:{ns}:hub"
             for target in (team_a, team_b):
