@@ -38,10 +38,15 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 async def reconcile(
-    api: client.ApiClient, body: Mapping[str, Any], settings: GatewaySettings
-) -> None:
+    api: client.ApiClient,
+    body: Mapping[str, Any],
+    settings: GatewaySettings,
+    *,
+    prune: bool = True,
+) -> bool:
     """Converge one LLMGateway's objects and status; problems go to status, not raised, except
-    transient API errors (the queue retries those)."""
+    transient API errors (the queue retries those). True when every object was applied (and,
+    with ``prune``, those no longer asked for deleted)."""
     meta = body["metadata"]
     owner = render.Owner(meta["name"], meta["namespace"], meta["uid"])
     custom = client.CustomObjectsApi(api)
@@ -55,7 +60,9 @@ async def reconcile(
         providers = served_providers(spec, listed.get("items") or [])
         objects = render.render(owner, spec, providers, settings)
         applied = await apply.apply_all(api, owner.uid, objects)
-        await apply.prune(api, owner.namespace, owner.uid, objects, f"{GATEWAY_LABEL}={owner.name}")
+        if prune:
+            selector = f"{GATEWAY_LABEL}={owner.name}"
+            await apply.prune(api, owner.namespace, owner.uid, objects, selector)
         deployment = applied[f"Deployment/{owner.name}"]
         ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
         problem = status.rollout_problem(deployment)
@@ -96,6 +103,7 @@ async def reconcile(
             {"status": patch},
             _content_type="application/merge-patch+json",
         )
+    return not stalled
 
 
 class GatewayQueue:
@@ -114,6 +122,7 @@ class GatewayQueue:
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._due: set[Key] = set()
         self._providers: dict[Key, str] = {}  # what gateways use of each LLMProvider, as seen
+        self._pruned: dict[Key, tuple[Any, Any]] = {}  # (uid, generation) last pruned
         self._wake = asyncio.Event()
 
     def observe(self, body: Mapping[str, Any]) -> None:
@@ -126,6 +135,7 @@ class GatewayQueue:
         """Deleted: the garbage collector removes its objects (it owns them)."""
         self._bodies.pop((namespace, name), None)
         self._due.discard((namespace, name))
+        self._pruned.pop((namespace, name), None)
 
     def provider_changed(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         """An LLMProvider changed what a gateway shows or mounts (not just its last sync time):
@@ -186,8 +196,13 @@ class GatewayQueue:
         body = self._bodies.get(key)
         if body is None:
             return
+        # What a spec no longer asks for is deleted once per generation (six LISTs), not on
+        # every pass: only a spec change (or this process's first pass) changes it.
+        version = (body["metadata"].get("uid"), body["metadata"].get("generation"))
         try:
-            await reconcile(self._api, body, self._settings)
+            prune = self._pruned.get(key) != version
+            if await reconcile(self._api, body, self._settings, prune=prune):
+                self._pruned[key] = version
         except (client.ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("LLMGateway %s/%s: pass failed (%s); retrying", *key, _why(exc))
             asyncio.get_running_loop().call_later(self._retry_seconds, self.due, key)

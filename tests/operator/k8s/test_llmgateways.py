@@ -246,6 +246,23 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
             lambda: raw(k8s, "v1", "services", team_a, "hub"), lambda s: s is not None, timeout=30
         )
 
+        # What the spec no longer asks for goes (a PDB turned off), and only that.
+        await k8s.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+            API_GROUP,
+            API_VERSION,
+            team_a,
+            PLURAL,
+            "solo",
+            {"spec": {"pdb": {"enabled": False}}},
+            _content_type="application/merge-patch+json",
+        )
+        await eventually(
+            lambda: raw(k8s, "policy/v1", "poddisruptionbudgets", team_a, "solo"),
+            lambda found: found is None,
+            timeout=30,
+        )
+        assert await raw(k8s, "policy/v1", "poddisruptionbudgets", team_a, "hub") is not None
+
         # Rotating a-claude rolls hub (which serves it) and nothing else.
         before = {
             (ns, name): template(await raw(k8s, "apps/v1", "deployments", ns, name))
