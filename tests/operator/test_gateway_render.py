@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from llmhub_operator.gateways.model import (
     served_providers,
 )
 from llmhub_operator.gateways.render import Owner, render
-from llmhub_operator.gateways.status import status_patch, summary, unchanged
+from llmhub_operator.gateways.status import rollout_problem, status_patch, summary, unchanged
 from llmhub_operator.leader import Leadership
 from llmhub_operator.model import InvalidSpec
 
@@ -131,3 +132,34 @@ async def test_only_a_provider_change_a_gateway_uses_makes_its_namespace_gateway
     rotated = {**body, "status": {**body["status"], "contentHash": "sha256:new"}}
     assert after(rotated) == {("team-a", "hub")}
     assert after(rotated, deleted=True) == {("team-a", "hub")}
+
+
+def test_ready_only_when_the_current_template_is_rolled_out_and_available() -> None:
+    def deployment(generation: int, observed: int, updated: int, available: int) -> dict[str, Any]:
+        return {
+            "metadata": {"generation": generation},
+            "spec": {"replicas": 2},
+            "status": {
+                "observedGeneration": observed,
+                "updatedReplicas": updated,
+                "availableReplicas": available,
+                "conditions": [{"type": "Available", "status": "True"}],
+            },
+        }
+
+    assert rollout_problem(deployment(3, 2, 2, 2)).reason == "RolloutPending"  # type: ignore[union-attr]
+    assert rollout_problem(deployment(3, 3, 1, 2)).reason == "RolloutInProgress"  # type: ignore[union-attr]
+    assert rollout_problem(deployment(3, 3, 2, 2)) is None
+
+
+async def test_a_replica_that_does_not_lead_applies_nothing_and_keeps_it_due() -> None:
+    leadership = Leadership()  # never gained
+    queue = GatewayQueue(None, GatewaySettings(resync_seconds=0.05), leadership)  # type: ignore[arg-type]
+    queue.observe({"metadata": {"namespace": "team-a", "name": "hub"}})
+    task = asyncio.create_task(queue.run())
+    try:
+        await asyncio.sleep(0.3)  # several resync intervals
+        assert queue.pending == {("team-a", "hub")}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
