@@ -24,6 +24,7 @@ GATEWAY_KINDS = (
     ("", "serviceaccounts"),
     ("apps", "deployments"),
     ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
     ("policy", "poddisruptionbudgets"),
     ("autoscaling", "horizontalpodautoscalers"),
 )

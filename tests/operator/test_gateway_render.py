@@ -85,6 +85,7 @@ def test_hpa_owns_replicas_and_optional_objects_follow_the_spec() -> None:
         objects
     )
     assert "PodDisruptionBudget/hub" not in objects
+    assert "Ingress/hub" not in objects, "no ingressHost, no Ingress"
     assert "NetworkPolicy/hub" not in objects
     env = {
         e["name"]: e.get("value")
@@ -163,3 +164,29 @@ async def test_a_replica_that_does_not_lead_applies_nothing_and_keeps_it_due() -
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_an_ingress_host_gets_an_ingress_to_the_service_and_is_an_allowed_mcp_host() -> None:
+    spec = parse_gateway(
+        {
+            "providers": {"names": ["claude"]},
+            "exposure": {"ingressHost": "hub.example", "ingressClassName": "nginx"},
+        }
+    )
+    objects = by_kind(render(OWNER, spec, served_providers(spec, LISTED), SETTINGS))
+    ingress = objects["Ingress/hub"]["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert "tls" not in ingress
+    [rule] = ingress["rules"]
+    assert rule["host"] == "hub.example"
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "hub"
+    env = {e["name"]: e.get("value") for e in container_of(objects)["env"]}
+    assert "hub.example" in env["MCP_ALLOWED_HOSTS"].split(",")
+    assert env["MCP_RESOURCE_URL"] == "https://hub.example/mcp"
+
+
+def container_of(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = objects["Deployment/hub"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    return container

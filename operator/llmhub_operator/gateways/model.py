@@ -92,6 +92,8 @@ class Redis(_Spec):
 class Exposure(_Spec):
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     ingress_host: str = ""
+    ingress_class_name: str = ""
+    tls_secret_name: str = ""
 
 
 class NetworkPolicy(_Spec):

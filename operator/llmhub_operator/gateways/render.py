@@ -92,6 +92,8 @@ def render(
         objects.append(pdb(owner, spec))
     if spec.hpa.enabled:
         objects.append(hpa(owner, spec))
+    if spec.exposure.ingress_host:
+        objects.append(ingress(owner, spec))
     if spec.redis is not None and spec.redis.managed:
         objects += redis_objects(owner, settings)
     return objects
@@ -343,6 +345,27 @@ def network_policy(owner: Owner, spec: GatewaySpec) -> Manifest:
                 {"ports": [{"port": "admin", "protocol": "TCP"}], "from": [{"podSelector": {}}]},
             ],
         },
+    }
+
+
+def ingress(owner: Owner, spec: GatewaySpec) -> Manifest:
+    """The callers' HTTPS entry for ``exposure.ingressHost`` (the controller terminates TLS)."""
+    exposure = spec.exposure
+    backend = {"service": {"name": owner.name, "port": {"name": "http"}}}
+    rule = {
+        "host": exposure.ingress_host,
+        "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+    }
+    body: dict[str, Any] = {"rules": [rule]}
+    if exposure.ingress_class_name:
+        body["ingressClassName"] = exposure.ingress_class_name
+    if exposure.tls_secret_name:
+        body["tls"] = [{"hosts": [exposure.ingress_host], "secretName": exposure.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(owner, owner.name, "gateway"),
+        "spec": body,
     }
 
 

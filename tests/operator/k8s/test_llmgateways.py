@@ -32,6 +32,7 @@ OWNED = (
     ("apps/v1", "Deployment", "deployments", ""),
     ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", ""),
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", ""),
+    ("networking.k8s.io/v1", "Ingress", "ingresses", ""),
 )
 
 
@@ -130,6 +131,7 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
             "hub",
             team_a,
             providers={"names": ["a-claude", "a-gemini"]},
+            exposure={"ingressHost": "hub.team-a.example", "tlsSecretName": "hub-tls"},
             auth={
                 "modes": ["entra"],
                 "entra": {"tenants": ["tenant-a"], "audiences": ["api://hub-a"]},
@@ -222,7 +224,9 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
             ("a-claude", "valid"),
             ("a-gemini", "valid"),
         ]
-        assert status["urls"]["mcp"] == f"http://hub.{team_a}.svc.cluster.local:8000/mcp"
+        assert status["urls"]["mcp"] == "https://hub.team-a.example/mcp"
+        solo_urls = (await read_gateway(k8s, "solo", team_a))["status"]["urls"]
+        assert solo_urls["openai"] == f"http://solo.{team_a}.svc.cluster.local:8000/v1"
         assert condition({"status": status}, "Ready")["status"] == "False"
         broken = await eventually(
             lambda: read_gateway(k8s, "broken", team_a),
@@ -289,7 +293,11 @@ async def test_each_tenant_gets_its_own_converged_gateway_that_rolls_alone_and_g
         # (the authorizer does answer yes to what is granted: a ConfigMap read, as a control).
         configmaps = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
         await k8s.grant("hub", configmaps)
-        assert await can(k8s, f"system:serviceaccount:{team_a}:hub", "get", team_a, "configmaps")
+        await eventually(  # the authorizer's RBAC cache sees the new binding shortly
+            lambda: can(k8s, f"system:serviceaccount:{team_a}:hub", "get", team_a, "configmaps"),
+            lambda allowed: allowed,
+            timeout=15,
+        )
         for ns in (team_a, team_b):
             user = f"system:serviceaccount:{ns}:hub"
             for target in (team_a, team_b):
