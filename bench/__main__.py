@@ -8,6 +8,7 @@ import sys
 
 SUITES = {
     "operator": "bench.operator_bench",
+    "gateways": "bench.gateways_bench",
     "gateway": "bench.gateway_bench",
     "runtime": "bench.runtime_bench",
     "images": "bench.images_bench",
@@ -22,7 +23,7 @@ def main() -> int:
         "suites",
         nargs="*",
         metavar="SUITE",
-        help="operator, gateway, runtime, images, masking (default: all)",
+        help="operator, gateways, gateway, runtime, images, masking (default: all)",
     )
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(SUITES))

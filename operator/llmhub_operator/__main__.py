@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from llmhub_common.logging import configure as configure_logging
 from llmhub_operator.access_policy import AccessPolicy, PolicyError
 from llmhub_operator.gateway_accounts import GatewayAccounts
+from llmhub_operator.gateways.model import GatewaySettings
 from llmhub_operator.keyvault import KeyVaultSource
 from llmhub_operator.settings import OperatorSettings
 from llmhub_operator.supervisor import Supervisor
@@ -51,7 +52,10 @@ def parse_args(argv: Sequence[str] | None, env: OperatorSettings) -> OperatorSet
 
 
 async def run(settings: OperatorSettings, policy: AccessPolicy) -> None:
-    import llmhub_operator.handlers  # noqa: F401  (registers the handlers with kopf)
+    import llmhub_operator.handlers  # (registers the handlers with kopf)
+
+    if GatewaySettings().enabled:  # registered after: its startup uses the operator's memo
+        import llmhub_operator.gateways.handlers  # noqa: F401
 
     namespaces = settings.namespaces
     supervisor = Supervisor()
@@ -85,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     policy = access_policy()  # refuse unsafe vault settings before anything starts
     try:
         GatewayAccounts.from_env(settings.pod_namespace)
+        GatewaySettings()
     except ValueError as exc:  # pydantic's ValidationError is one too
         raise SystemExit(f"llmhub-operator: {exc}") from None
     configure_logging(settings.log_level)

@@ -97,3 +97,21 @@ def default_docs() -> list[Manifest]:
 @pytest.fixture(scope="session")
 def renderer() -> Callable[..., list[Manifest]]:
     return render
+
+
+def render_notes(tmp_path: Path, *sets: str) -> str:
+    """helm template leaves NOTES.txt out, so render it through a throw-away ConfigMap."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+        'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n'
+    )
+    args = ["template", "hub", str(chart), "-n", "hub", "--show-only", "templates/zz-notes.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    done = run_helm(*args)
+    assert done.returncode == 0, done.stderr
+    notes: str = yaml.safe_load(done.stdout)["data"]["notes"]
+    return notes

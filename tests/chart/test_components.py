@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from tests.chart.conftest import (
     find,
     one,
     render,
+    render_notes,
     run_helm,
 )
 
@@ -163,17 +163,27 @@ def test_image_digest_wins_and_global_registry_prefixes_bare_repositories() -> N
     assert operator == f"myacr.azurecr.io/llmhub/operator:{APP_VERSION}"
 
 
-def test_chart_crd_copy_is_byte_identical_to_the_top_level_crd() -> None:
-    top = REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
+CRD_FILES = ("llm-mcp-hub.io_llmproviders.yaml", "llm-mcp-hub.io_llmgateways.yaml")
+
+
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_chart_crd_copy_is_byte_identical_to_the_top_level_crd(name: str) -> None:
+    top = REPO / "crds" / name
     assert (CHART / "files" / "crds" / top.name).read_bytes() == top.read_bytes()
     assert not (CHART / "crds").exists(), "Helm never upgrades crds/: the CRD is a template"
 
 
+def test_every_top_level_crd_is_shipped_by_the_chart() -> None:
+    assert sorted(p.name for p in (REPO / "crds").glob("*.yaml")) == sorted(CRD_FILES)
+
+
+@pytest.mark.parametrize("name", CRD_FILES)
 def test_crd_template_is_the_crd_file_plus_keep_and_chart_labels(
-    default_docs: list[Manifest],
+    default_docs: list[Manifest], name: str
 ) -> None:
-    top = yaml.safe_load((REPO / "crds" / "llm-mcp-hub.io_llmproviders.yaml").read_text())
-    crd = one(default_docs, "CustomResourceDefinition")
+    top = yaml.safe_load((REPO / "crds" / name).read_text())
+    crds = find(default_docs, "CustomResourceDefinition")
+    [crd] = [c for c in crds if c["metadata"]["name"] == top["metadata"]["name"]]
     assert crd["spec"] == top["spec"]
     assert crd["metadata"]["name"] == top["metadata"]["name"]
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
@@ -243,26 +253,8 @@ def test_helm_test_pod_script_fails_when_nothing_answers(default_docs: list[Mani
     assert done.returncode != 0
 
 
-def _notes(tmp_path: Path, *sets: str) -> str:
-    """helm template leaves NOTES.txt out, so render it through a throw-away ConfigMap."""
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
-        'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n'
-    )
-    args = ["template", "hub", str(chart), "-n", "hub", "--show-only", "templates/zz-notes.yaml"]
-    for s in sets:
-        args += ["--set", s]
-    done = run_helm(*args)
-    assert done.returncode == 0, done.stderr
-    notes: str = yaml.safe_load(done.stdout)["data"]["notes"]
-    return notes
-
-
 def test_notes_tell_where_it_is_and_the_next_step(tmp_path: Path) -> None:
-    notes = _notes(tmp_path)
+    notes = render_notes(tmp_path)
     assert "namespace hub" in notes
     assert "http://hub-llm-mcp-hub-gateway.hub.svc.cluster.local:8000" in notes
     assert "create an LLMProvider" in notes
@@ -270,7 +262,7 @@ def test_notes_tell_where_it_is_and_the_next_step(tmp_path: Path) -> None:
 
 
 def test_notes_without_warning_once_configured(tmp_path: Path) -> None:
-    notes = _notes(
+    notes = render_notes(
         tmp_path,
         "operator.azure.clientId=00000000-1111-2222-3333-444444444444",
         "providers[0].name=claude",

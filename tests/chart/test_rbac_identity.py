@@ -18,6 +18,7 @@ from tests.chart.conftest import (
     render,
     run_helm,
 )
+from tests.chart_k8s.rbac import GATEWAY_KINDS
 
 VALUE_SETS: list[list[Path]] = [[], *([p] for p in CI_VALUES)]
 IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VALUES)]
@@ -37,6 +38,10 @@ def _grants(docs: list[Manifest], group: str, resource: str) -> set[str]:
     return verbs
 
 
+# What an LLMGateway owns: deleted one by one (uid precondition) when its spec drops it.
+GATEWAY_OWNED = set(GATEWAY_KINDS)
+
+
 @pytest.mark.parametrize("files", VALUE_SETS, ids=IDS)
 def test_rbac_names_every_verb_resource_and_group_explicitly(files: list[Path]) -> None:
     rules = _rules(render(files))
@@ -44,9 +49,24 @@ def test_rbac_names_every_verb_resource_and_group_explicitly(files: list[Path]) 
     for r in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in r[field], r
-        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
-            r["verbs"]
-        ), r
+        assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(r["verbs"]), r
+        if "delete" in r["verbs"]:  # only an LLMGateway's own kinds, never Secrets
+            assert {(g, res) for g in r["apiGroups"] for res in r["resources"]} <= GATEWAY_OWNED, r
+
+
+def test_llm_gateway_rights_follow_the_switch_and_add_no_secret_right() -> None:
+    on = render(sets=("operator.llmGateways.namespaces={hub}",))
+    off = render(
+        sets=("operator.llmGateways.enabled=false", "operator.llmGateways.namespaces={hub}")
+    )
+    assert _grants(on, "llm-mcp-hub.io", "llmgateways") == {"get", "list", "watch"}
+    assert _grants(on, "llm-mcp-hub.io", "llmgateways/status") == {"patch"}
+    for group, resource in GATEWAY_OWNED:
+        assert _grants(on, group, resource) >= {"get", "list", "create", "patch", "delete"}
+        assert "delete" not in _grants(off, group, resource)
+    assert _grants(off, "llm-mcp-hub.io", "llmgateways") == set()
+    assert _grants(on, "", "secrets") == _grants(off, "", "secrets")
+    assert "serviceaccounts/token" not in {res for r in _rules(on) for res in r["resources"]}
 
 
 TOKEN_REVIEW = [
@@ -120,8 +140,9 @@ def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
 def test_operator_may_get_watch_and_patch_only_the_gateway_deployment(
     default_docs: list[Manifest],
 ) -> None:
-    gateway = one(default_docs, "Deployment", "-gateway")["metadata"]["name"]
-    deployment_rules = [r for r in _rules(default_docs) if "deployments" in r["resources"]]
+    docs = default_docs  # LLMGateways' objects only in operator.llmGateways.namespaces
+    gateway = one(docs, "Deployment", "-gateway")["metadata"]["name"]
+    deployment_rules = [r for r in _rules(docs) if "deployments" in r["resources"]]
     assert deployment_rules == [
         {
             "apiGroups": ["apps"],
@@ -145,6 +166,25 @@ def test_operator_gets_one_role_per_watched_namespace_and_its_lease_role_at_home
     ]
     env = env_of(container(one(docs, "Deployment", "-operator")))
     assert env["WATCH_NAMESPACES"]["value"] == "team-a,team-b"
+
+
+def test_llm_gateways_objects_are_owned_only_in_the_namespaces_named() -> None:
+    docs = render([ci_file("ha-operator")])
+    owned = [r for d in find(docs, "ClusterRole") for r in d["rules"] if "delete" in r["verbs"]]
+    assert owned == [], "never cluster-wide: pods as any ServiceAccount of any namespace"
+    assert _grants(find(docs, "ClusterRole"), "llm-mcp-hub.io", "llmgateways") == {
+        "get",
+        "list",
+        "watch",
+    }
+    named = render([ci_file("ha-operator")], sets=("operator.llmGateways.namespaces={team-a}",))
+    (role,) = [r for r in find(named, "Role") if r["metadata"]["name"].endswith("-gateways")]
+    assert role["metadata"]["namespace"] == "team-a"
+    (binding,) = [
+        b for b in find(named, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == "team-a"
+    assert binding["subjects"][0]["name"].endswith("-operator")
 
 
 def test_ha_operator_watches_all_namespaces_and_elects_a_leader_by_lease() -> None:
@@ -260,8 +300,11 @@ def test_no_value_set_lets_the_operator_mint_a_token_for_an_unnamed_service_acco
     files: list[Path],
 ) -> None:
     for r in _rules(render(files)):
-        if {"serviceaccounts", "serviceaccounts/token"} & set(r["resources"]):
+        if "serviceaccounts/token" in r["resources"]:
             assert r.get("resourceNames"), r
+        elif "serviceaccounts" in r["resources"] and not r.get("resourceNames"):
+            # LLMGateways' own ServiceAccounts: never a token, never an update of another's.
+            assert "update" not in r["verbs"], r
 
 
 def test_token_requests_are_granted_by_name_in_the_release_namespace_only() -> None:
@@ -269,6 +312,7 @@ def test_token_requests_are_granted_by_name_in_the_release_namespace_only() -> N
         sets=(
             "operator.watchAllNamespaces=true",
             "operator.keyVault.tokenRequestServiceAccounts={kv-reader,kv-other}",
+            "operator.llmGateways.enabled=false",  # its ServiceAccount rule: tested above
         )
     )
     rules = [

@@ -79,12 +79,13 @@ def test_strict_validation_rejects_an_unknown_field(version: str, tmp_path: Path
     assert "readinessProbes" in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("plural", ["llmproviders", "llmgateways"])
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
-def test_chart_crd_file_passes_strict_kubernetes_validation(version: str) -> None:
-    crd = CHART / "files" / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
+def test_chart_crd_file_passes_strict_kubernetes_validation(version: str, plural: str) -> None:
+    crd = CHART / "files" / "crds" / f"llm-mcp-hub.io_{plural}.yaml"
     done = _validate(crd, version)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "customresourcedefinition/llmproviders.llm-mcp-hub.io" in done.stdout
+    assert f"customresourcedefinition/{plural}.llm-mcp-hub.io" in done.stdout
 
 
 def _crd_schema() -> dict[str, object]:

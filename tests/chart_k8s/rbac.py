@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from itertools import product
 
 from kubernetes_asyncio import client
@@ -16,6 +17,17 @@ Target = tuple[str, str, str, str, str]
 
 # Whoever holds a token of this ServiceAccount may escalate ClusterRoles: cluster-admin.
 SYSTEM_ACCOUNT = "clusterrole-aggregation-controller"
+# What the operator may do to the objects of an LLMGateway (operator.llmGateways, on by default).
+OWNS = frozenset({"get", "list", "create", "patch", "delete"})
+GATEWAY_KINDS = (
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("apps", "deployments"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
+    ("policy", "poddisruptionbudgets"),
+    ("autoscaling", "horizontalpodautoscalers"),
+)
 
 
 def operator_needs(
@@ -24,12 +36,17 @@ def operator_needs(
     watched: set[str] | None,
     cluster_wide: bool,
     token_grants: dict[str, set[str]] | None = None,
+    gateways: bool = True,
+    gateway_namespaces: Collection[str] = (),
 ) -> dict[Target, set[str]]:
     """The verbs the operator of ``release`` must have, and no more (``watched=None``: all).
 
     ``token_grants``: the ServiceAccounts, per namespace, whose namespace opted in to tokens.
-    Every other ServiceAccount, named or not, of any namespace (kube-system too): nothing."""
+    Every other ServiceAccount, named or not, of any namespace (kube-system too): no token.
+    ``gateways``: LLMGateways are read and their status written; ``gateway_namespaces``: where
+    their objects are owned (operator.llmGateways.namespaces), never with a token or a Secret."""
     grants = token_grants or {}
+    owns = set(OWNS) if gateways else set()
     operator, gateway = f"{release}-llm-mcp-hub-operator", f"{release}-llm-mcp-hub-gateway"
     home = namespaces[0]  # the release namespace
     secrets = {"get", "list", "watch", "create", "update"}
@@ -39,6 +56,10 @@ def operator_needs(
         ("", "", "namespaces", "", ""): set() if cluster_wide else {"list", "watch"},
         ("", "", "secrets", "", ""): secrets if cluster_wide else set(),
         ("", GROUP, PLURAL, "", ""): {"get", "list", "watch", "patch"} if cluster_wide else set(),
+        ("", GROUP, "llmgateways", "", ""): (
+            {"get", "list", "watch"} if cluster_wide and gateways else set()
+        ),
+        # Never cluster-wide: Deployments anywhere could run pods as any ServiceAccount.
         ("", "apps", "deployments", "", ""): set(),
         ("", "", "serviceaccounts", "", ""): set(),
         ("", "", "serviceaccounts", "token", ""): set(),
@@ -47,8 +68,12 @@ def operator_needs(
         ("kube-system", "", "serviceaccounts", "token", ""): set(),
         ("kube-system", "", "secrets", "", ""): secrets if cluster_wide else set(),
     }
+    for group, resource in GATEWAY_KINDS:  # not even watching all namespaces
+        needs[("kube-system", group, resource, "", "")] = set()
     for ns in namespaces:
         mine = watched is None or ns in watched
+        # LLMGateways' objects only in the namespaces named in operator.llmGateways.namespaces.
+        owning = owns if ns in gateway_namespaces else set()
         needs |= {
             (ns, "coordination.k8s.io", "leases", "", ""): (
                 {"get", "create", "update"} if ns == home else set()
@@ -60,21 +85,28 @@ def operator_needs(
             (ns, "events.k8s.io", "events", "", ""): set(),  # kopf and events.py: core v1
             (ns, "apps", "deployments", "", gateway): (
                 {"get", "list", "watch", "patch"} if mine else set()
-            ),
-            (ns, "apps", "deployments", "", operator): set(),
-            (ns, "apps", "deployments", "", ""): set(),
+            )
+            | owning,
+            (ns, "apps", "deployments", "", operator): owning,
+            (ns, "apps", "deployments", "", ""): owning,
             (ns, "", "configmaps", "", ""): set(),
             (ns, "", "pods", "", ""): set(),
             # Per-namespace Workload Identity: a TokenRequest only for accounts granted by name.
-            (ns, "", "serviceaccounts", "", ""): set(),
+            (ns, "", "serviceaccounts", "", ""): owning,
             (ns, "", "serviceaccounts", "token", ""): set(),
             (ns, "", "serviceaccounts", "token", "default"): set(),
-            (ns, "", "serviceaccounts", "", operator): set(),
+            (ns, "", "serviceaccounts", "", operator): owning,
             (ns, "", "serviceaccounts", "token", operator): set(),
+            (ns, GROUP, "llmgateways", "", ""): {"get", "list", "watch"}
+            if mine and gateways
+            else set(),
+            (ns, GROUP, "llmgateways", "status", ""): {"patch"} if mine and gateways else set(),
         }
+        for group, resource in GATEWAY_KINDS:
+            needs.setdefault((ns, group, resource, "", ""), owning)
         for account in grants.get(ns, set()):
             needs |= {
-                (ns, "", "serviceaccounts", "", account): {"get"},
+                (ns, "", "serviceaccounts", "", account): {"get"} | owning,
                 (ns, "", "serviceaccounts", "token", account): {"create"},
             }
     return needs

@@ -21,12 +21,13 @@ from kubernetes_asyncio import client
 from tests.chart.conftest import CHART
 from tests.chart_k8s.conftest import PROVIDERS, create_namespaces, delete_namespaces, unique
 from tests.chart_k8s.helm import Helm
-from tests.k8s.fixtures import apply_crd
+from tests.k8s.fixtures import GATEWAY_CRD_FILE, apply_crd
 from tests.k8s.kube import GROUP, PLURAL, VERSION
 from tests.waiting import eventually
 
 RELEASE = "crd"
 CRD = f"{PLURAL}.{GROUP}"
+GATEWAY_CRD = f"llmgateways.{GROUP}"
 CRD_FILE = Path("files") / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
@@ -77,18 +78,20 @@ def adoption_command(release: str, namespace: str) -> str:
 
 
 async def adopt(ext: client.ApiextensionsV1Api, release: str, namespace: str) -> None:
-    await ext.patch_custom_resource_definition(
-        CRD,
-        {
-            "metadata": {
-                "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                "annotations": {
-                    "meta.helm.sh/release-name": release,
-                    "meta.helm.sh/release-namespace": namespace,
-                },
-            }
-        },
-    )
+    """Both CRDs of the chart (the LLMGateway one is refused the same way when not adopted)."""
+    for crd in (CRD, GATEWAY_CRD):
+        await ext.patch_custom_resource_definition(
+            crd,
+            {
+                "metadata": {
+                    "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                    "annotations": {
+                        "meta.helm.sh/release-name": release,
+                        "meta.helm.sh/release-namespace": namespace,
+                    },
+                }
+            },
+        )
 
 
 def refused(helm_k8s: Helm, verb: str, release: str, ns: str, values: dict[str, Any]) -> str:
@@ -155,6 +158,7 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd_and_refuses_what_would_fai
 
         # A cluster without the CRD: one helm install brings the CRD and the LLMProviders.
         await ext.delete_custom_resource_definition(CRD)
+        await ext.delete_custom_resource_definition(GATEWAY_CRD)
         await eventually(lambda: crd_or_none(ext), lambda found: found is None, timeout=30)
         helm_k8s.install(RELEASE, ns, values)
         first = await provider_uids(admin, ns)
@@ -170,5 +174,6 @@ async def test_helm_adopts_upgrades_and_keeps_the_crd_and_refuses_what_would_fai
     finally:
         helm_k8s.run("uninstall", RELEASE, "-n", ns)
         helm_k8s.run("uninstall", "again", "-n", ns)
-        await apply_crd(admin)  # the session's CRD again, without Helm's metadata
+        await apply_crd(admin)  # the session's CRDs again, without Helm's metadata
+        await apply_crd(admin, GATEWAY_CRD_FILE)
         await delete_namespaces(admin, [ns])

@@ -35,6 +35,7 @@ from tests.fakes.fake_azure import FakeAzure
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.kube import GROUP, PLURAL, VERSION, RealKube, decode
 from tests.operator.k8s.operators import OperatorProcess
+from tests.operator.k8s.test_llmgateways import condition, create_gateway, read_gateway
 from tests.waiting import eventually
 
 RELEASE = "hub"
@@ -65,6 +66,7 @@ def release(control_plane: ControlPlane, helm_k8s: Helm) -> Iterator[Release]:
             "replicaCount": 2,
             "watchNamespaces": [ns, watched],
             "keyVault": {"tokenRequestServiceAccounts": [READER]},
+            "llmGateways": {"namespaces": [watched]},  # a tenant's LLMGateways: there only
         },
         "providers": PROVIDERS,
     }
@@ -139,8 +141,26 @@ async def test_operator_service_account_may_do_exactly_what_the_operator_needs(
         {release.namespace, release.watched},
         cluster_wide=False,
         token_grants={release.namespace: {READER}, release.watched: {READER}},
+        gateway_namespaces={release.watched},
     )
     assert await granted(operator_api, list(needs)) == needs
+
+
+async def test_operator_identity_owns_llm_gateway_objects_only_in_the_named_namespace(
+    release: Release, operator_api: client.ApiClient
+) -> None:
+    """Real requests: a gateway's objects in the opted-in namespace pass; elsewhere 403, and
+    no Secret right comes with them."""
+    core, apps = client.CoreV1Api(operator_api), client.AppsV1Api(operator_api)
+    account = {"metadata": {"name": "gw-probe"}}
+    await core.create_namespaced_service_account(release.watched, account)
+    await core.patch_namespaced_service_account("gw-probe", release.watched, account, **MERGE)
+    await core.delete_namespaced_service_account("gw-probe", release.watched)
+    for ns in (release.namespace, release.other):
+        assert await status_of(core.create_namespaced_service_account(ns, account)) == 403
+        assert await status_of(apps.list_namespaced_deployment(ns)) == 403
+    assert await status_of(apps.list_namespaced_deployment(release.watched)) == 200
+    assert await status_of(core.delete_namespaced_secret("x", release.watched)) == 403
 
 
 async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(
@@ -283,12 +303,34 @@ async def test_chart_rbac_operator_reads_as_granted_accounts_only_and_keeps_a_re
         "POD_NAMESPACE": ns,
         "LEADER_ELECTION": "false",
     }
+    # LLMGateways: owned where the chart names the namespace, a clear refusal elsewhere.
+    await create_gateway(team, "tenant", watched, providers={"names": ["granted"]})
+    await create_gateway(team, "home", ns, providers={"names": ["claude"]})
     operator = OperatorProcess(env=env, log_path=tmp_path / "operator.log").start()
     try:
         await team.wait_phase("granted", "Ready", timeout=60)
         assert decode(await team.secret("granted-credentials"), "CLAUDE_CODE_OAUTH_TOKEN") == (
             TEAM_TOKEN
         )
+        tenant = await eventually(
+            lambda: read_gateway(team, "tenant", watched),
+            lambda b: condition(b, "Reconciling").get("status") == "True",
+            timeout=60,
+        )
+        assert [p["name"] for p in tenant["status"]["providers"]] == ["granted"]
+        pods = await eventually(  # admitted under Pod Security "restricted" in that namespace
+            lambda: team.core.list_namespaced_pod(watched, label_selector="llm-mcp-hub.io/gateway"),
+            lambda listed: len(listed.items) >= 1,
+            timeout=60,
+        )
+        assert {p.spec.service_account_name for p in pods.items} == {"tenant"}
+        home = await eventually(
+            lambda: read_gateway(team, "home", ns),
+            lambda b: condition(b, "Stalled").get("reason") == "ApiRefused",
+            timeout=60,
+        )
+        assert "operator.llmGateways.namespaces" in condition(home, "Stalled")["message"]
+        assert await status_of(team.apps.read_namespaced_deployment("home", ns)) == 404
         refused = await eventually(
             lambda: team.provider("ungranted"),
             lambda b: _synced(b).get("reason") == "ServiceAccountNotGranted",

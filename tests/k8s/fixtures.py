@@ -17,6 +17,7 @@ from tests.k8s.controlplane import ControlPlane, MissingBinaries, find_binaries
 from tests.k8s.kube import RealKube
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "llm-mcp-hub.io_llmproviders.yaml"
+GATEWAY_CRD_FILE = CRD_FILE.with_name("llm-mcp-hub.io_llmgateways.yaml")
 
 
 def _in_ci() -> bool:
@@ -45,6 +46,7 @@ async def _install_crd(kubeconfig: Path) -> None:
     api = await make_api_client(str(kubeconfig))
     try:
         await apply_crd(api)
+        await apply_crd(api, GATEWAY_CRD_FILE)
     finally:
         await api.close()
 

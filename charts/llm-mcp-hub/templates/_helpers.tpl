@@ -308,14 +308,22 @@ The LLMProvider CRD in the live cluster, as one word: "" (no cluster: `helm temp
 (another release's, or none: applied without Helm).
 */}}
 {{- define "llm-mcp-hub.crdState" -}}
+{{- include "llm-mcp-hub.crdStateOf" (list . "llmproviders.llm-mcp-hub.io") }}
+{{- end }}
+
+{{/*
+The same word for any CRD of the chart. Usage: include "llm-mcp-hub.crdStateOf" (list . "<name>")
+*/}}
+{{- define "llm-mcp-hub.crdStateOf" -}}
+{{- $ := index . 0 }}
 {{- if lookup "v1" "Namespace" "" "kube-system" }}
-{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "llmproviders.llm-mcp-hub.io" }}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" (index . 1) }}
 {{- if not $crd }}
 {{- print "missing" }}
 {{- else }}
 {{- $a := default dict $crd.metadata.annotations }}
 {{- $owner := printf "%s/%s" (get $a "meta.helm.sh/release-name") (get $a "meta.helm.sh/release-namespace") }}
-{{- if eq $owner (printf "%s/%s" .Release.Name .Release.Namespace) }}
+{{- if eq $owner (printf "%s/%s" $.Release.Name $.Release.Namespace) }}
 {{- print "ours" }}
 {{- else }}
 {{- printf "other:%s" $owner }}
@@ -331,13 +339,17 @@ never work: Helm does not adopt on rollback). Each message carries the command t
 */}}
 {{- define "llm-mcp-hub.validateCrdOwner" -}}
 {{- $state := include "llm-mcp-hub.crdState" . }}
-{{- $crd := "crd llmproviders.llm-mcp-hub.io" }}
-{{- if and .Values.crds.install (hasPrefix "other:" $state) }}
+{{- range $kind := list "LLMProvider" "LLMGateway" }}
+{{- $name := printf "%ss.llm-mcp-hub.io" (lower $kind) }}
+{{- $state := include "llm-mcp-hub.crdStateOf" (list $ $name) }}
+{{- $crd := printf "crd %s" $name }}
+{{- if and $.Values.crds.install (hasPrefix "other:" $state) }}
 {{- $owner := trimPrefix "other:" $state }}
-{{- fail (printf "crds.install=true, but the LLMProvider CRD in the cluster belongs to %s (release/namespace; \"/\": applied without Helm), so Helm would refuse it. If that release is still installed, set crds.install=false. Otherwise adopt the CRD (its LLMProviders stay): kubectl label %s app.kubernetes.io/managed-by=Helm --overwrite && kubectl annotate %s meta.helm.sh/release-name=%s meta.helm.sh/release-namespace=%s --overwrite" $owner $crd $crd .Release.Name .Release.Namespace) }}
+{{- fail (printf "crds.install=true, but the %s CRD in the cluster belongs to %s (release/namespace; \"/\": applied without Helm), so Helm would refuse it. If that release is still installed, set crds.install=false. Otherwise adopt the CRD (its %ss stay): kubectl label %s app.kubernetes.io/managed-by=Helm --overwrite && kubectl annotate %s meta.helm.sh/release-name=%s meta.helm.sh/release-namespace=%s --overwrite" $kind $owner $kind $crd $crd $.Release.Name $.Release.Namespace) }}
 {{- end }}
-{{- if and (not .Values.crds.install) .Release.IsUpgrade (eq $state "ours") }}
-{{- fail (printf "crds.install=false, but this release owns the LLMProvider CRD: Helm would keep it yet drop it from the release, and a helm rollback to a revision with it then fails. Keep crds.install=true; to hand the CRD to another owner, release it first: kubectl annotate %s meta.helm.sh/release-name- meta.helm.sh/release-namespace- && kubectl label %s app.kubernetes.io/managed-by-" $crd $crd) }}
+{{- if and (not $.Values.crds.install) $.Release.IsUpgrade (eq $state "ours") }}
+{{- fail (printf "crds.install=false, but this release owns the %s CRD: Helm would keep it yet drop it from the release, and a helm rollback to a revision with it then fails. Keep crds.install=true; to hand the CRD to another owner, release it first: kubectl annotate %s meta.helm.sh/release-name- meta.helm.sh/release-namespace- && kubectl label %s app.kubernetes.io/managed-by-" $kind $crd $crd) }}
+{{- end }}
 {{- end }}
 {{- if and (not .Values.crds.install) .Values.providers (eq $state "missing") }}
 {{- fail "providers need the LLMProvider CRD, which is not in the cluster and crds.install=false: apply it first (kubectl apply --server-side -f crds/) or set crds.install=true" }}

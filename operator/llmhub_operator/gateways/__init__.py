@@ -1,0 +1,1 @@
+"""LLMGateway: one tenant's gateway, rendered and kept converged by the operator."""
