@@ -7,11 +7,12 @@ written before a default existed renders the same.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -115,6 +116,28 @@ class Hpa(_Spec):
     )
 
 
+class Masking(_Spec):
+    """The gateway's MASKING_* (docs/gateway.md "Masking"); recognizer names are the CRD's enum."""
+
+    enabled: bool = False
+    recognizers: tuple[str, ...] = ()  # empty: all
+    extra_patterns: Mapping[str, str] = Field(default_factory=dict)
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        """A regex that does not compile (or matches nothing but "") would stop every gateway
+        pod at start; here it stalls the LLMGateway with the reason instead."""
+        for name, pattern in value.items():
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{name}: not a valid regex: {exc}") from None
+            if compiled.match(""):
+                raise ValueError(f"{name}: matches the empty string")
+        return value
+
+
 class GatewaySpec(_Spec):
     replicas: int = Field(default=2, ge=0)
     image: str = ""
@@ -127,6 +150,7 @@ class GatewaySpec(_Spec):
     network_policy: NetworkPolicy = NetworkPolicy()
     pdb: Pdb = Pdb()
     hpa: Hpa = Hpa()
+    masking: Masking = Masking()
 
 
 def parse_gateway(spec: Mapping[str, Any]) -> GatewaySpec:
@@ -150,6 +174,9 @@ class ServedProvider:
     content_hash: str | None  # status.contentHash: its change rolls the gateway
     token: str | None  # status.token.status
     expires_at: str | None
+    # spec.masking as the gateway's MASKING_PROVIDERS value: "off", "all" or a comma list;
+    # None follows the gateway's own masking.
+    masking: str | None = None
 
 
 def served_providers(
@@ -200,7 +227,16 @@ def _served(body: Mapping[str, Any]) -> ServedProvider:
         content_hash=status.get("contentHash") or None,
         token=token.get("status"),
         expires_at=token.get("expiresAt"),
+        masking=_masking_override(spec.get("masking")),
     )
+
+
+def _masking_override(masking: Any) -> str | None:
+    if not isinstance(masking, Mapping):
+        return None
+    if not masking.get("enabled"):
+        return "off"
+    return ",".join(masking.get("recognizers") or ()) or "all"
 
 
 GATEWAY_LABEL = f"{API_GROUP}/gateway"  # on every object of a gateway: its LLMGateway's name

@@ -8,6 +8,7 @@ ownerReference to the LLMGateway, so deleting it (with the operator stopped too)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -316,6 +317,7 @@ def environment(
         _var(f"LIMIT_{field.upper()}", str(value))
         for field, value in limits.model_dump().items()  # LIMIT_CALLER_REQUESTS_PER_MINUTE, ...
     ]
+    env += _masking(spec, providers)
     redis = spec.redis
     if redis is not None and redis.managed:
         env.append(_var("REDIS_URL", f"redis://{redis_name(owner)}:{REDIS_PORT}/0"))
@@ -323,6 +325,21 @@ def environment(
         secret = redis.existing_secret
         env.append(_from_secret("REDIS_URL", secret.name, secret.key, optional=False))
     return env
+
+
+def _masking(spec: GatewaySpec, providers: Sequence[ServedProvider]) -> list[dict[str, Any]]:
+    """MASKING_* when the gateway masks or an LLMProvider it serves overrides; none otherwise,
+    so a gateway without masking renders (and rolls) as before."""
+    masking = spec.masking
+    overrides = {p.provider: p.masking for p in providers if p.masking is not None}
+    if not (masking.enabled or masking.extra_patterns or overrides):
+        return []
+    return [
+        _var("MASKING_ENABLED", "true" if masking.enabled else "false"),
+        _var("MASKING_RECOGNIZERS", ",".join(masking.recognizers) or "all"),
+        _var("MASKING_EXTRA_PATTERNS", json.dumps(dict(sorted(masking.extra_patterns.items())))),
+        _var("MASKING_PROVIDERS", json.dumps(dict(sorted(overrides.items())))),
+    ]
 
 
 def network_policy(owner: Owner, spec: GatewaySpec) -> Manifest:
