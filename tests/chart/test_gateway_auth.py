@@ -99,3 +99,24 @@ def test_request_size_limits_reach_the_settings(default_docs: list[Manifest]) ->
     )
     settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith("MAX_")})
     assert (settings.max_body_bytes, settings.max_prompt_bytes) == (4194304, 65536)
+
+
+def test_session_caps_and_readiness_age_reach_the_settings(default_docs: list[Manifest]) -> None:
+    env = _values(default_docs)
+    defaults = Settings()
+    assert int(env["SESSION_MAX_BYTES"]) == defaults.session_max_bytes
+    assert int(env["SESSION_MAX_TURNS"]) == defaults.session_max_turns
+    assert float(env["READY_CHECK_SECONDS"]) == defaults.ready_check_seconds
+    sets = [
+        "gateway.requests.sessionMaxBytes=65536",
+        "gateway.requests.sessionMaxTurns=12",
+        "gateway.requests.readyCheckSeconds=3",
+    ]
+    env = _values(render(sets=sets))
+    names = ("SESSION_MAX_BYTES", "SESSION_MAX_TURNS", "READY_CHECK_SECONDS")
+    settings = Settings(**{k.lower(): env[k] for k in names})
+    assert (settings.session_max_bytes, settings.session_max_turns) == (65536, 12)
+    assert settings.ready_check_seconds == 3
+    done = run_helm("template", "hub", str(CHART), "--set", "gateway.requests.sessionMaxBytes=10")
+    assert done.returncode != 0
+    assert "sessionMaxBytes" in done.stderr

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from llmhub_operator.resync import interval_from_env
+from llmhub_operator.settings import OperatorSettings
 from tests.chart.conftest import (
     CHART,
     CI_VALUES,
@@ -140,6 +142,19 @@ def test_operator_liveness_probe_is_kopf_healthz_on_the_health_port(
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["LLMHUB_AZURE_VERIFY_CHALLENGE_RESOURCE"]["value"] == "true"
+    assert env["KUBE_REQUEST_TIMEOUT_SECONDS"]["value"] == "30"
+    assert env["LLMHUB_RESYNC_SECONDS"]["value"] == "300"
+
+
+def test_operator_timeouts_reach_settings_the_operator_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sets = ["operator.kubeRequestTimeoutSeconds=5", "operator.resyncSeconds=60"]
+    env = env_of(container(one(render(sets=sets), "Deployment", "-operator")))
+    for name in ("KUBE_REQUEST_TIMEOUT_SECONDS", "LLMHUB_RESYNC_SECONDS"):
+        monkeypatch.setenv(name, env[name]["value"])
+    assert OperatorSettings().kube_request_timeout_seconds == 5
+    assert interval_from_env() == 60
 
 
 def test_operator_rolls_one_new_pod_at_a_time_while_the_lease_guards_overlap(
