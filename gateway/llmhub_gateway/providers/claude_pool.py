@@ -33,13 +33,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
+from llmhub_gateway.providers.child_memory import read_child_memory
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.demand import Demand
 from llmhub_gateway.providers.procs import background
+from llmhub_gateway.providers.sampled import Sampled
 from llmhub_gateway.providers.start_state import StartState
 
 log = logging.getLogger("llmhub_gateway.providers.claude")
@@ -62,6 +63,9 @@ class ClaudePoolLimits:
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
     claim_s: float = 30.0  # an admitted turn holds its place this long until its stream starts
     demand_window_s: float = 60.0  # new conversations per second are counted over this window
+    # The CLIs' resident memory is read from /proc at most this often (child_memory.py):
+    # every admission and every turn's end check it; a CLI started since counts as max_rss_mb.
+    memory_sample_s: float = 1.0
 
 
 class ClaudePool:
@@ -79,6 +83,7 @@ class ClaudePool:
         self.start_state = StartState("claude")  # readiness reads it (registry.problems)
         self.demand = Demand(limits.demand_window_s)
         self._timed: set[int] = set()  # ids of processes whose start-up time was counted
+        self._memory = Sampled(read_child_memory, limits.memory_sample_s)
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -202,7 +207,7 @@ class ClaudePool:
         return (
             proc.turns >= limits.max_turns
             or time.monotonic() - proc.started >= limits.max_age_s
-            or proc.rss_mb() >= limits.max_rss_mb
+            or self._memory.get().of(proc.pid) >= limits.max_rss_mb
         )
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
@@ -226,7 +231,12 @@ class ClaudePool:
         if len(self._procs) >= self.limits.max_processes:
             return False
         budget = self.limits.memory_mb
-        return budget <= 0 or procs.children_rss_mb() + self.limits.max_rss_mb <= budget
+        if budget <= 0:
+            return True
+        # CLIs started since the reading are not in it: each counts as its share.
+        used = self._memory.get().total_mb
+        unseen = sum(1 for p in self._procs if p.started >= self._memory.taken)
+        return used + (unseen + 1) * self.limits.max_rss_mb <= budget
 
     def _victim(self) -> ClaudeProcess | None:
         """The idle process to evict first: the least recently used session, then spares."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,14 @@ def _message(text: str, *, composed: bool) -> dict[str, Any]:
     if composed:
         message["client_composed"] = True
     return message
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (a zombie not reaped yet, or reaped already)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -173,20 +182,31 @@ class ClaudeProcess:
         self.context = 0
         self.clean = True
 
+    def _process(self) -> object:
+        """The SDK's handle on the CLI (private to it, hence the defensive lookup)."""
+        return getattr(getattr(self._client, "_transport", None), "_process", None)
+
     @property
     def pid(self) -> int | None:
-        """The CLI's PID. The SDK keeps its process private, hence the defensive lookup."""
-        transport = getattr(self._client, "_transport", None)
-        process = getattr(transport, "_process", None)
-        pid = getattr(process, "pid", None)
+        """The CLI's PID."""
+        pid = getattr(self._process(), "pid", None)
         return pid if isinstance(pid, int) else None
 
     def alive(self) -> bool:
-        """Usable for another turn: not closed or failed, and (once spawned) still running."""
+        """Usable for another turn: not closed or failed, and (once spawned) not exited.
+
+        The pool asks this of every CLI several times per turn, so it asks the kernel with one
+        ``waitid`` (the CLI is the gateway's own child: the launcher ``exec``s it) instead of
+        reading /proc; ``WNOWAIT`` leaves the reaping to the event loop's child watcher."""
         if self.closed or self.failure is not None or self._task.done():
             return False
-        pid = self.pid
-        return pid is None or running(pid)
+        process = self._process()
+        if process is None:
+            return True
+        pid = getattr(process, "pid", None)
+        if getattr(process, "returncode", None) is not None or not isinstance(pid, int):
+            return False
+        return not _exited(pid)
 
     def rss_mb(self) -> float:
         """Resident memory of the CLI and its children, from /proc."""
