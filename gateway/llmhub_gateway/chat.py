@@ -357,6 +357,7 @@ class ChatService:
             session_id=new_session_id("", None),
             history=tuple(history),
             system=system,
+            stateless=True,
         )
         try:
             admit_provider(provider, request)

@@ -179,8 +179,10 @@ class ClaudePool:
         if not any(p.busy for p in self._procs):
             self._quiet.set()
 
-    def give_back(self, proc: ClaudeProcess, *, ok: bool, context: int) -> None:
-        """After a turn: keep a healthy process for its session, recycle or drop the rest."""
+    def give_back(self, proc: ClaudeProcess, *, ok: bool, context: int, ended: bool) -> None:
+        """After a turn: keep a healthy process for its session, recycle or drop the rest. A
+        conversation that ``ended`` with its turn (no later turn continues it) is cleared
+        now, while the CLI is idle, so the next new conversation finds it clean."""
         proc.busy = False
         self._settled()
         proc.clean = False
@@ -192,6 +194,8 @@ class ClaudePool:
         elif self._worn(proc):
             log.info("claude: recycling a CLI after %d turns", proc.turns)
             self._drop(proc, graceful=True)
+        elif ended:
+            proc.clear_soon()
         self._refill()
 
     def discard(self, proc: ClaudeProcess) -> None:
@@ -211,17 +215,21 @@ class ClaudePool:
         )
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
-        """An idle process with this key for a new conversation: a ready clean one, else a
-        ready one that served another conversation (reset before use: first those whose
-        session moved elsewhere, then the least recently used), else a clean one still
-        starting."""
+        """An idle process with this key for a new conversation: a ready one that was
+        cleared, else one being cleared (its turn waits for the few milliseconds left), else
+        a pre-started spare (taking one starts a replacement), else a ready one that served
+        another conversation (reset before use: first those whose session moved elsewhere,
+        then the least recently used), else a spare still starting."""
         idle = [p for p in self._procs if not p.busy and p.key == key and p.alive()]
         ready = [p for p in idle if p.ready.is_set()]
         used = sorted(
-            (p for p in ready if not p.clean), key=lambda p: (p.session is not None, p.last_used)
+            (p for p in ready if not p.clean and not p.clearing),
+            key=lambda p: (p.session is not None, p.last_used),
         )
         ordered = [
-            *(p for p in ready if p.clean),
+            *(p for p in ready if p.clean and p.turns),
+            *(p for p in ready if p.clearing),
+            *(p for p in ready if p.clean and not p.turns),
             *used,
             *(p for p in idle if p.clean and not p.ready.is_set()),
         ]
@@ -310,7 +318,9 @@ class ClaudePool:
                 self.demand.started(proc.startup_s)
 
     def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
-        spare = not proc.busy and proc.clean and proc.key == self._default_key
+        """A pre-started spare: never used (a cleared CLI is reused, but neither counts
+        towards the spares demand asks for nor is stopped as their surplus)."""
+        spare = not proc.busy and proc.clean and not proc.turns and proc.key == self._default_key
         return proc if spare else None
 
     async def aclose(self, grace_s: float) -> None:

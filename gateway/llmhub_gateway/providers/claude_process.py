@@ -65,6 +65,12 @@ def _message(text: str, *, composed: bool) -> dict[str, Any]:
     return message
 
 
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A reset nobody waited for (its CLI was dropped) failed: that is no news."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _exited(pid: int) -> bool:
     """Whether our child ``pid`` has exited (a zombie not reaped yet, or reaped already)."""
     try:
@@ -132,6 +138,7 @@ class ClaudeProcess:
         self._client = ClaudeSDKClient(options)
         self._inbox: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._closing: asyncio.Future[None] | None = None
+        self._clearing: asyncio.Task[None] | None = None  # a /clear sent, its answer awaited
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -158,6 +165,9 @@ class ClaudeProcess:
                     # Never leave the reader waiting; after Done or an error this is never read.
                     job.out.put_nowait(ProviderCrashed("claude: the adapter stopped unexpectedly"))
         finally:
+            while not self._inbox.empty():  # jobs queued behind a failure are answered too
+                if (left := self._inbox.get_nowait()) is not None:
+                    left.out.put_nowait(self.failure or ProviderCrashed("claude: the CLI stopped"))
             with contextlib.suppress(Exception):
                 await self._client.disconnect()
 
@@ -167,11 +177,29 @@ class ClaudeProcess:
         self._inbox.put_nowait(_Job(prompt, out))
         return out
 
+    @property
+    def clearing(self) -> bool:
+        """A reset started by ``clear_soon`` is still running."""
+        return self._clearing is not None and not self._clearing.done()
+
+    def clear_soon(self) -> None:
+        """Start the reset now, while the CLI is idle (its conversation ended with its turn),
+        so the next new conversation does not wait for it: ``reset`` then only waits for
+        what is left of it. A failure shows there and in ``alive``."""
+        if self._clearing is None or self._clearing.done():
+            self._clearing = asyncio.create_task(self._clear())
+            self._clearing.add_done_callback(_retrieved)
+
     async def reset(self) -> None:
         """Discard the conversation this CLI holds and start a new one in-process (the CLI's
         ``/clear``: no model call, tens of milliseconds), so a new conversation needs no new
         CLI. The system prompt and model stay (they are start-up flags). Raises the failure
         (the CLI is then unusable) when the CLI did not reset."""
+        self.clear_soon()
+        assert self._clearing is not None
+        await asyncio.shield(self._clearing)
+
+    async def _clear(self) -> None:
         out: asyncio.Queue[Item] = asyncio.Queue()
         self._inbox.put_nowait(_Job(CLEAR, out, control=True))
         item = await out.get()
