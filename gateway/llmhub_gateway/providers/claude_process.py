@@ -200,6 +200,8 @@ class ClaudeProcess:
         await asyncio.shield(self._clearing)
 
     async def _clear(self) -> None:
+        if self._task.done():  # the worker is gone: nobody would answer the job
+            raise self.failure or ProviderCrashed("claude: the CLI stopped")
         out: asyncio.Queue[Item] = asyncio.Queue()
         self._inbox.put_nowait(_Job(CLEAR, out, control=True))
         item = await out.get()

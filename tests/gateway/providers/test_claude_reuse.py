@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -25,7 +27,7 @@ from claude_agent_sdk import (
     SystemMessage,
 )
 
-from llmhub_gateway.providers.base import ChatRequest, Turn
+from llmhub_gateway.providers.base import ChatRequest, ProviderError, Turn
 from llmhub_gateway.providers.claude import ClaudeProvider
 from tests.gateway.providers.conftest import FAKE_CLAUDE, chat, claude_provider, collect
 
@@ -228,3 +230,18 @@ async def test_a_cli_that_fails_its_reset_after_the_turn_is_never_reused(
     assert old not in pooled.pool.processes
     first, second = turns(turns_file)
     assert first["pid"] != second["pid"]
+
+
+async def test_a_reset_of_a_cli_whose_worker_stopped_fails_at_once(
+    pooled: ClaudeProvider, turns_file: Path
+) -> None:
+    """A CLI that died fails its reset, and every later one, instead of waiting forever for
+    an answer nobody will send."""
+    await collect(pooled, new_chat(SECRET, "a"))
+    (cli,) = pooled.pool.processes
+    assert cli.pid is not None
+    os.kill(cli.pid, signal.SIGKILL)
+    for _ in range(2):
+        with pytest.raises(ProviderError):
+            await asyncio.wait_for(cli.reset(), 10)
+    assert not cli.alive()
