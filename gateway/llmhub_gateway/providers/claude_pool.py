@@ -5,7 +5,9 @@ each active session keeps its process (its context already holds the conversatio
 idle processes for the default model and no system prompt are started ahead, so a new session
 pays no start-up. A new conversation also takes an idle CLI that served another one (same model
 and system prompt, least recently used first): the provider resets it in-process (``/clear``)
-before the turn, so new conversations stay warm at any rate while the pool has an idle CLI.
+before the turn, so new conversations stay warm at any rate while the pool has an idle CLI. A
+CLI whose conversation ended with its turn (an OpenAI request) is reset right after that turn,
+off the next caller's path, and is taken first.
 A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or ``max_rss_mb`` of
 memory, replaced when it crashed or hung, and the pool never holds more than
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
