@@ -9,10 +9,11 @@ For each provider and 1, 8 and 32 concurrent clients it measures, over REST SSE 
 with ``stream: true``), the time to the first ``delta`` event and to the ``done`` event, for new
 sessions and for continued ones; the same for OpenAI requests (``/v1/chat/completions``,
 streamed: each one a new conversation carrying its history); new sessions at a sustained 2 per
-second for 30 s; the peak RSS of the gateway and all its children; and the input tokens of each
-turn of a 20-turn conversation. Cold is the baseline: the ratios are cold over warm, the same
-run, the same machine. The full run also starts the real bundled Claude CLI offline (its
-initialize time, its idle RSS and its ``/clear`` time) next to the fake's idle RSS.
+second for 30 s; the gateway's own CPU time per turn (steady on a shared machine, where latency
+swings with other work); the peak RSS of the gateway and all its children; and the input tokens
+of each turn of a 20-turn conversation. Cold is the baseline: the ratios are cold over warm,
+the same run, the same machine. The full run also starts the real bundled Claude CLI offline
+(its initialize time, its idle RSS and its ``/clear`` time) next to the fake's idle RSS.
 
     uv run python -m bench.runtime_bench [--quick] [--providers claude,gemini]
 """
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,16 @@ class Sample:
     ttfb: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     errors: int = 0
+    cpu_s: float = 0.0  # the gateway process's own CPU time (not its CLIs') over the phase
 
     def add(self, other: Sample) -> None:
         self.ttfb += other.ttfb
         self.total += other.total
         self.errors += other.errors
+        self.cpu_s += other.cpu_s
+
+    def cpu_ms_per_turn(self) -> float:
+        return self.cpu_s * 1000 / max(1, len(self.ttfb) + self.errors)
 
 
 @dataclass
@@ -160,6 +166,20 @@ class Gateway:
             except psutil.Error:
                 continue
         return total / 2**20
+
+    def cpu_s(self) -> float:
+        """The gateway's own CPU time so far (user + system): the steady figure on a shared
+        machine, where latency swings with other work."""
+        assert self.proc is not None
+        times = self.proc.cpu_times()
+        return float(times.user + times.system)
+
+    def measure(self, phase: Coroutine[Any, Any, Sample]) -> Sample:
+        """Run one phase (a coroutine returning a Sample) and add the gateway's CPU time."""
+        before = self.cpu_s()
+        sample = asyncio.run(phase)
+        sample.cpu_s = self.cpu_s() - before
+        return sample
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -396,17 +416,17 @@ def run_mode(
             gateway.start()
             try:
                 with PeakRss(gateway) as rss:
-                    result.new[clients] = asyncio.run(
+                    result.new[clients] = gateway.measure(
                         new_sessions(gateway.url, provider, clients, turns)
                     )
-                    result.cont[clients] = asyncio.run(
+                    result.cont[clients] = gateway.measure(
                         continued(gateway.url, provider, clients, turns)
                     )
-                    result.openai[clients] = asyncio.run(
+                    result.openai[clients] = gateway.measure(
                         new_sessions(gateway.url, provider, clients, turns, openai=True)
                     )
                     if clients == levels[0]:
-                        result.steady = asyncio.run(
+                        result.steady = gateway.measure(
                             sustained(gateway.url, provider, SUSTAINED_RATE, steady_s)
                         )
                 result.rss[clients] = rss.peak
@@ -542,6 +562,10 @@ def row(label: str, c: Sample, w: Sample) -> float:
         f"       last byte  p50/p99: cold {ms(pct(c.total, 0.5))}/"
         f"{ms(pct(c.total, 0.99))}  warm {ms(pct(w.total, 0.5))}/"
         f"{ms(pct(w.total, 0.99))}  errors cold {c.errors} warm {w.errors}"
+    )
+    print(
+        f"       gateway CPU per turn: cold {c.cpu_ms_per_turn():5.1f} ms  "
+        f"warm {w.cpu_ms_per_turn():5.1f} ms"
     )
     return ratio
 

@@ -371,6 +371,7 @@ class ChatService:
             session_id=new_session_id("", None),
             history=tuple(history),
             system=system,
+            stateless=True,
         )
         try:
             request, masked = await self.masking.mask(request, provider.name, stored=False)

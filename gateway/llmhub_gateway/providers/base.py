@@ -46,6 +46,9 @@ class ChatRequest:
     # The CLI's own session id of this conversation (from the store), to resume natively
     # instead of replaying ``history``; None on a first turn or when never reported.
     native_session: str | None = None
+    # No later turn continues this conversation (an OpenAI request carries its whole history
+    # each time): a warm runtime may discard it as soon as the turn ends.
+    stateless: bool = False
 
 
 @dataclass(frozen=True, slots=True)

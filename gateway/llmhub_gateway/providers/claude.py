@@ -249,7 +249,9 @@ class ClaudeProvider:
                     yield item
             answered = True
         finally:
-            self._pool.give_back(proc, ok=answered, context=len(request.history) + 2)
+            self._pool.give_back(
+                proc, ok=answered, context=len(request.history) + 2, ended=request.stateless
+            )
             if not answered:  # the CLI is mid-turn or broken: kill it before the slot frees
                 await finish(proc.close(graceful=False))
 

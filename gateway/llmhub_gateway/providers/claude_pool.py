@@ -5,7 +5,9 @@ each active session keeps its process (its context already holds the conversatio
 idle processes for the default model and no system prompt are started ahead, so a new session
 pays no start-up. A new conversation also takes an idle CLI that served another one (same model
 and system prompt, least recently used first): the provider resets it in-process (``/clear``)
-before the turn, so new conversations stay warm at any rate while the pool has an idle CLI.
+before the turn, so new conversations stay warm at any rate while the pool has an idle CLI. A
+CLI whose conversation ended with its turn (an OpenAI request) is reset right after that turn,
+off the next caller's path, and is taken first.
 A process is recycled after ``max_turns`` turns, ``max_age_s`` seconds or ``max_rss_mb`` of
 memory, replaced when it crashed or hung, and the pool never holds more than
 ``max_processes`` (the replica's memory budget): at capacity an idle process is evicted, and
@@ -33,13 +35,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmhub_gateway.providers import procs
 from llmhub_gateway.providers.admission import Claims
 from llmhub_gateway.providers.base import ChatRequest, ProviderBusy
+from llmhub_gateway.providers.child_memory import read_child_memory
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.claude_process import ClaudeProcess, Key
 from llmhub_gateway.providers.demand import Demand
 from llmhub_gateway.providers.procs import background
+from llmhub_gateway.providers.sampled import Sampled
 from llmhub_gateway.providers.start_state import StartState
 
 log = logging.getLogger("llmhub_gateway.providers.claude")
@@ -62,6 +65,9 @@ class ClaudePoolLimits:
     start_backoff_s: float = 30.0  # no new spares this long after one failed to start
     claim_s: float = 30.0  # an admitted turn holds its place this long until its stream starts
     demand_window_s: float = 60.0  # new conversations per second are counted over this window
+    # The CLIs' resident memory is read from /proc at most this often (child_memory.py):
+    # every admission and every turn's end check it; a CLI started since counts as max_rss_mb.
+    memory_sample_s: float = 1.0
 
 
 class ClaudePool:
@@ -79,6 +85,7 @@ class ClaudePool:
         self.start_state = StartState("claude")  # readiness reads it (registry.problems)
         self.demand = Demand(limits.demand_window_s)
         self._timed: set[int] = set()  # ids of processes whose start-up time was counted
+        self._memory = Sampled(read_child_memory, limits.memory_sample_s)
 
     @property
     def processes(self) -> list[ClaudeProcess]:
@@ -174,8 +181,10 @@ class ClaudePool:
         if not any(p.busy for p in self._procs):
             self._quiet.set()
 
-    def give_back(self, proc: ClaudeProcess, *, ok: bool, context: int) -> None:
-        """After a turn: keep a healthy process for its session, recycle or drop the rest."""
+    def give_back(self, proc: ClaudeProcess, *, ok: bool, context: int, ended: bool) -> None:
+        """After a turn: keep a healthy process for its session, recycle or drop the rest. A
+        conversation that ``ended`` with its turn (no later turn continues it) is cleared
+        now, while the CLI is idle, so the next new conversation finds it clean."""
         proc.busy = False
         self._settled()
         proc.clean = False
@@ -187,6 +196,8 @@ class ClaudePool:
         elif self._worn(proc):
             log.info("claude: recycling a CLI after %d turns", proc.turns)
             self._drop(proc, graceful=True)
+        elif ended:
+            proc.clear_soon()
         self._refill()
 
     def discard(self, proc: ClaudeProcess) -> None:
@@ -202,21 +213,25 @@ class ClaudePool:
         return (
             proc.turns >= limits.max_turns
             or time.monotonic() - proc.started >= limits.max_age_s
-            or proc.rss_mb() >= limits.max_rss_mb
+            or self._memory.get().of(proc.pid) >= limits.max_rss_mb
         )
 
     def _idle(self, key: Key) -> ClaudeProcess | None:
-        """An idle process with this key for a new conversation: a ready clean one, else a
-        ready one that served another conversation (reset before use: first those whose
-        session moved elsewhere, then the least recently used), else a clean one still
-        starting."""
+        """An idle process with this key for a new conversation: a ready one that was
+        cleared, else one being cleared (its turn waits for the few milliseconds left), else
+        a pre-started spare (taking one starts a replacement), else a ready one that served
+        another conversation (reset before use: first those whose session moved elsewhere,
+        then the least recently used), else a spare still starting."""
         idle = [p for p in self._procs if not p.busy and p.key == key and p.alive()]
         ready = [p for p in idle if p.ready.is_set()]
         used = sorted(
-            (p for p in ready if not p.clean), key=lambda p: (p.session is not None, p.last_used)
+            (p for p in ready if not p.clean and not p.clearing),
+            key=lambda p: (p.session is not None, p.last_used),
         )
         ordered = [
-            *(p for p in ready if p.clean),
+            *(p for p in ready if p.clean and p.turns),
+            *(p for p in ready if p.clearing),
+            *(p for p in ready if p.clean and not p.turns),
             *used,
             *(p for p in idle if p.clean and not p.ready.is_set()),
         ]
@@ -226,7 +241,12 @@ class ClaudePool:
         if len(self._procs) >= self.limits.max_processes:
             return False
         budget = self.limits.memory_mb
-        return budget <= 0 or procs.children_rss_mb() + self.limits.max_rss_mb <= budget
+        if budget <= 0:
+            return True
+        # CLIs started since the reading are not in it: each counts as its share.
+        used = self._memory.get().total_mb
+        unseen = sum(1 for p in self._procs if p.started >= self._memory.taken)
+        return used + (unseen + 1) * self.limits.max_rss_mb <= budget
 
     def _victim(self) -> ClaudeProcess | None:
         """The idle process to evict first: the least recently used session, then spares."""
@@ -300,7 +320,9 @@ class ClaudePool:
                 self.demand.started(proc.startup_s)
 
     def _idle_of(self, proc: ClaudeProcess) -> ClaudeProcess | None:
-        spare = not proc.busy and proc.clean and proc.key == self._default_key
+        """A pre-started spare: never used (a cleared CLI is reused, but neither counts
+        towards the spares demand asks for nor is stopped as their surplus)."""
+        spare = not proc.busy and proc.clean and not proc.turns and proc.key == self._default_key
         return proc if spare else None
 
     async def aclose(self, grace_s: float) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,20 @@ def _message(text: str, *, composed: bool) -> dict[str, Any]:
     if composed:
         message["client_composed"] = True
     return message
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A reset nobody waited for (its CLI was dropped) failed: that is no news."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (a zombie not reaped yet, or reaped already)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -123,6 +138,7 @@ class ClaudeProcess:
         self._client = ClaudeSDKClient(options)
         self._inbox: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._closing: asyncio.Future[None] | None = None
+        self._clearing: asyncio.Task[None] | None = None  # a /clear sent, its answer awaited
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -149,6 +165,9 @@ class ClaudeProcess:
                     # Never leave the reader waiting; after Done or an error this is never read.
                     job.out.put_nowait(ProviderCrashed("claude: the adapter stopped unexpectedly"))
         finally:
+            while not self._inbox.empty():  # jobs queued behind a failure are answered too
+                if (left := self._inbox.get_nowait()) is not None:
+                    left.out.put_nowait(self.failure or ProviderCrashed("claude: the CLI stopped"))
             with contextlib.suppress(Exception):
                 await self._client.disconnect()
 
@@ -158,11 +177,31 @@ class ClaudeProcess:
         self._inbox.put_nowait(_Job(prompt, out))
         return out
 
+    @property
+    def clearing(self) -> bool:
+        """A reset started by ``clear_soon`` is still running."""
+        return self._clearing is not None and not self._clearing.done()
+
+    def clear_soon(self) -> None:
+        """Start the reset now, while the CLI is idle (its conversation ended with its turn),
+        so the next new conversation does not wait for it: ``reset`` then only waits for
+        what is left of it. A failure shows there and in ``alive``."""
+        if self._clearing is None or self._clearing.done():
+            self._clearing = asyncio.create_task(self._clear())
+            self._clearing.add_done_callback(_retrieved)
+
     async def reset(self) -> None:
         """Discard the conversation this CLI holds and start a new one in-process (the CLI's
         ``/clear``: no model call, tens of milliseconds), so a new conversation needs no new
         CLI. The system prompt and model stay (they are start-up flags). Raises the failure
         (the CLI is then unusable) when the CLI did not reset."""
+        self.clear_soon()
+        assert self._clearing is not None
+        await asyncio.shield(self._clearing)
+
+    async def _clear(self) -> None:
+        if self._task.done():  # the worker is gone: nobody would answer the job
+            raise self.failure or ProviderCrashed("claude: the CLI stopped")
         out: asyncio.Queue[Item] = asyncio.Queue()
         self._inbox.put_nowait(_Job(CLEAR, out, control=True))
         item = await out.get()
@@ -173,20 +212,31 @@ class ClaudeProcess:
         self.context = 0
         self.clean = True
 
+    def _process(self) -> object:
+        """The SDK's handle on the CLI (private to it, hence the defensive lookup)."""
+        return getattr(getattr(self._client, "_transport", None), "_process", None)
+
     @property
     def pid(self) -> int | None:
-        """The CLI's PID. The SDK keeps its process private, hence the defensive lookup."""
-        transport = getattr(self._client, "_transport", None)
-        process = getattr(transport, "_process", None)
-        pid = getattr(process, "pid", None)
+        """The CLI's PID."""
+        pid = getattr(self._process(), "pid", None)
         return pid if isinstance(pid, int) else None
 
     def alive(self) -> bool:
-        """Usable for another turn: not closed or failed, and (once spawned) still running."""
+        """Usable for another turn: not closed or failed, and (once spawned) not exited.
+
+        The pool asks this of every CLI several times per turn, so it asks the kernel with one
+        ``waitid`` (the CLI is the gateway's own child: the launcher ``exec``s it) instead of
+        reading /proc; ``WNOWAIT`` leaves the reaping to the event loop's child watcher."""
         if self.closed or self.failure is not None or self._task.done():
             return False
-        pid = self.pid
-        return pid is None or running(pid)
+        process = self._process()
+        if process is None:
+            return True
+        pid = getattr(process, "pid", None)
+        if getattr(process, "returncode", None) is not None or not isinstance(pid, int):
+            return False
+        return not _exited(pid)
 
     def rss_mb(self) -> float:
         """Resident memory of the CLI and its children, from /proc."""

@@ -31,6 +31,7 @@ from llmhub_gateway.providers.base import (
     StreamItem,
     Turn,
 )
+from llmhub_gateway.providers.child_memory import read_child_memory
 from llmhub_gateway.providers.claude import ClaudePoolLimits, ClaudeProvider
 from llmhub_gateway.providers.claude_items import parse_handle
 from llmhub_gateway.providers.limits import CappedProvider
@@ -360,3 +361,33 @@ async def test_the_memory_budget_counts_every_cli_child_of_the_gateway(
     finally:
         hog.kill()
         hog.wait()
+
+
+async def test_clis_started_since_the_last_memory_reading_count_as_their_whole_share(
+    tmp_path: Path, fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget reads /proc at most every ``memory_sample_s``; a CLI started after the
+    reading counts as ``max_rss_mb`` until the next one, so a burst never overfills it."""
+    monkeypatch.setenv("FAKE_CLI_REPLY_S", "0.8")
+    base = read_child_memory().total_mb  # this test process's other children
+    limits = ClaudePoolLimits(
+        idle=0, max_processes=4, max_rss_mb=100, memory_mb=base + 250, memory_sample_s=60
+    )
+    provider = claude_provider(tmp_path, pool=limits)
+    try:
+        first, second = chat("one"), chat("two")
+        provider.admit(first)  # the reading: no CLI yet
+        provider.admit(second)
+        answers = asyncio.gather(collect(provider, first), collect(provider, second))
+        while len(fake.turns()) < 2:
+            await asyncio.sleep(0.02)
+        # Two CLIs started since the reading (the fakes hold ~13 MB each): with a third one
+        # the reading plus 3 x 100 MB is over the budget.
+        with pytest.raises(ProviderBusy):
+            provider.admit(chat("three"))
+        one, two = await answers
+        assert "".join(one).endswith("] one")
+        assert "".join(two).endswith("] two")
+        assert len(fake.spawns()) == 2
+    finally:
+        await provider.aclose()

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from claude_agent_sdk import (
     SystemMessage,
 )
 
-from llmhub_gateway.providers.base import ChatRequest, Turn
+from llmhub_gateway.providers.base import ChatRequest, ProviderError, Turn
 from llmhub_gateway.providers.claude import ClaudeProvider
 from tests.gateway.providers.conftest import FAKE_CLAUDE, chat, claude_provider, collect
 
@@ -180,3 +183,65 @@ async def test_a_cli_whose_session_moved_is_reused_before_a_live_sessions_cli(
     assert b_cli.session is None  # forgotten, still running
     await collect(pooled, new_chat("I am C", "c"))
     assert turns(turns_file)[-1]["pid"] == b_pid
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_conversation_that_ends_with_its_turn_is_cleared_before_the_next_caller(
+    pooled: ClaudeProvider, turns_file: Path
+) -> None:
+    """An OpenAI request's conversation ends with its turn: its CLI is reset right after it,
+    with no caller waiting, so the next new conversation starts on a clean CLI at once. A
+    session's CLI keeps its conversation for the session's next turn."""
+    await collect(pooled, replace(new_chat(SECRET, "a"), stateless=True))
+    (cli,) = pooled.pool.processes
+    await until(lambda: cli.clean)  # nobody asked for a CLI: the reset ran by itself
+    assert cli.session is None
+    assert not cli.busy
+    b = "".join(await collect(pooled, new_chat("what do you know?", "b")))
+    assert "4711" not in b
+    assert b.endswith("] context=[] what do you know?")
+    assert pooled.pool.processes == [cli]
+    first, second = turns(turns_file)
+    assert first["pid"] == second["pid"]
+    assert first["session"] != second["session"]
+    await asyncio.sleep(0.2)  # B's session continues: its CLI keeps the conversation
+    assert not cli.clean
+    assert cli.session == second["session"]
+
+
+async def test_a_cli_that_fails_its_reset_after_the_turn_is_never_reused(
+    pooled: ClaudeProvider, turns_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mode = tmp_path / "mode"
+    monkeypatch.setenv("FAKE_CLI_MODE_FILE", str(mode))
+    mode.write_text("crash-on-clear")  # answers, then exits on the reset after the turn
+    await collect(pooled, replace(new_chat(SECRET, "a"), stateless=True))
+    (old,) = pooled.pool.processes
+    await until(lambda: not old.alive())
+    mode.write_text("ok")
+    text = "".join(await collect(pooled, new_chat("fresh start", "b")))
+    assert text.endswith("] context=[] fresh start")
+    assert old not in pooled.pool.processes
+    first, second = turns(turns_file)
+    assert first["pid"] != second["pid"]
+
+
+async def test_a_reset_of_a_cli_whose_worker_stopped_fails_at_once(
+    pooled: ClaudeProvider, turns_file: Path
+) -> None:
+    """A CLI that died fails its reset, and every later one, instead of waiting forever for
+    an answer nobody will send."""
+    await collect(pooled, new_chat(SECRET, "a"))
+    (cli,) = pooled.pool.processes
+    assert cli.pid is not None
+    os.kill(cli.pid, signal.SIGKILL)
+    for _ in range(2):
+        with pytest.raises(ProviderError):
+            await asyncio.wait_for(cli.reset(), 10)
+    assert not cli.alive()
