@@ -101,6 +101,22 @@ def test_without_the_kubernetes_mode_the_gateway_is_bound_to_nothing() -> None:
     assert not [d for d in docs if d["metadata"]["name"].endswith("-tokenreview")]
 
 
+def test_tenant_gateways_may_only_create_token_reviews_and_only_in_named_namespaces() -> None:
+    sets = ("operator.llmGateways.namespaces={team-a,team-b}",)
+    docs = render(sets=sets)
+    bindings = [d for d in docs if d["metadata"]["name"].endswith("gateways-tokenreview-hub")]
+    binding = one(bindings, "ClusterRoleBinding", "gateways-tokenreview-hub")
+    assert [s["name"] for s in binding["subjects"]] == [
+        "system:serviceaccounts:team-a",
+        "system:serviceaccounts:team-b",
+    ]
+    role = one(bindings, "ClusterRole", "gateways-tokenreview-hub")
+    assert role["rules"] == TOKEN_REVIEW
+    off = render(sets=(*sets, "operator.llmGateways.tokenReviews=false"))
+    assert not [d for d in off if "gateways-tokenreview" in d["metadata"]["name"]]
+    assert not [d for d in render() if "gateways-tokenreview" in d["metadata"]["name"]]
+
+
 def test_operator_gets_exactly_what_it_needs_in_the_release_namespace(
     default_docs: list[Manifest],
 ) -> None:

@@ -163,6 +163,32 @@ async def test_operator_identity_owns_llm_gateway_objects_only_in_the_named_name
     assert await status_of(core.delete_namespaced_secret("x", release.watched)) == 403
 
 
+async def test_gateways_of_the_named_namespace_may_review_tokens_and_nothing_more(
+    release: Release, admin: client.ApiClient
+) -> None:
+    """The `kubernetes` caller mode of an operator-rendered gateway: its ServiceAccount (any name,
+    in a namespace of operator.llmGateways.namespaces) may create TokenReviews, asked of the real
+    authorizer by SubjectAccessReview; one of another namespace may not, and the grant reads no
+    Secret."""
+    authz = client.AuthorizationV1Api(admin)
+
+    async def may(namespace: str, verb: str, group: str, resource: str) -> bool:
+        user = f"system:serviceaccount:{namespace}:tenant-gateway"
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        if resource == "secrets":
+            attributes["namespace"] = namespace
+        review = await authz.create_subject_access_review(
+            {"spec": {"user": user, "groups": groups, "resourceAttributes": attributes}}
+        )
+        return bool(review.status.allowed)
+
+    assert await may(release.watched, "create", "authentication.k8s.io", "tokenreviews")
+    assert not await may(release.other, "create", "authentication.k8s.io", "tokenreviews")
+    assert not await may(release.watched, "get", "", "secrets")
+    assert not await may(release.watched, "create", "authorization.k8s.io", "subjectaccessreviews")
+
+
 async def test_operator_identity_writes_what_it_must_and_is_refused_the_rest(
     release: Release, admin: client.ApiClient, operator_api: client.ApiClient
 ) -> None:
