@@ -48,6 +48,7 @@ from llmhub_gateway.providers.base import (
     StreamItem,
     Usage,
 )
+from llmhub_gateway.providers.child_memory import read_child_memory
 from llmhub_gateway.providers.diagnostics import category, safe_detail
 from llmhub_gateway.providers.gemini_accounts import account_refusal
 from llmhub_gateway.providers.gemini_recordings import (
@@ -61,11 +62,11 @@ from llmhub_gateway.providers.gemini_recordings import (
 from llmhub_gateway.providers.owners import owned, sweep
 from llmhub_gateway.providers.procs import (
     background,
-    children_rss_mb,
     detached,
     finish,
 )
 from llmhub_gateway.providers.prompt_text import command_safe_blocks
+from llmhub_gateway.providers.sampled import Sampled
 from llmhub_gateway.providers.transcript import render_prompt
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class PoolLimits:
     hang_s: float = 60.0
     cancel_grace_s: float = 2.0  # for a cancelled prompt to be acknowledged
     write_timeout_s: float = 30.0  # for a CLI to take a message from its stdin
+    # The CLIs' resident memory is read from /proc at most this often (child_memory.py): every
+    # admission checks it; a process started since the reading counts as process_mb.
+    memory_sample_s: float = 1.0
 
 
 @dataclass
@@ -180,6 +184,7 @@ class AcpPool:
         # Turns admitted but not yet placed on a process: they count against the room, so
         # turns admitted together never overfill the pool and fail after their 200.
         self._claims = Claims(CLAIM_S)
+        self._memory = Sampled(lambda: read_child_memory().total_mb, limits.memory_sample_s)
 
     # -- admission -------------------------------------------------------------------------
 
@@ -229,7 +234,11 @@ class AcpPool:
     def _can_grow(self) -> bool:
         if sum(not p.retiring for p in self._live()) >= self.limits.max_processes:
             return False
-        return children_rss_mb() + self.limits.process_mb <= self.limits.memory_mb
+        # One /proc walk a second at most (it was one per admission); processes started since
+        # that reading are not in it, so each counts as a whole process_mb, as the next does.
+        used = self._memory.get()
+        unseen = sum(1 for p in self.processes if p.started >= self._memory.taken)
+        return used + (unseen + 1) * self.limits.process_mb <= self.limits.memory_mb
 
     def _evictable(self, model: str, fingerprint: str) -> AcpProcess | None:
         """An idle process of another model (or stale) whose place a new one could take."""

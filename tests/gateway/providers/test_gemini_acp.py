@@ -21,6 +21,7 @@ from llmhub_gateway.providers.base import (
     Turn,
     Usage,
 )
+from llmhub_gateway.providers.child_memory import read_child_memory
 from llmhub_gateway.providers.gemini import GeminiProvider
 from llmhub_gateway.providers.gemini_acp import PoolLimits
 from llmhub_gateway.providers.limits import CappedProvider
@@ -345,6 +346,37 @@ async def test_the_memory_budget_stops_the_pool_growing(
         with pytest.raises(ProviderBusy):
             await collect(provider, turn("hi"))
         assert spawns(spawnlog) == []
+    finally:
+        await provider.aclose()
+
+
+async def test_processes_started_since_the_last_memory_reading_count_as_their_whole_share(
+    tmp_path: Path, gemini_creds: Path, spawnlog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget reads /proc at most every ``memory_sample_s``; a process started after the
+    reading counts as ``process_mb`` until the next one, so a burst never overfills it (the
+    fakes hold ~15 MB each: counted by their real RSS, four would fit)."""
+    monkeypatch.setenv("FAKE_CLI_REPLY_S", "1.0")
+    base = read_child_memory().total_mb  # this test process's other children
+    limits = PoolLimits(
+        max_processes=4,
+        sessions_per_process=1,
+        memory_mb=int(base) + 250,
+        process_mb=100,
+        memory_sample_s=60,
+    )
+    provider = make_gemini(tmp_path, gemini_creds, "acp", limits=limits)
+    try:
+        first = turn("one")
+        provider.admit(first)  # the reading: no process yet
+        answer = asyncio.create_task(collect(provider, first))
+        while not spawns(spawnlog):
+            await asyncio.sleep(0.02)
+        provider.admit(turn("two"))  # the spare started beside the first, or one more
+        with pytest.raises(ProviderBusy):
+            provider.admit(turn("three"))
+        assert "".join(await answer).endswith("one")
+        assert len(spawns(spawnlog)) <= 2
     finally:
         await provider.aclose()
 
