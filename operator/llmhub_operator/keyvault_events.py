@@ -4,10 +4,11 @@ Key Vault's system topic routes ``SecretNewVersionCreated`` (and ``SecretNearExp
 ``SecretExpired``) as CloudEvents to a namespace topic; this replica pulls its queue subscription
 with ``EventGridConsumerClient`` while it leads. No public endpoint, no webhook, no secret: the
 operator's Workload Identity needs the EventGrid Data Receiver role. Each event syncs every
-LLMProvider reading that vault + secret (a fresh read of the latest version), then is
-acknowledged; a transient failure releases it (it comes back), one that matches nothing is
-rejected without any Key Vault request. Polling stays the backstop: while Event Grid fails, no
-interval is longer than the fallback interval.
+LLMProvider reading that vault + secret (a fresh read of the latest version, which must be the
+version the event names or newer: see event_versions.py), then is acknowledged; a transient
+failure releases it (it comes back), one that matches nothing is rejected without any Key Vault
+request. Polling stays the backstop: while Event Grid fails, no interval is longer than the
+fallback interval.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llmhub_operator import azure_auth, metrics
 from llmhub_operator.access_policy import AccessPolicy
+from llmhub_operator.event_versions import EventVersions
 from llmhub_operator.keyvault import CA_BUNDLE_ENV
 from llmhub_operator.leader import Leadership
 from llmhub_operator.model import InvalidSpec, parse_spec
@@ -62,6 +64,10 @@ class EventGridSettings(BaseSettings):
     retry_seconds: float = Field(default=5.0, gt=0)  # first wait after a failed receive
     release_delay_seconds: int = 10  # a released event comes back after this (0/10/60/600/3600)
     pass_timeout_seconds: float = Field(default=50.0, gt=0)  # below the lock duration (60 s)
+    # A read older than the event's version (a Key Vault replica behind): re-read this many
+    # times, this far apart, then release the event.
+    stale_read_attempts: int = Field(default=3, ge=1, le=10)
+    stale_read_retry_seconds: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _complete(self) -> EventGridSettings:
@@ -77,6 +83,10 @@ class EventGridSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return bool(self.endpoint)
+
+    def event_versions(self) -> EventVersions:
+        """Where events leave the versions a pass must read at least (see reconcile.Deps)."""
+        return EventVersions(self.stale_read_attempts, self.stale_read_retry_seconds)
 
 
 def make_consumer(settings: EventGridSettings, credential: AsyncTokenCredential) -> Consumer:
@@ -104,6 +114,7 @@ class KeyVaultEvents:
         leadership: Leadership,
         policy: AccessPolicy,
         consumer: Consumer | None = None,
+        versions: EventVersions | None = None,
     ) -> None:
         self.settings, self.scheduler, self.leadership, self.policy = (
             settings,
@@ -112,6 +123,7 @@ class KeyVaultEvents:
             policy,
         )
         self._consumer = consumer
+        self.versions = versions or settings.event_versions()
         self._inflight: set[asyncio.Task[Any]] = set()
         self.healthy: bool | None = None  # None: no receive answered yet
         self._why = ""  # the last receive failure, in words safe for status
@@ -220,6 +232,9 @@ class KeyVaultEvents:
             log.info("rejecting %s for %s/%s: it names %s", event.type, vault, secret, why)
             await self._settle(consumer.reject(lock_tokens=[token]), "rejected")
             return
+        if version is not None:  # the passes read this version or a newer one
+            for key in keys:
+                self.versions.name(key, version)
         waits = [w for w in (self.scheduler.sync_now(k) for k in keys) if w is not None]
         try:
             async with asyncio.timeout(self.settings.pass_timeout_seconds):

@@ -181,3 +181,41 @@ async def test_an_operator_killed_mid_event_loses_nothing(
     assert grid.settled("receive").count(event) >= 2
     assert await _value(k8s) == TOKEN.format(6)
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+
+async def test_an_event_reads_its_version_or_newer_and_never_rolls_back(
+    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, start_operator: StartOperator
+) -> None:
+    await _pushed_provider(k8s, fake_azure, TOKEN.format(7))
+    env = _env(
+        grid,
+        LLMHUB_EVENTGRID_RELEASE_DELAY_SECONDS="0",
+        LLMHUB_EVENTGRID_STALE_READ_RETRY_SECONDS="0.2",
+    )
+    start_operator(extra_env=env)
+    await k8s.wait_phase("pushed")
+    await eventually(_const(grid), lambda g: g.pending() == 0)
+    generation = (await k8s.deployment("gateway")).metadata.generation
+
+    # A replica one version behind for the event's whole first pass (3 reads of "latest", each
+    # checked against the event's version): nothing is written, the event is released, and it
+    # comes back to a replica that has the new version.
+    fake_azure.serve_stale("pushed-token", reads=6)
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(8))
+    event = grid.published[-1]
+    await eventually(_const(grid), lambda g: event in g.settled("release"), timeout=15)
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
+    assert await _value(k8s) == TOKEN.format(8)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # A redelivered event meets a lagging replica: re-read until the named version shows;
+    # the older value it served first is never written back (no roll back, no second roll).
+    fake_azure.serve_stale("pushed-token", reads=2)
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version)
+    again = grid.published[-1]
+    await eventually(_const(grid), lambda g: again in g.settled("acknowledge"), timeout=15)
+    assert again not in grid.settled("release")
+    reads = [r.status for r in fake_azure.requests("pushed-token", method="GET")[-3:]]
+    assert reads == [200, 404, 200]  # stale latest, the named version not there yet, latest
+    assert await _value(k8s) == TOKEN.format(8)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
