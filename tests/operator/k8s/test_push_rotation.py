@@ -111,6 +111,22 @@ async def test_a_key_vault_write_rolls_within_seconds_and_foreign_vaults_are_rej
         lambda b: b["status"]["token"]["status"] == "warning",
         timeout=15,
     )
+    # The alerts' metric moved with it (TokenExpiringSoon fires on it, not an hour later).
+    expiry = operator.metric("llmhub_operator_token_expiry_timestamp_seconds")
+    assert abs(expiry - (time.time() + DAY)) < 300
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # SecretExpired: likewise at once, status and the alerts' metric.
+    fake_azure.on_new_version = None
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=time.time() - 60)
+    fake_azure.on_new_version = hook
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, "SecretExpired")
+    await eventually(
+        lambda: k8s.provider("pushed"),
+        lambda b: b["status"]["token"]["status"] == "expired",
+        timeout=15,
+    )
+    assert operator.metric("llmhub_operator_token_expiry_timestamp_seconds") < time.time()
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
 
@@ -218,4 +234,27 @@ async def test_an_event_reads_its_version_or_newer_and_never_rolls_back(
     reads = [r.status for r in fake_azure.requests("pushed-token", method="GET")[-3:]]
     assert reads == [200, 404, 200]  # stale latest, the named version not there yet, latest
     assert await _value(k8s) == TOKEN.format(8)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+
+async def test_a_lock_lost_mid_pass_redelivers_without_a_second_roll(
+    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, start_operator: StartOperator
+) -> None:
+    await _pushed_provider(k8s, fake_azure, TOKEN.format(9))
+    operator = start_operator(extra_env=_env(grid))
+    await k8s.wait_phase("pushed")
+    await eventually(_const(grid), lambda g: g.pending() == 0)
+    generation = (await k8s.deployment("gateway")).metadata.generation
+
+    # The event's pass outlives its lock (Key Vault answers slowly): its acknowledge finds the
+    # lock lost, and the event comes back; that pass finds the same content hash.
+    grid.lock_duration = 1.0
+    fake_azure.delay("pushed-token", 1.5)
+    fake_azure.set_secret("pushed-token", TOKEN.format(10))
+    event = grid.published[-1]
+    await eventually(_const(grid), lambda g: g.settled("receive").count(event) >= 2, timeout=15)
+    fake_azure.delay("pushed-token", 0)
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
+    assert "lock was lost" in operator.log()
+    assert await _value(k8s) == TOKEN.format(10)
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
