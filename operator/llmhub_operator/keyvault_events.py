@@ -32,7 +32,7 @@ from llmhub_operator.access_policy import AccessPolicy
 from llmhub_operator.event_versions import EventVersions
 from llmhub_operator.keyvault import CA_BUNDLE_ENV
 from llmhub_operator.leader import Leadership
-from llmhub_operator.model import InvalidSpec, parse_spec
+from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
 from llmhub_operator.reconcile import Outcome
 from llmhub_operator.scheduler import Key, Scheduler
 from llmhub_operator.status import Condition
@@ -64,6 +64,8 @@ class EventGridSettings(BaseSettings):
     retry_seconds: float = Field(default=5.0, gt=0)  # first wait after a failed receive
     release_delay_seconds: int = 10  # a released event comes back after this (0/10/60/600/3600)
     pass_timeout_seconds: float = Field(default=50.0, gt=0)  # below the lock duration (60 s)
+    # Connecting (TCP + TLS): an unreachable Event Grid shows within this, not a long poll later.
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
     # A read older than the event's version (a Key Vault replica behind): re-read this many
     # times, this far apart, then release the event.
     stale_read_attempts: int = Field(default=3, ge=1, le=10)
@@ -95,6 +97,7 @@ def make_consumer(settings: EventGridSettings, credential: AsyncTokenCredential)
     # A receive long-polls: its read timeout must outlast the server-side wait.
     timeout = settings.max_wait_seconds + 15.0
     options = azure_auth.pipeline_options(connection_verify=verify, timeout_s=timeout)
+    options["connection_timeout"] = settings.connect_timeout_seconds
     return Consumer(
         settings.endpoint,
         credential,
@@ -125,6 +128,7 @@ class KeyVaultEvents:
         self._consumer = consumer
         self.versions = versions or settings.event_versions()
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._specs: dict[Key, tuple[tuple[object, object], ProviderSpec | None]] = {}
         self.healthy: bool | None = None  # None: no receive answered yet
         self._why = ""  # the last receive failure, in words safe for status
         self.scheduler.max_interval = settings.fallback_interval_seconds  # until one works
@@ -188,10 +192,10 @@ class KeyVaultEvents:
     def matching(self, vault_name: str, secret: str, version: str | None) -> tuple[list[Key], int]:
         """(keys allowed to sync, how many matched but the allow-list refuses)."""
         keys, refused = [], 0
-        for key, body in self.scheduler.bodies():
-            try:
-                spec = parse_spec(key[1], key[0], body.get("spec") or {})
-            except InvalidSpec:
+        bodies = self.scheduler.bodies()
+        for key, body in bodies:
+            spec = self._spec(key, body)
+            if spec is None:
                 continue
             if spec.secret_name != secret or not _same_vault(spec.vault_url, vault_name):
                 continue
@@ -201,9 +205,27 @@ class KeyVaultEvents:
                 refused += 1
                 continue
             keys.append(key)
+        if len(self._specs) > len(bodies):  # forget the specs of objects no longer scheduled
+            known = {key for key, _ in bodies}
+            self._specs = {k: v for k, v in self._specs.items() if k in known}
         return keys, refused
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _spec(self, key: Key, body: Mapping[str, Any]) -> ProviderSpec | None:
+        """The parsed spec, once per generation: a hundred events at once must not parse a
+        thousand specs each (that was most of the time of a mass rotation)."""
+        meta = body.get("metadata") or {}
+        stamp = (meta.get("uid"), meta.get("generation"))
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == stamp and stamp[1] is not None:
+            return cached[1]
+        try:
+            spec: ProviderSpec | None = parse_spec(key[1], key[0], body.get("spec") or {})
+        except InvalidSpec:
+            spec = None
+        self._specs[key] = (stamp, spec)
+        return spec
 
     def _backoff(self, failures: int) -> float:
         """Doubling from retry_seconds; never longer than the fallback interval (or a minute)."""
