@@ -45,6 +45,7 @@ EVENT_TYPES = frozenset(
     for kind in ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired")
 )
 MAX_BACKOFF_S = 60.0
+Index = dict[str, list[tuple[Key, ProviderSpec]]]  # secret name -> who reads it
 
 
 class EventGridSettings(BaseSettings):
@@ -163,8 +164,10 @@ class KeyVaultEvents:
                     continue
                 failures = 0
                 self._up()
-                for detail in receive.result():
-                    self._spawn(self._handle(consumer, detail))
+                details = receive.result()
+                index = self.index() if details else {}
+                for detail in details:
+                    self._spawn(self._handle(consumer, detail, index))
         finally:
             await self.stop()
             await consumer.close()
@@ -189,15 +192,27 @@ class KeyVaultEvents:
         message = f"Event Grid receive failed ({self._why}); {fallback} until it recovers"
         return Condition(PUSH_ROTATION, "False", "EventGridUnavailable", message)
 
-    def matching(self, vault_name: str, secret: str, version: str | None) -> tuple[list[Key], int]:
-        """(keys allowed to sync, how many matched but the allow-list refuses)."""
-        keys, refused = [], 0
+    def index(self) -> Index:
+        """Every scheduled LLMProvider by the secret name it reads: built once per receive, so
+        a batch of events does not walk every object once per event."""
+        by_secret: Index = {}
         bodies = self.scheduler.bodies()
         for key, body in bodies:
             spec = self._spec(key, body)
-            if spec is None:
-                continue
-            if spec.secret_name != secret or not _same_vault(spec.vault_url, vault_name):
+            if spec is not None:
+                by_secret.setdefault(spec.secret_name, []).append((key, spec))
+        if len(self._specs) > len(bodies):  # forget the specs of objects no longer scheduled
+            known = {key for key, _ in bodies}
+            self._specs = {k: v for k, v in self._specs.items() if k in known}
+        return by_secret
+
+    def matching(
+        self, vault_name: str, secret: str, version: str | None, index: Index | None = None
+    ) -> tuple[list[Key], int]:
+        """(keys allowed to sync, how many matched but the allow-list refuses)."""
+        keys, refused = [], 0
+        for key, spec in (self.index() if index is None else index).get(secret, []):
+            if not _same_vault(spec.vault_url, vault_name):
                 continue
             if spec.version is not None and spec.version != version:
                 continue  # pinned to another version: a new one changes nothing for it
@@ -205,9 +220,6 @@ class KeyVaultEvents:
                 refused += 1
                 continue
             keys.append(key)
-        if len(self._specs) > len(bodies):  # forget the specs of objects no longer scheduled
-            known = {key for key, _ in bodies}
-            self._specs = {k: v for k, v in self._specs.items() if k in known}
         return keys, refused
 
     # -- internals ---------------------------------------------------------------------------
@@ -239,7 +251,7 @@ class KeyVaultEvents:
         task.add_done_callback(self._inflight.discard)
         return task
 
-    async def _handle(self, consumer: Consumer, detail: Any) -> None:
+    async def _handle(self, consumer: Consumer, detail: Any, index: Index) -> None:
         event, token = detail.event, detail.broker_properties.lock_token
         metrics.KEYVAULT_EVENTS.labels("received").inc()
         data = event.data if isinstance(event.data, Mapping) else {}
@@ -248,7 +260,7 @@ class KeyVaultEvents:
         keys: list[Key] = []
         refused = 0
         if event.type in EVENT_TYPES and vault and secret:
-            keys, refused = self.matching(vault, secret, version)
+            keys, refused = self.matching(vault, secret, version, index)
         if not keys:
             why = "a vault or secret outside the allow-list" if refused else "no LLMProvider"
             log.info("rejecting %s for %s/%s: it names %s", event.type, vault, secret, why)
