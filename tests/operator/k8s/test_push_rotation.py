@@ -102,32 +102,32 @@ async def test_a_key_vault_write_rolls_within_seconds_and_foreign_vaults_are_rej
 
     # SecretNearExpiry (here: a version written without an event, expiring in a day): the
     # status says so at once, not an hour later; the same value rolls nothing.
-    hook, fake_azure.on_new_version = fake_azure.on_new_version, None
-    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=time.time() + DAY)
-    fake_azure.on_new_version = hook
-    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, "SecretNearExpiry")
-    await eventually(
-        lambda: k8s.provider("pushed"),
-        lambda b: b["status"]["token"]["status"] == "warning",
-        timeout=15,
-    )
+    await _expiry_event(k8s, fake_azure, grid, "SecretNearExpiry", time.time() + DAY, "warning")
     # The alerts' metric moved with it (TokenExpiringSoon fires on it, not an hour later).
     expiry = operator.metric("llmhub_operator_token_expiry_timestamp_seconds")
     assert abs(expiry - (time.time() + DAY)) < 300
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
     # SecretExpired: likewise at once, status and the alerts' metric.
-    fake_azure.on_new_version = None
-    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=time.time() - 60)
-    fake_azure.on_new_version = hook
-    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, "SecretExpired")
-    await eventually(
-        lambda: k8s.provider("pushed"),
-        lambda b: b["status"]["token"]["status"] == "expired",
-        timeout=15,
-    )
+    await _expiry_event(k8s, fake_azure, grid, "SecretExpired", time.time() - 60, "expired")
     assert operator.metric("llmhub_operator_token_expiry_timestamp_seconds") < time.time()
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+
+async def _expiry_event(
+    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, kind: str, expires: float, to: str
+) -> None:
+    """A new version of the same value expiring at ``expires``, announced only by ``kind``: the
+    provider's token status becomes ``to`` within seconds (polling is hourly)."""
+    hook, fake_azure.on_new_version = fake_azure.on_new_version, None
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=expires)
+    fake_azure.on_new_version = hook
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, kind)
+    await eventually(
+        lambda: k8s.provider("pushed"),
+        lambda b: b["status"]["token"]["status"] == to,
+        timeout=15,
+    )
 
 
 async def test_event_grid_down_falls_back_to_polling_and_recovers(
