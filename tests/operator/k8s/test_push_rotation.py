@@ -191,7 +191,8 @@ async def test_an_operator_killed_mid_event_loses_nothing(
     fake_azure.delay("pushed-token", 0)
 
     start_operator("op-1", extra_env=_env(grid))
-    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=20)
+    # A new process starts first (slow under load): the wait ends once the event is acknowledged.
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=45)
     # Redelivered once its lock expired (again if a sync outlived a 2 s lock: duplicates are
     # harmless, the content hash decides): one roll for one new version.
     assert grid.settled("receive").count(event) >= 2
@@ -199,7 +200,7 @@ async def test_an_operator_killed_mid_event_loses_nothing(
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
 
-async def test_an_event_reads_its_version_or_newer_and_never_rolls_back(
+async def test_redelivered_events_read_their_version_or_newer_and_roll_once(
     k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, start_operator: StartOperator
 ) -> None:
     await _pushed_provider(k8s, fake_azure, TOKEN.format(7))
@@ -208,7 +209,7 @@ async def test_an_event_reads_its_version_or_newer_and_never_rolls_back(
         LLMHUB_EVENTGRID_RELEASE_DELAY_SECONDS="0",
         LLMHUB_EVENTGRID_STALE_READ_RETRY_SECONDS="0.2",
     )
-    start_operator(extra_env=env)
+    operator = start_operator(extra_env=env)
     await k8s.wait_phase("pushed")
     await eventually(_const(grid), lambda g: g.pending() == 0)
     generation = (await k8s.deployment("gateway")).metadata.generation
@@ -236,16 +237,6 @@ async def test_an_event_reads_its_version_or_newer_and_never_rolls_back(
     assert await _value(k8s) == TOKEN.format(8)
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
-
-async def test_a_lock_lost_mid_pass_redelivers_without_a_second_roll(
-    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, start_operator: StartOperator
-) -> None:
-    await _pushed_provider(k8s, fake_azure, TOKEN.format(9))
-    operator = start_operator(extra_env=_env(grid))
-    await k8s.wait_phase("pushed")
-    await eventually(_const(grid), lambda g: g.pending() == 0)
-    generation = (await k8s.deployment("gateway")).metadata.generation
-
     # The event's pass outlives its lock (Key Vault answers slowly): its acknowledge finds the
     # lock lost, and the event comes back; that pass finds the same content hash.
     grid.lock_duration = 1.0
@@ -257,4 +248,4 @@ async def test_a_lock_lost_mid_pass_redelivers_without_a_second_roll(
     await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
     assert "lock was lost" in operator.log()
     assert await _value(k8s) == TOKEN.format(10)
-    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 2
