@@ -90,6 +90,7 @@ async def test_only_a_leader_receives_and_a_transient_failure_releases(
     assert eventgrid.log == []  # a follower never asks Event Grid
     assert recorder.synced == []
 
+    before = {o: _events(o) for o in ("received", "released", "acknowledged")}
     recorder.transient = 2  # the first (start-up) pass and the event's pass fail: released
     leadership.gained()
     event = eventgrid.published[-1]
@@ -97,6 +98,9 @@ async def test_only_a_leader_receives_and_a_transient_failure_releases(
     await eventually(_const(eventgrid), lambda g: event in g.settled("acknowledge"), timeout=15)
     assert eventgrid.settled("receive").count(event) == 2
     assert eventgrid.pending() == 0
+    # The metrics count each step: received twice, released once, acknowledged once.
+    counted = {o: _events(o) - n for o, n in before.items()}
+    assert counted == {"received": 2, "released": 1, "acknowledged": 1}
 
 
 async def test_an_event_for_a_secret_no_provider_reads_is_rejected_without_a_sync(
@@ -171,3 +175,8 @@ async def test_event_grid_unreachable_or_refusing_falls_back_to_polling_until_it
 
 def _up() -> float | None:
     return REGISTRY.get_sample_value("llmhub_operator_eventgrid_up")
+
+
+def _events(outcome: str) -> float:
+    labels = {"outcome": outcome}
+    return REGISTRY.get_sample_value("llmhub_operator_keyvault_events_total", labels) or 0.0
