@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
+
+from llmhub_operator.kube import RawWatch
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class DeploymentWatch:
         return str(listed.metadata.resource_version)
 
     async def _stream(self, apps: client.AppsV1Api, key: Key, version: str) -> None:
-        stream = watch.Watch().stream(
+        stream = RawWatch().stream(
             apps.list_namespaced_deployment,
             key[0],
             field_selector=_selector(key),

@@ -86,7 +86,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     supervisor.spawn(resync.run(), name="resync")
     if push.enabled:  # push rotation: Key Vault events make syncs due at once (leader only)
-        memo.keyvault_events = KeyVaultEvents(push, scheduler, leadership, policy)
+        deps.event_versions = push.event_versions()
+        memo.keyvault_events = KeyVaultEvents(
+            push, scheduler, leadership, policy, versions=deps.event_versions
+        )
         deps.push_condition = memo.keyvault_events.condition
         supervisor.spawn(memo.keyvault_events.run(), name="keyvault-events")
     if accounts is not None:

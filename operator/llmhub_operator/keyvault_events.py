@@ -4,10 +4,11 @@ Key Vault's system topic routes ``SecretNewVersionCreated`` (and ``SecretNearExp
 ``SecretExpired``) as CloudEvents to a namespace topic; this replica pulls its queue subscription
 with ``EventGridConsumerClient`` while it leads. No public endpoint, no webhook, no secret: the
 operator's Workload Identity needs the EventGrid Data Receiver role. Each event syncs every
-LLMProvider reading that vault + secret (a fresh read of the latest version), then is
-acknowledged; a transient failure releases it (it comes back), one that matches nothing is
-rejected without any Key Vault request. Polling stays the backstop: while Event Grid fails, no
-interval is longer than the fallback interval.
+LLMProvider reading that vault + secret (a fresh read of the latest version, which must be the
+version the event names or newer: see event_versions.py), then is acknowledged; a transient
+failure releases it (it comes back), one that matches nothing is rejected without any Key Vault
+request. Polling stays the backstop: while Event Grid fails, no interval is longer than the
+fallback interval.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llmhub_operator import azure_auth, metrics
 from llmhub_operator.access_policy import AccessPolicy
+from llmhub_operator.event_versions import EventVersions
 from llmhub_operator.keyvault import CA_BUNDLE_ENV
 from llmhub_operator.leader import Leadership
-from llmhub_operator.model import InvalidSpec, parse_spec
+from llmhub_operator.model import InvalidSpec, ProviderSpec, parse_spec
 from llmhub_operator.reconcile import Outcome
 from llmhub_operator.scheduler import Key, Scheduler
 from llmhub_operator.status import Condition
@@ -43,6 +45,7 @@ EVENT_TYPES = frozenset(
     for kind in ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired")
 )
 MAX_BACKOFF_S = 60.0
+Index = dict[str, list[tuple[Key, ProviderSpec]]]  # secret name -> who reads it
 
 
 class EventGridSettings(BaseSettings):
@@ -62,6 +65,12 @@ class EventGridSettings(BaseSettings):
     retry_seconds: float = Field(default=5.0, gt=0)  # first wait after a failed receive
     release_delay_seconds: int = 10  # a released event comes back after this (0/10/60/600/3600)
     pass_timeout_seconds: float = Field(default=50.0, gt=0)  # below the lock duration (60 s)
+    # Connecting (TCP + TLS): an unreachable Event Grid shows within this, not a long poll later.
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A read older than the event's version (a Key Vault replica behind): re-read this many
+    # times, this far apart, then release the event.
+    stale_read_attempts: int = Field(default=3, ge=1, le=10)
+    stale_read_retry_seconds: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _complete(self) -> EventGridSettings:
@@ -78,6 +87,10 @@ class EventGridSettings(BaseSettings):
     def enabled(self) -> bool:
         return bool(self.endpoint)
 
+    def event_versions(self) -> EventVersions:
+        """Where events leave the versions a pass must read at least (see reconcile.Deps)."""
+        return EventVersions(self.stale_read_attempts, self.stale_read_retry_seconds)
+
 
 def make_consumer(settings: EventGridSettings, credential: AsyncTokenCredential) -> Consumer:
     """The real SDK over the operator's Workload Identity (token audience eventgrid.azure.net)."""
@@ -85,6 +98,7 @@ def make_consumer(settings: EventGridSettings, credential: AsyncTokenCredential)
     # A receive long-polls: its read timeout must outlast the server-side wait.
     timeout = settings.max_wait_seconds + 15.0
     options = azure_auth.pipeline_options(connection_verify=verify, timeout_s=timeout)
+    options["connection_timeout"] = settings.connect_timeout_seconds
     return Consumer(
         settings.endpoint,
         credential,
@@ -104,6 +118,7 @@ class KeyVaultEvents:
         leadership: Leadership,
         policy: AccessPolicy,
         consumer: Consumer | None = None,
+        versions: EventVersions | None = None,
     ) -> None:
         self.settings, self.scheduler, self.leadership, self.policy = (
             settings,
@@ -112,7 +127,9 @@ class KeyVaultEvents:
             policy,
         )
         self._consumer = consumer
+        self.versions = versions or settings.event_versions()
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._specs: dict[Key, tuple[tuple[object, object], ProviderSpec | None]] = {}
         self.healthy: bool | None = None  # None: no receive answered yet
         self._why = ""  # the last receive failure, in words safe for status
         self.scheduler.max_interval = settings.fallback_interval_seconds  # until one works
@@ -147,8 +164,10 @@ class KeyVaultEvents:
                     continue
                 failures = 0
                 self._up()
-                for detail in receive.result():
-                    self._spawn(self._handle(consumer, detail))
+                details = receive.result()
+                index = self.index() if details else {}
+                for detail in details:
+                    self._spawn(self._handle(consumer, detail, index))
         finally:
             await self.stop()
             await consumer.close()
@@ -173,15 +192,27 @@ class KeyVaultEvents:
         message = f"Event Grid receive failed ({self._why}); {fallback} until it recovers"
         return Condition(PUSH_ROTATION, "False", "EventGridUnavailable", message)
 
-    def matching(self, vault_name: str, secret: str, version: str | None) -> tuple[list[Key], int]:
+    def index(self) -> Index:
+        """Every scheduled LLMProvider by the secret name it reads: built once per receive, so
+        a batch of events does not walk every object once per event."""
+        by_secret: Index = {}
+        bodies = self.scheduler.bodies()
+        for key, body in bodies:
+            spec = self._spec(key, body)
+            if spec is not None:
+                by_secret.setdefault(spec.secret_name, []).append((key, spec))
+        if len(self._specs) > len(bodies):  # forget the specs of objects no longer scheduled
+            known = {key for key, _ in bodies}
+            self._specs = {k: v for k, v in self._specs.items() if k in known}
+        return by_secret
+
+    def matching(
+        self, vault_name: str, secret: str, version: str | None, index: Index | None = None
+    ) -> tuple[list[Key], int]:
         """(keys allowed to sync, how many matched but the allow-list refuses)."""
         keys, refused = [], 0
-        for key, body in self.scheduler.bodies():
-            try:
-                spec = parse_spec(key[1], key[0], body.get("spec") or {})
-            except InvalidSpec:
-                continue
-            if spec.secret_name != secret or not _same_vault(spec.vault_url, vault_name):
+        for key, spec in (self.index() if index is None else index).get(secret, []):
+            if not _same_vault(spec.vault_url, vault_name):
                 continue
             if spec.version is not None and spec.version != version:
                 continue  # pinned to another version: a new one changes nothing for it
@@ -192,6 +223,21 @@ class KeyVaultEvents:
         return keys, refused
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _spec(self, key: Key, body: Mapping[str, Any]) -> ProviderSpec | None:
+        """The parsed spec, once per generation: a hundred events at once must not parse a
+        thousand specs each (that was most of the time of a mass rotation)."""
+        meta = body.get("metadata") or {}
+        stamp = (meta.get("uid"), meta.get("generation"))
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == stamp and stamp[1] is not None:
+            return cached[1]
+        try:
+            spec: ProviderSpec | None = parse_spec(key[1], key[0], body.get("spec") or {})
+        except InvalidSpec:
+            spec = None
+        self._specs[key] = (stamp, spec)
+        return spec
 
     def _backoff(self, failures: int) -> float:
         """Doubling from retry_seconds; never longer than the fallback interval (or a minute)."""
@@ -205,7 +251,7 @@ class KeyVaultEvents:
         task.add_done_callback(self._inflight.discard)
         return task
 
-    async def _handle(self, consumer: Consumer, detail: Any) -> None:
+    async def _handle(self, consumer: Consumer, detail: Any, index: Index) -> None:
         event, token = detail.event, detail.broker_properties.lock_token
         metrics.KEYVAULT_EVENTS.labels("received").inc()
         data = event.data if isinstance(event.data, Mapping) else {}
@@ -214,12 +260,15 @@ class KeyVaultEvents:
         keys: list[Key] = []
         refused = 0
         if event.type in EVENT_TYPES and vault and secret:
-            keys, refused = self.matching(vault, secret, version)
+            keys, refused = self.matching(vault, secret, version, index)
         if not keys:
             why = "a vault or secret outside the allow-list" if refused else "no LLMProvider"
             log.info("rejecting %s for %s/%s: it names %s", event.type, vault, secret, why)
             await self._settle(consumer.reject(lock_tokens=[token]), "rejected")
             return
+        if version is not None:  # the passes read this version or a newer one
+            for key in keys:
+                self.versions.name(key, version)
         waits = [w for w in (self.scheduler.sync_now(k) for k in keys) if w is not None]
         try:
             async with asyncio.timeout(self.settings.pass_timeout_seconds):

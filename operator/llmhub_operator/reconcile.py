@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from llmhub_operator.credential import (
     sensitive_parts,
     validate,
 )
+from llmhub_operator.event_versions import EventVersions
 from llmhub_operator.gateway_accounts import GatewayAccounts
 from llmhub_operator.identity import Identities, IdentityError
 from llmhub_operator.kube import api_failure, is_not_found, raw_json
@@ -86,6 +87,8 @@ class Deps:
     failing_since: dict[Key, float] = field(default_factory=dict)
     # Push rotation on: its PushRotation condition (Event Grid receiving or not), else None.
     push_condition: Callable[[], Condition] | None = None
+    # Push rotation on: versions Key Vault events named, which a fresh read must reach.
+    event_versions: EventVersions | None = None
 
     def __post_init__(self) -> None:
         if self.roller is None:
@@ -97,6 +100,8 @@ class Deps:
         """Drop a deleted object's state, so create/delete cycles leak nothing."""
         for state in (self.not_before, self.fetched, self.written, self.failing_since):
             state.pop((namespace, name), None)
+        if self.event_versions is not None:
+            self.event_versions.forget((namespace, name))
         metrics.forget_provider(namespace, name)
 
 
@@ -269,9 +274,13 @@ class _Pass:
         if spec.service_account is not None:
             assert self.deps.identities is not None
             identity = await self.deps.identities.get(self.namespace, spec.service_account)
-        fetched = await self.deps.source.fetch(
-            spec.vault_url, spec.secret_name, spec.version, identity
-        )
+
+        def fetch(version: str | None) -> Awaitable[Fetched]:
+            return self.deps.source.fetch(spec.vault_url, spec.secret_name, version, identity)
+
+        fetched = await fetch(spec.version)
+        if self.deps.event_versions is not None and spec.version is None:
+            fetched = await self.deps.event_versions.at_least(self.key, fetched, fetch)
         self.deps.fetched[self.key] = _Cached(where, fetched)
         return fetched
 

@@ -29,7 +29,7 @@ from llmhub_common.contract import (
 )
 from llmhub_operator import metrics
 from llmhub_operator.credential import HASH_PREFIX
-from llmhub_operator.kube import is_not_found
+from llmhub_operator.kube import is_not_found, raw_json
 
 log = logging.getLogger(__name__)
 
@@ -179,14 +179,16 @@ async def ensure_rolled(
     as invalid and retried one request at a time.
     """
     apps = client.AppsV1Api(api)
-    try:
-        current = await apps.read_namespaced_deployment(deployment, namespace)
+    try:  # raw: a Deployment carrying many LLMProviders' annotations is slow to make a model of
+        current = await raw_json(
+            apps.read_namespaced_deployment(deployment, namespace, _preload_content=False)
+        )
     except client.ApiException as exc:
         if is_not_found(exc):
             return [RolloutResult(found=False, rolled=False) for _ in requests]
         raise
-    template_meta = current.spec.template.metadata
-    annotations: dict[str, str] = dict((template_meta.annotations if template_meta else None) or {})
+    template_meta = ((current.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    annotations: dict[str, str] = dict(template_meta.get("annotations") or {})
     owners = annotated_providers(annotations) | {r.provider_resource_name for r in requests}
     gone = await _gone(api, namespace, owners, known)
     stale = [k for name in sorted(gone) for k in _keys(name) if k in annotations]
@@ -253,7 +255,18 @@ async def _one_by_one(
 async def _patch(
     apps: client.AppsV1Api, namespace: str, deployment: str, patch: Mapping[str, str | None]
 ) -> None:
-    await apps.patch_namespaced_deployment(deployment, namespace, rollout_patch(patch))
+    # Raw: the answer (the whole Deployment) is not needed; an error keeps the API server's
+    # Status (its message names the refused annotation, never a credential).
+    response: Any = await apps.patch_namespaced_deployment(
+        deployment, namespace, rollout_patch(patch), _preload_content=False
+    )
+    try:
+        if not 200 <= response.status <= 299:
+            error = client.ApiException(status=response.status, reason=response.reason)
+            error.body = await response.text()
+            raise error
+    finally:
+        response.release()
     metrics.ROLLOUTS.labels(namespace, deployment).inc()
 
 

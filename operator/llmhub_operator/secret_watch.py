@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 
 from llmhub_common.contract import API_GROUP, KIND, MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from llmhub_operator.kube import raw_json
+from llmhub_operator.kube import RawWatch, raw_json
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ async def _stream(
 ) -> None:
     func = core.list_secret_for_all_namespaces if namespace is None else core.list_namespaced_secret
     args = () if namespace is None else (namespace,)
-    stream = watch.Watch().stream(
+    stream = RawWatch().stream(
         func,
         *args,
         label_selector=SELECTOR,

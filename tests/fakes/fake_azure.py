@@ -74,6 +74,7 @@ class _State:
     token_failures: list[_Failure] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     hangs: set[str] = field(default_factory=set)
+    stale: dict[str, int] = field(default_factory=dict)  # reads answered one version behind
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> client id
     scopes: dict[str, str] = field(default_factory=dict)  # access token -> requested scope
     log: list[RequestRecord] = field(default_factory=list)
@@ -191,6 +192,12 @@ class FakeAzure:
         """Never answer requests for ``name`` (until ``stop``); for client timeout tests."""
         with self._lock:
             self._state.hangs.add(name)
+
+    def serve_stale(self, name: str, *, reads: int) -> None:
+        """Answer the next ``reads`` reads of ``name`` as a replica one version behind does:
+        "latest" is the previous version, and the newest version is not found."""
+        with self._lock:
+            self._state.stale[name] = reads
 
     def reset(self) -> None:
         """Forget failures, delays, hangs and the log; secrets and issued tokens stay valid."""
@@ -350,6 +357,9 @@ class FakeAzure:
     def _find(self, name: str, version: str | None) -> SecretVersion | None:
         with self._lock:
             versions = self._state.secrets.get(name, [])
+            if self._state.stale.get(name, 0) > 0 and len(versions) > 1:
+                self._state.stale[name] -= 1
+                versions = versions[:-1]
             if version:
                 return next((v for v in versions if v.version == version), None)
             return versions[-1] if versions else None

@@ -22,6 +22,7 @@ ROWS = (
     "events on, 1h interval: rotation → template, 10 p50 (s)",
     "events on, 1h interval: rotation → template, 10 max (s)",
     "events on: Key Vault GETs / provider / rotation",
+    "events on, 1h interval: Key Vault GETs / provider / hour",
 )
 
 
@@ -43,3 +44,5 @@ def test_quick_bench_prints_every_row_with_target_and_ratio(
     assert 0.85 <= measured["Key Vault GETs / provider / interval"][0] <= 1.15
     # Push rotation: one read per event, none from polling at a 1h interval.
     assert measured["events on: Key Vault GETs / provider / rotation"][0] <= 1.5
+    # With one rotation an hour: the hourly poll and that event's read, no stray read.
+    assert measured["events on, 1h interval: Key Vault GETs / provider / hour"][0] <= 2.5

@@ -19,6 +19,14 @@ def test_off_by_default_and_all_three_names_or_none(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LLMHUB_EVENTGRID_RELEASE_DELAY_SECONDS", "5")
     with pytest.raises(ValidationError, match="0, 10, 60, 600 or 3600"):
         EventGridSettings()
+    monkeypatch.delenv("LLMHUB_EVENTGRID_RELEASE_DELAY_SECONDS")
+    monkeypatch.setenv("LLMHUB_EVENTGRID_STALE_READ_ATTEMPTS", "4")
+    monkeypatch.setenv("LLMHUB_EVENTGRID_STALE_READ_RETRY_SECONDS", "0.25")
+    versions = EventGridSettings().event_versions()
+    assert (versions.attempts, versions.retry_s) == (4, 0.25)
+    monkeypatch.setenv("LLMHUB_EVENTGRID_STALE_READ_ATTEMPTS", "0")
+    with pytest.raises(ValidationError, match="stale_read_attempts"):
+        EventGridSettings()
 
 
 @pytest.mark.parametrize(

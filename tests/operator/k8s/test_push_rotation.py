@@ -102,16 +102,32 @@ async def test_a_key_vault_write_rolls_within_seconds_and_foreign_vaults_are_rej
 
     # SecretNearExpiry (here: a version written without an event, expiring in a day): the
     # status says so at once, not an hour later; the same value rolls nothing.
+    await _expiry_event(k8s, fake_azure, grid, "SecretNearExpiry", time.time() + DAY, "warning")
+    # The alerts' metric moved with it (TokenExpiringSoon fires on it, not an hour later).
+    expiry = operator.metric("llmhub_operator_token_expiry_timestamp_seconds")
+    assert abs(expiry - (time.time() + DAY)) < 300
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # SecretExpired: likewise at once, status and the alerts' metric.
+    await _expiry_event(k8s, fake_azure, grid, "SecretExpired", time.time() - 60, "expired")
+    assert operator.metric("llmhub_operator_token_expiry_timestamp_seconds") < time.time()
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+
+async def _expiry_event(
+    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, kind: str, expires: float, to: str
+) -> None:
+    """A new version of the same value expiring at ``expires``, announced only by ``kind``: the
+    provider's token status becomes ``to`` within seconds (polling is hourly)."""
     hook, fake_azure.on_new_version = fake_azure.on_new_version, None
-    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=time.time() + DAY)
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(2), expires=expires)
     fake_azure.on_new_version = hook
-    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, "SecretNearExpiry")
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version, kind)
     await eventually(
         lambda: k8s.provider("pushed"),
-        lambda b: b["status"]["token"]["status"] == "warning",
+        lambda b: b["status"]["token"]["status"] == to,
         timeout=15,
     )
-    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
 
 
 async def test_event_grid_down_falls_back_to_polling_and_recovers(
@@ -175,9 +191,61 @@ async def test_an_operator_killed_mid_event_loses_nothing(
     fake_azure.delay("pushed-token", 0)
 
     start_operator("op-1", extra_env=_env(grid))
-    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=20)
+    # A new process starts first (slow under load): the wait ends once the event is acknowledged.
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=45)
     # Redelivered once its lock expired (again if a sync outlived a 2 s lock: duplicates are
     # harmless, the content hash decides): one roll for one new version.
     assert grid.settled("receive").count(event) >= 2
     assert await _value(k8s) == TOKEN.format(6)
     assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+
+async def test_redelivered_events_read_their_version_or_newer_and_roll_once(
+    k8s: RealKube, fake_azure: FakeAzure, grid: FakeEventGrid, start_operator: StartOperator
+) -> None:
+    await _pushed_provider(k8s, fake_azure, TOKEN.format(7))
+    env = _env(
+        grid,
+        LLMHUB_EVENTGRID_RELEASE_DELAY_SECONDS="0",
+        LLMHUB_EVENTGRID_STALE_READ_RETRY_SECONDS="0.2",
+    )
+    operator = start_operator(extra_env=env)
+    await k8s.wait_phase("pushed")
+    await eventually(_const(grid), lambda g: g.pending() == 0)
+    generation = (await k8s.deployment("gateway")).metadata.generation
+
+    # A replica one version behind for the event's whole first pass (3 reads of "latest", each
+    # checked against the event's version): nothing is written, the event is released, and it
+    # comes back to a replica that has the new version.
+    fake_azure.serve_stale("pushed-token", reads=6)
+    version = fake_azure.set_secret("pushed-token", TOKEN.format(8))
+    event = grid.published[-1]
+    await eventually(_const(grid), lambda g: event in g.settled("release"), timeout=15)
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
+    assert await _value(k8s) == TOKEN.format(8)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # A redelivered event meets a lagging replica: re-read until the named version shows;
+    # the older value it served first is never written back (no roll back, no second roll).
+    fake_azure.serve_stale("pushed-token", reads=2)
+    grid.publish_keyvault(fake_azure.vault_name, "pushed-token", version)
+    again = grid.published[-1]
+    await eventually(_const(grid), lambda g: again in g.settled("acknowledge"), timeout=15)
+    assert again not in grid.settled("release")
+    reads = [r.status for r in fake_azure.requests("pushed-token", method="GET")[-3:]]
+    assert reads == [200, 404, 200]  # stale latest, the named version not there yet, latest
+    assert await _value(k8s) == TOKEN.format(8)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 1
+
+    # The event's pass outlives its lock (Key Vault answers slowly): its acknowledge finds the
+    # lock lost, and the event comes back; that pass finds the same content hash.
+    grid.lock_duration = 1.0
+    fake_azure.delay("pushed-token", 1.5)
+    fake_azure.set_secret("pushed-token", TOKEN.format(10))
+    event = grid.published[-1]
+    await eventually(_const(grid), lambda g: g.settled("receive").count(event) >= 2, timeout=15)
+    fake_azure.delay("pushed-token", 0)
+    await eventually(_const(grid), lambda g: event in g.settled("acknowledge"), timeout=15)
+    assert "lock was lost" in operator.log()
+    assert await _value(k8s) == TOKEN.format(10)
+    assert (await k8s.deployment("gateway")).metadata.generation == generation + 2
