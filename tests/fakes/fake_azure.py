@@ -476,11 +476,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"code": "NotFound", "message": "no such endpoint"}})
             return
         name, version = parts[1], (parts[2] if len(parts) == 3 else None)
-        caller = self._caller_id = self.fake._caller(self.headers.get("Authorization"))
+        header = self.headers.get("Authorization")
+        caller = self._caller_id = self.fake._caller(header)
         authorized = caller is not None
         if caller is None:
             self._log(method, name, 401, authorized)
             self._challenge()
+            return
+        if not self.fake.audience_of((header or "")[7:].strip()).startswith(RESOURCE):
+            # A token Entra issued for another resource (Event Grid, Graph): Key Vault
+            # refuses it as the real one does, with a fresh challenge.
+            self._log(method, name, 401, False, caller)
+            self._challenge("AKV10022: Invalid audience.")
             return
         if not self.fake._may_read(name, caller):
             self._log(method, name, 403, authorized, caller)
@@ -549,17 +556,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._log("PUT", name, 200, True)
         self._send(200, self.fake.bundle(name, entry))
 
-    def _challenge(self) -> None:
+    def _challenge(self, message: str = "AKV10000: Request is missing a Bearer.") -> None:
         authority = f"{self.fake.base_url}/{self.fake.tenant}"
         header = f'Bearer authorization="{authority}", resource="{RESOURCE}"'
         self._send(
             401,
-            {
-                "error": {
-                    "code": "Unauthorized",
-                    "message": "AKV10000: Request is missing a Bearer.",
-                }
-            },
+            {"error": {"code": "Unauthorized", "message": message}},
             {"WWW-Authenticate": header},
         )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from azure.identity.aio import WorkloadIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
@@ -284,3 +286,24 @@ async def test_vault_clients_are_bounded_and_the_least_recently_used_is_closed(
     await source.fetch(vault_url, "bounded", identity=b)  # b again: a new client and token
     assert len(fake_azure.token_requests()) == 4
     assert [key[-2] for key in source._vaults] == ["c", "b"]
+
+
+async def test_the_stand_in_vault_refuses_a_token_issued_for_another_resource(
+    azure_env: dict[str, str], fake_azure: FakeAzure, vault_url: str
+) -> None:
+    """As the real Key Vault does (AKV10022): an Entra token for Event Grid is no vault token,
+    so a bug that sent the wrong one would fail here as it would in Azure."""
+    fake_azure.set_secret("audience-a", "value-audience-123")
+    ca = azure_env["LLMHUB_AZURE_CA_BUNDLE"]
+    async with WorkloadIdentityCredential(connection_verify=ca) as credential:
+        wrong = await credential.get_token("https://eventgrid.azure.net/.default")
+        right = await credential.get_token("https://vault.azure.net/.default")
+    url = f"{vault_url.rstrip('/')}/secrets/audience-a?api-version=7.5"
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca)) as http:
+        refused = await http.get(url, headers={"Authorization": f"Bearer {wrong.token}"})
+        served = await http.get(url, headers={"Authorization": f"Bearer {right.token}"})
+    assert refused.status_code == 401
+    assert "AKV10022" in refused.json()["error"]["message"]
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer authorization=")
+    assert served.status_code == 200
+    assert served.json()["value"] == "value-audience-123"
