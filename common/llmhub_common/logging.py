@@ -18,7 +18,10 @@ REDACTED = "[REDACTED]"
 # them deep-copies the settings, fails on a queue inside and costs seconds of CPU per line.
 _NOT_LOGGED = ("settings", "k8s_skip")
 
-_BODY_LOGGERS = ("kubernetes_asyncio.client.rest", "kubernetes.client.rest")
+# Loggers that write message bodies at DEBUG, held at INFO at every level: the Kubernetes
+# clients' responses hold Secrets (base64); sse_starlette (under the MCP transport) logs every
+# chunk it sends, i.e. callers' prompts and the models' answers.
+_BODY_LOGGERS = ("kubernetes_asyncio.client.rest", "kubernetes.client.rest", "sse_starlette")
 
 # Shapes of credentials we never want in a log line even if a caller slips: Claude OAuth tokens,
 # Google access/refresh tokens, bearer headers, JWTs.
@@ -143,6 +146,6 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
-    # Response bodies of the Kubernetes client hold Secrets (base64) at DEBUG; no level logs them.
+    # Bodies (Secrets, conversations) are logged at DEBUG by these: no level logs them.
     for name in _BODY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from llmhub_gateway.providers import procs
 from tests.gateway.conftest import GatewayProcess, wait_until
@@ -228,3 +230,19 @@ def test_a_code_assist_account_needs_its_project_and_health_tokens_says_so(
     assert "project=team-proj]" in served.json()["text"]
     assert "error" not in after
     assert after["message"] == "Token is valid"
+
+
+async def test_no_library_logs_the_conversation_even_at_debug(real_gateway: GatewayProcess) -> None:
+    """The MCP transport streams through sse_starlette, which logs every chunk it sends at
+    DEBUG: the answer (and the prompt it echoes) would land in the log. Prompts carry what
+    callers paste, answers what models say; the gateway runs at DEBUG here."""
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        streamable_http_client(f"{real_gateway.url}/mcp", http_client=client) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool("claude_chat", {"prompt": "confidential-words-7731"})
+    assert "confidential-words-7731" in result.content[0].text
+    assert real_gateway.log_path is not None
+    assert "confidential-words-7731" not in real_gateway.log_path.read_text()
