@@ -30,6 +30,12 @@ REFRESH_INTERVAL = Gauge(
     "The provider's spec.refreshInterval in seconds (set on every sync, failed ones too).",
     ["namespace", "name", "provider"],
 )
+ROLLOUT_FAILING = Gauge(
+    "llmhub_operator_rollout_failing",
+    "1 while the gateway Deployment could not be patched (GatewayRolled PatchFailed): the "
+    "Secret is current, the running pods may not be; 0 otherwise.",
+    ["namespace", "name", "provider"],
+)
 SYNCS = Counter(
     "llmhub_operator_syncs_total",
     "Reconciliations of an LLMProvider against Key Vault, by result (ok|error).",
@@ -89,6 +95,7 @@ _PER_PROVIDER = (
     LAST_SYNC_SUCCESS,
     SYNC_FAILING_SINCE,
     REFRESH_INTERVAL,
+    ROLLOUT_FAILING,
 )
 
 

@@ -357,6 +357,8 @@ class _Pass:
         metrics.LAST_SYNC_SUCCESS.labels(*labels).set(self.now.timestamp())
         metrics.REFRESH_INTERVAL.labels(*labels).set(spec.refresh_seconds)
         metrics.SYNC_FAILING_SINCE.labels(*labels).set(0)
+        # The Secret synced, but pods that were not rolled still run the old credential.
+        metrics.ROLLOUT_FAILING.labels(*labels).set(int(rolled.reason == "PatchFailed"))
         self.deps.failing_since.pop(self.key, None)
         # A transient Deployment patch failure is retried with backoff; one that needs a person
         # (RBAC, a wrong name, an invalid patch) waits for the next refresh interval.

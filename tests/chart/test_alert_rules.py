@@ -156,3 +156,42 @@ def test_promtool_accepts_every_rule_the_chart_renders(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
     out = run_promtool(tmp_path, "check", "rules", "rules.yaml")
     assert f"{sum(len(g['rules']) for g in groups)} rules found" in out
+
+
+def test_rollout_failing_fires_for_the_leaders_patch_failure_only(tmp_path: Path) -> None:
+    """The Secret synced but the Deployment patch failed for 10 minutes on the leader: alert.
+    A stand-by's stale 1 and a patch failure that heals within 10 minutes: no alert."""
+    groups = one(render(sets=RULE_ON), "PrometheusRule")["spec"]["groups"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    alert = rule(groups, "LLMHubGatewayRolloutFailing")
+    minutes = "x20"
+    inputs = [
+        series("llmhub_operator_leader", f"1{minutes}", instance="op-0"),
+        series("llmhub_operator_leader", f"0{minutes}", instance="op-1"),
+        series("llmhub_operator_rollout_failing", f"1{minutes}", **provider("refused")),
+        series("llmhub_operator_rollout_failing", "1x5 0x15", **provider("healed")),
+        series("llmhub_operator_rollout_failing", f"1{minutes}", **provider("standby", "op-1")),
+        series("llmhub_operator_rollout_failing", f"0{minutes}", **provider("standby")),
+    ]
+    labels = {"namespace": "team", "name": "refused", "provider": "gemini"}
+    firing = {
+        "exp_labels": {**labels, "severity": "warning"},
+        "exp_annotations": {k: expand(v, labels) for k, v in alert["annotations"].items()},
+    }
+    cases = {"5m": [], "15m": [firing]}
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "alert_rule_test": [
+                    {"eval_time": at, "alertname": alert["alert"], "exp_alerts": expected}
+                    for at, expected in cases.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    assert "SUCCESS" in run_promtool(tmp_path, "test", "rules", "tests.yaml")

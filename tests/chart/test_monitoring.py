@@ -136,6 +136,7 @@ def test_prometheus_rule_alerts_on_real_series() -> None:
         "LLMHubTokenExpiringSoon",
         "LLMHubTokenExpired",
         "LLMHubSyncFailing",
+        "LLMHubGatewayRolloutFailing",
         "LLMHubGatewayProviderErrors",
         "LLMHubSubscriptionRateLimited",
     }
@@ -149,6 +150,10 @@ def test_prometheus_rule_alerts_on_real_series() -> None:
         "llmhub_operator_leader",
     }
     assert "3 *" in alerts["LLMHubSyncFailing"]["expr"]
+    assert used["LLMHubGatewayRolloutFailing"] == {
+        "llmhub_operator_rollout_failing",
+        "llmhub_operator_leader",
+    }
     assert 'outcome="provider_rate_limited"' in alerts["LLMHubSubscriptionRateLimited"]["expr"]
     assert used["LLMHubSubscriptionRateLimited"] == {
         "llm_mcp_hub_gateway_subscription_limited",  # the CLI's reported state, while refusing

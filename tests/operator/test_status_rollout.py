@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from llmhub_operator import metrics
 from tests.operator.identity import operator_kubeconfig
 from tests.operator.kopf_harness import FakeSource, GatedSource, Kube, condition, eventually
 from tests.operator.kstatus import kstatus, kubectl_wait_ready, ready
@@ -198,6 +199,17 @@ async def test_a_refused_rollout_fails_only_its_own_provider(
     assert (ready(bad), condition(bad, "Ready")["reason"]) == ("False", "PatchFailed")
     assert kstatus(bad) == "Failed"  # Stalled: a person must act; not Current
     assert condition(bad, "Synced")["status"] == "True"  # its Secret itself is fine
+    # ... and the alerts see it: the refused one's pods may still hold its previous token.
+    failing = {n: v for (ns, n, _), v in _rollout_failing().items() if ns == kube.namespace}
+    assert (failing["refused"], failing["good"]) == (1.0, 0.0)
+
+
+def _rollout_failing() -> dict[tuple[str, ...], float]:
+    return {
+        (s.labels["namespace"], s.labels["name"], s.labels["provider"]): s.value
+        for m in metrics.ROLLOUT_FAILING.collect()
+        for s in m.samples
+    }
 
 
 async def test_annotations_of_deleted_providers_go_and_nothing_else_rolls(
