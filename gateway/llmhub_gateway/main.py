@@ -64,7 +64,10 @@ def build_store(settings: Settings) -> SessionStore:
 
 def build_masking(settings: Settings, store: SessionStore, metrics: Metrics) -> MaskingStage:
     """Placeholders kept where the sessions live (their Redis or this process), for as long."""
-    masks: MaskStore = MemoryMaskStore(settings.session_ttl_seconds)
+    # In memory, the table's TTL restarts when a turn loads it, the session's when the turn
+    # commits: the longest turn on top keeps the table at least as long as its session.
+    longest_turn = max(settings.claude_timeout_seconds, settings.gemini_timeout_seconds)
+    masks: MaskStore = MemoryMaskStore(settings.session_ttl_seconds + int(longest_turn) + 60)
     if isinstance(store, RedisSessionStore):
         masks = RedisMaskStore(store.redis, settings.session_ttl_seconds, store.prefix)
     return build_stage(

@@ -4,6 +4,7 @@ as values the real gateway's settings accept and build into the masking stage it
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,12 @@ import yaml
 
 from llmhub_gateway.core.config import Settings
 from llmhub_gateway.masking.recognizers import NAMES
-from llmhub_operator.gateways.model import GatewaySettings, parse_gateway, served_providers
+from llmhub_operator.gateways.model import (
+    RECOGNIZERS,
+    GatewaySettings,
+    parse_gateway,
+    served_providers,
+)
 from llmhub_operator.gateways.render import Owner, render
 from llmhub_operator.model import InvalidSpec
 
@@ -83,15 +89,25 @@ def test_a_provider_can_mask_where_its_gateway_does_not() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pattern", "reason"), [("TCK-[0-9", "not a valid regex"), ("x*", "matches the empty string")]
+    ("name", "pattern", "reason"),
+    [
+        ("t", "TCK-[0-9", "not a valid regex"),
+        ("t", "x*", "matches the empty string"),
+        ("aws_arn", "T-[0-9]+", "a built-in recognizer's name"),
+        ("all", "T-[0-9]+", "a built-in recognizer's name"),
+    ],
 )
 def test_an_extra_pattern_the_gateway_would_refuse_is_a_spec_error(
-    pattern: str, reason: str
+    name: str, pattern: str, reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(InvalidSpec, match=f"spec.masking.extraPatterns.*{reason}"):
         parse_gateway(
-            {"providers": {"names": ["claude"]}, "masking": {"extraPatterns": {"t": pattern}}}
+            {"providers": {"names": ["claude"]}, "masking": {"extraPatterns": {name: pattern}}}
         )
+    # The gateway would indeed stop at start on it: the operator refuses no more than that.
+    monkeypatch.setenv("MASKING_EXTRA_PATTERNS", json.dumps({name: pattern}))
+    with pytest.raises(ValueError, match=r"(?i)masking_extra_patterns"):
+        Settings()
 
 
 @pytest.mark.parametrize(
@@ -106,6 +122,10 @@ def test_the_crds_offer_exactly_the_gateways_recognizers(crd: str, path: tuple[s
     must be added here, or the API server refuses what the gateway supports."""
     doc = yaml.safe_load((ROOT / "crds" / crd).read_text())
     schema = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    for key in path:
+    for key in path[:-1]:
         schema = schema["properties"][key]
-    assert schema["items"]["enum"] == list(NAMES)
+    assert schema["properties"][path[-1]]["items"]["enum"] == list(NAMES) == list(RECOGNIZERS)
+    if crd.endswith("llmgateways.yaml"):  # extra pattern names: none of these
+        rules = schema["properties"]["extraPatterns"]["x-kubernetes-validations"]
+        (listed,) = [m for r in rules for m in re.findall(r"!\(k in \[(.*)\]\)", r["rule"])]
+        assert [n.strip(" '") for n in listed.split(",")] == ["all", *NAMES]

@@ -46,9 +46,11 @@ redis.call('hset', KEYS[1], 'provider', ARGV[1], 'model', ARGV[2],
 redis.call('expire', KEYS[1], ARGV[4])
 return 1
 """
-# KEYS: meta, turns, done, lock. ARGV: token, turn id, ttl, model, now, user turn, assistant
-# turn, record (JSON), native session id ("" keeps the stored one). Returns 1 stored,
-# 0 already stored, -1 lease lost, -2 session gone.
+# KEYS: meta, turns, done, lock, mask. ARGV: token, turn id, ttl, model, now, user turn,
+# assistant turn, record (JSON), native session id ("" keeps the stored one). Returns 1 stored,
+# 0 already stored, -1 lease lost, -2 session gone. The masking placeholders live exactly as
+# long as the session: a table that expired before it would renumber values the provider's
+# native context already knows under the old placeholders.
 _COMMIT = """
 if redis.call('hexists', KEYS[3], ARGV[2]) == 1 then
   if redis.call('get', KEYS[4]) == ARGV[1] then redis.call('del', KEYS[4]) end
@@ -64,6 +66,7 @@ redis.call('hset', KEYS[1], 'model', ARGV[4], 'updated_at', ARGV[5])
 if ARGV[9] ~= '' then redis.call('hset', KEYS[1], 'native', ARGV[9]) end
 redis.call('hset', KEYS[3], ARGV[2], tostring(n - 1) .. ':' .. ARGV[8])
 for i = 1, 3 do redis.call('expire', KEYS[i], ARGV[3]) end
+redis.call('expire', KEYS[5], ARGV[3])
 redis.call('del', KEYS[4])
 return 1
 """
@@ -201,7 +204,8 @@ class RedisSessionStore:
             json.dumps(record),
             turn.native,
         ]
-        result = await self._call(self._commit(keys=self._keys(session_id), args=args))
+        keys = [*self._keys(session_id), mask_key(self._prefix, session_id)]
+        result = await self._call(self._commit(keys=keys, args=args))
         return _OUTCOMES[int(result)]
 
     async def delete(self, session_id: str) -> bool:

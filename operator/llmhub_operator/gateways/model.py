@@ -116,6 +116,16 @@ class Hpa(_Spec):
     )
 
 
+# The gateway's built-in recognizers (its masking/recognizers.py), as both CRDs enumerate them;
+# tests/operator/test_gateway_masking.py keeps the three lists equal.
+RECOGNIZERS = (
+    "aws_arn", "azure_resource_id", "aws_ec2_instance", "aws_ebs_volume", "aws_ebs_snapshot",
+    "aws_ami", "aws_vpc", "aws_subnet", "aws_security_group", "aws_network_id", "aws_account_id",
+    "aws_s3_bucket", "aws_rds_endpoint", "azure_subscription_id", "azure_tenant_id",
+    "azure_key_vault", "azure_hostname", "k8s_service", "internal_hostname", "private_ip", "email",
+)  # fmt: skip
+
+
 class Masking(_Spec):
     """The gateway's MASKING_* (docs/gateway.md "Masking"); recognizer names are the CRD's enum."""
 
@@ -126,9 +136,11 @@ class Masking(_Spec):
     @field_validator("extra_patterns")
     @classmethod
     def _compiles(cls, value: Mapping[str, str]) -> Mapping[str, str]:
-        """A regex that does not compile (or matches nothing but "") would stop every gateway
-        pod at start; here it stalls the LLMGateway with the reason instead."""
+        """What the gateway refuses at start (a built-in's name, ``all``, a regex that does not
+        compile or matches "") would crash-loop every new pod; here it stalls the LLMGateway."""
         for name, pattern in value.items():
+            if name in RECOGNIZERS or name == "all":
+                raise ValueError(f"{name}: is a built-in recognizer's name")
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from llmhub_gateway.masking.store import MaskStore, MemoryMaskStore, RedisMaskStore
+from llmhub_gateway.sessions.base import CommitOutcome, TurnRecord
 from llmhub_gateway.sessions.redis import RedisSessionStore, mask_key
 from tests.gateway.conftest import RedisServer
 
@@ -73,6 +74,24 @@ async def test_redis_mapping_has_the_session_ttl_and_goes_with_the_session(
     assert await sessions.delete(sid)
     assert await sessions.redis.exists(key) == 0
     assert await masks.load(sid) == {}
+
+
+async def test_redis_commit_keeps_the_placeholders_as_long_as_the_session(
+    sessions: RedisSessionStore,
+) -> None:
+    """A turn loads the table at its start and commits at its end: the commit renews both, so
+    the table never expires before the session (a turn's length earlier), which would renumber
+    values the provider's native context knows under their old placeholders."""
+    masks = RedisMaskStore(sessions.redis, TTL, sessions.prefix)
+    sid = str(uuid.uuid4())
+    assert await sessions.create(sid, "claude", "m", "alice")
+    await masks.add(sid, {"[PRIVATE_IP_1]": "10.0.0.1"})
+    key = mask_key(sessions.prefix, sid)
+    assert await sessions.lock(sid, "token", 10_000)
+    await sessions.redis.expire(key, 5)  # a long turn: the table aged while it ran
+    turn = TurnRecord("t1", "[PRIVATE_IP_1] up?", "yes", "m", 1, "fp")
+    assert await sessions.commit(sid, "token", turn) == CommitOutcome.STORED
+    assert TTL - 5 <= await sessions.redis.ttl(key) <= TTL
 
 
 async def test_a_mapping_costs_at_most_200_bytes_in_redis(sessions: RedisSessionStore) -> None:

@@ -20,6 +20,7 @@ async def test_gateway_masking_is_admitted_and_bad_names_are_refused(k8s: RealKu
     for bad, words in (
         ({"recognizers": ["aws_ec3"]}, "Unsupported value"),
         ({"extraPatterns": {"Bad-Name": "x"}}, "extraPatterns names are lower-case"),
+        ({"extraPatterns": {"aws_arn": "x"}}, "must not be all or a built-in"),
     ):
         with pytest.raises(client.ApiException) as refused:
             await create_gateway(k8s, "bad", k8s.namespace, providers={"names": ["c"]}, masking=bad)
