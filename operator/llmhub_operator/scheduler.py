@@ -97,7 +97,9 @@ class Scheduler:
         """Something we manage drifted (e.g. its Secret was deleted): fix it now, from cache."""
         entry = self._entries.get(key)
         if entry is not None:
-            entry.reuse_fetch = True
+            # A pass an event asked for (sync_now) reads Key Vault: its acknowledgement says
+            # the Secret holds what Key Vault holds now, so a repair never turns it into a reuse.
+            entry.reuse_fetch = not entry.waiters
             self._run_soon(key, entry)
 
     def sync_now(self, key: Key) -> asyncio.Future[Outcome] | None:
