@@ -41,13 +41,21 @@ class EventVersions:
     def forget(self, key: Key) -> None:
         self._named.pop(key, None)
 
-    async def at_least(self, key: Key, latest: Fetched, fetch: Fetch) -> Fetched:
-        """``latest``, or a re-read of it, once no version an event named is newer.
+    async def at_least(
+        self, key: Key, latest: Fetched, fetch: Fetch, previous: Fetched | None = None
+    ) -> Fetched:
+        """``latest``, or a re-read of it, once no version an event named is newer, nor the
+        ``previous`` read of this object (the floor: a later poll that hits a lagging replica
+        must not write an older version back).
 
         The named versions are taken (a failed pass drops them: its event is released and
-        names them again when it comes back), so polling passes never pay for them.
+        names them again when it comes back), so polling passes never pay for them; the floor
+        costs a read only when the creation times say ``latest`` is older than it (a version
+        disabled to roll back is then accepted, as ``_newer`` decides).
         """
         named = self._named.pop(key, set())
+        if previous is not None and _created_after(previous, latest):
+            named.add(previous.version)
         for attempt in range(1, self.attempts + 1):
             behind = [v for v in sorted(named) if await _newer(v, latest, fetch)]
             if not behind:
@@ -61,6 +69,12 @@ class EventVersions:
             await asyncio.sleep(self.retry_s)
             latest = await fetch(None)
         return latest  # not reached: the loop returns or raises
+
+
+def _created_after(previous: Fetched, latest: Fetched) -> bool:
+    if previous.version == latest.version or previous.created is None or latest.created is None:
+        return False
+    return previous.created > latest.created
 
 
 async def _newer(version: str, latest: Fetched, fetch: Fetch) -> bool:

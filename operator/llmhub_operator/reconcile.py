@@ -280,7 +280,8 @@ class _Pass:
 
         fetched = await fetch(spec.version)
         if self.deps.event_versions is not None and spec.version is None:
-            fetched = await self.deps.event_versions.at_least(self.key, fetched, fetch)
+            previous = cached.fetched if cached is not None and cached.where == where else None
+            fetched = await self.deps.event_versions.at_least(self.key, fetched, fetch, previous)
         self.deps.fetched[self.key] = _Cached(where, fetched)
         return fetched
 
