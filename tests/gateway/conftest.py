@@ -186,10 +186,7 @@ class GatewayProcess:
     def __init__(
         self, env: dict[str, str], module: str = "tests.gateway.serve", log_path: Path | None = None
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_port = free_port()
-        self.admin_url = f"http://127.0.0.1:{self.admin_port}"  # /metrics, /health/tokens
+        self._pick_ports()
         self.env = {**os.environ, **env}
         self.module = module
         self.log_path = log_path
@@ -216,9 +213,31 @@ class GatewayProcess:
             if log is not None:
                 log.close()
 
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"  # /metrics, /health/tokens
+
     def wait_ready(self) -> None:
         # A condition, not a latency bound: a cold start takes 15 s+ on a loaded 2-core box.
-        wait_until(lambda: _answers(f"{self.url}/health/live"), timeout=60, what="gateway process")
+        # A free port can be taken by another process before the gateway binds it (it then
+        # exits at start): such a start is retried on new ports, twice at most.
+        for attempt in range(3):
+            wait_until(
+                lambda: (
+                    _answers(f"{self.url}/health/live")
+                    or (self.proc is not None and self.proc.poll() is not None)
+                ),
+                timeout=60,
+                what="gateway process",
+            )
+            if _answers(f"{self.url}/health/live"):
+                return
+            if attempt < 2:
+                self._pick_ports()
+                self.launch()
+        raise TimeoutError("the gateway process exited at start three times")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -131,12 +131,18 @@ class Hub:
     def call(self, kind: str, prompt: str, *extra: str) -> dict[str, Any]:
         """tests/node/client.py, run inside the client pod."""
         script = (Path(__file__).parent / "client.py").read_text()
-        done = self.node.kubectl(
-            *("-n", CLIENT_NS, "exec", "-i", "client", "--", "python", "-", BASE, kind, prompt),
-            *extra,
-            stdin=script,
-            check=False,
-        )
+        for _ in range(15):
+            done = self.node.kubectl(
+                *("-n", CLIENT_NS, "exec", "-i", "client", "--", "python", "-", BASE, kind, prompt),
+                *extra,
+                stdin=script,
+                check=False,
+            )
+            # Refused before any request was sent (a replaced pod's endpoint not yet in
+            # kube-proxy's rules): safe to try again; anything else is the answer.
+            if done.returncode == 0 or "Connection refused" not in done.stdout + done.stderr:
+                break
+            time.sleep(2)
         if done.returncode != 0:
             raise AssertionError(f"client {kind}: {done.stdout}{done.stderr}\n{self.logs()}")
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
